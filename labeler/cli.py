@@ -1,0 +1,120 @@
+"""The `labeler` command: parse options, make one call into the core, print the result.
+
+Heavy libraries are imported inside the commands that need them, so `labeler --help`
+starts fast. A LabelerError becomes its message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from labeler.errors import LabelerError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LabelerError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="labeler")
+def main():
+    """Find and fix wrong labels in image-classification datasets.
+
+    The loop: import -> train -> flag -> review -> retrain -> export, all in one WORKSPACE folder.
+    """
+
+
+@main.command("import")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.argument("source", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["deepfashion", "csv", "folder"]), help="Source layout [auto].")
+@click.option("--force", is_flag=True, help="Re-import into an existing workspace (decisions are kept).")
+@click.option(
+    "--root", type=click.Path(file_okay=False), help="CSV: folder image paths are relative to [CSV's folder]."
+)
+@click.option("--image-col", help="CSV: column with image paths [image, image_name, path, ...].")
+@click.option("--label-col", help="CSV: column with labels [label, category_name, class, ...].")
+@click.option("--split-col", help="CSV: column with train/valid/test [split, evaluation_status, is_valid].")
+@click.option("--valid-pct", default=0.2, show_default=True, help="Share for valid when the source has no splits.")
+@click.option("--test-pct", default=0.1, show_default=True, help="Share for test when the source has no splits.")
+@click.option("--seed", default=42, show_default=True, help="Seed of the split made when the source has none.")
+@click.option("--verify-images/--no-verify-images", default=True, show_default=True,
+              help="Open and fully decode every image (quarantining bad ones), or trust the files.")  # fmt: skip
+@click.option("--workers", type=int, help="Processes for image checks [all cores].")
+@click.option("--merge-label-variants", is_flag=True, help="Merge labels differing only in case/spaces.")
+@click.option("--min-per-class", default=5, show_default=True, help="Warn for classes with fewer train/valid images.")
+@click.option("--max-pixels", default=89_478_485, show_default=True, help="Quarantine larger images (bomb guard).")
+def import_(workspace, source, fmt, force, root, image_col, label_col, split_col, **options):
+    """Import SOURCE (DeepFashion folder, labels CSV or class folders) into WORKSPACE."""
+    from pathlib import Path
+
+    from labeler.ingest import import_dataset
+    from labeler.ingest.validate import Options
+
+    result = import_dataset(
+        workspace, source, format=fmt, force=force, options=Options(**options),
+        root=Path(root) if root else None, image_col=image_col, label_col=label_col, split_col=split_col,
+    )  # fmt: skip
+    click.echo(_format_import(result))
+
+
+def _format_import(result) -> str:
+    s, q = result.splits, result.quarantined
+    lines = [
+        f"imported {result.items:,} images ({result.format}) into {result.workspace} in {result.seconds:.1f}s",
+        f"  splits: train {s['train']:,}, valid {s['valid']:,}, test {s['test']:,}",
+        f"  classes ({len(result.classes)}): {', '.join(result.classes)}",
+    ]
+    if q:
+        lines.append(f"  quarantined {sum(q.values()):,}: " + ", ".join(f"{r} {n}" for r, n in q.most_common()))
+        lines.append("  (`labeler status WORKSPACE` lists each with its reason)")
+    if result.summary.updated or result.summary.gone:
+        lines.append(
+            f"  re-import: {result.summary.updated:,} kept, {result.summary.inserted:,} new, "
+            f"{result.summary.gone:,} no longer in the source ({result.summary.decisions_on_gone} decisions on those kept)"
+        )
+    lines += [f"  warning: {w}" for w in result.warnings]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
+def status(workspace, as_json):
+    """Show items per split and class, quarantined images, rounds, flags and reviews."""
+    from labeler.status import format_status, workspace_status
+    from labeler.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        report = workspace_status(ws)
+    click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
+
+
+@main.command()
+@click.option("--data", default="data/demo", show_default=True, type=click.Path(), help="Where to write the images.")
+@click.option("--workspace", default="data/demo-workspace", show_default=True, type=click.Path(), help="Workspace.")
+@click.option("--images", default=2000, show_default=True, help="Number of images to draw.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
+def demo(data, workspace, images, seed):
+    """Generate the embedded demo dataset (drawn clothing with known flips) and import it."""
+    from labeler.demo import DemoSpec, run
+
+    labels, generated, result = run(data, workspace, spec=DemoSpec(n_images=images, seed=seed))
+    click.echo(f"demo dataset: {labels} ({generated:.1f}s; true labels in {labels.parent / 'truth.csv'})")
+    click.echo(_format_import(result))
+    click.echo(f"next: labeler status {workspace}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""The embedded demo dataset: seeded, PIL-drawn clothing with known label flips.
+
+``generate(out)`` writes ``out/images/*.jpg``, ``out/labels.csv`` (image,label,split: the
+noisy labels a user would have) and ``out/truth.csv`` (image,true_label,flipped,duplicate_of).
+Flips follow human-like confusions (t-shirt/longsleeve, pants/shorts, dress/skirt) and only
+touch train/valid images; the test split keeps true labels so accuracy gains are measurable.
+A handful of near-duplicate pairs (slightly shifted, re-exposed copies) are added, some
+carrying the other label of their confusion pair.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CLASSES = ("dress", "hat", "longsleeve", "pants", "shoes", "shorts", "skirt", "t-shirt")
+CONFUSIONS = {"t-shirt": "longsleeve", "longsleeve": "t-shirt", "pants": "shorts", "shorts": "pants",
+              "dress": "skirt", "skirt": "dress"}  # fmt: skip
+
+# Garment outlines in unit coordinates (x right, y down), drawn centred on the canvas.
+_SHAPES = {
+    "t-shirt": [(0.3, 0.2), (0.4, 0.15), (0.6, 0.15), (0.7, 0.2), (0.86, 0.36), (0.76, 0.44), (0.68, 0.36),
+                (0.68, 0.85), (0.32, 0.85), (0.32, 0.36), (0.24, 0.44), (0.14, 0.36)],
+    "longsleeve": [(0.3, 0.2), (0.4, 0.15), (0.6, 0.15), (0.7, 0.2), (0.9, 0.76), (0.81, 0.79), (0.68, 0.42),
+                   (0.68, 0.85), (0.32, 0.85), (0.32, 0.42), (0.19, 0.79), (0.1, 0.76)],
+    "pants": [(0.3, 0.1), (0.7, 0.1), (0.76, 0.9), (0.57, 0.9), (0.5, 0.36), (0.43, 0.9), (0.24, 0.9)],
+    "shorts": [(0.28, 0.3), (0.72, 0.3), (0.78, 0.66), (0.56, 0.68), (0.5, 0.48), (0.44, 0.68), (0.22, 0.66)],
+    "dress": [(0.4, 0.1), (0.45, 0.1), (0.5, 0.16), (0.55, 0.1), (0.6, 0.1), (0.62, 0.42), (0.82, 0.9),
+              (0.18, 0.9), (0.38, 0.42)],
+    "skirt": [(0.36, 0.32), (0.64, 0.32), (0.82, 0.76), (0.18, 0.76)],
+    "hat": [(0.3, 0.58), (0.32, 0.38), (0.4, 0.3), (0.6, 0.3), (0.68, 0.38), (0.7, 0.58), (0.88, 0.62),
+            (0.85, 0.68), (0.15, 0.68), (0.12, 0.62)],
+    "shoes": [(0.14, 0.46), (0.38, 0.44), (0.46, 0.55), (0.78, 0.6), (0.88, 0.7), (0.86, 0.74), (0.14, 0.74)],
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    n_images: int = 2000
+    size: int = 128
+    noise: float = 0.12  # share of train/valid images in confusion-pair classes whose label is flipped
+    duplicates: int = 16  # near-duplicate pairs
+    seed: int = 0
+    splits: tuple[float, float, float] = (0.7, 0.2, 0.1)
+
+
+def generate(out: str | Path, spec: DemoSpec = DemoSpec(), *, progress: bool = True) -> Path:
+    """Write the demo dataset to ``out`` (reused when already generated with the same spec); return labels.csv."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    manifest = out / "manifest.json"
+    wanted = json.dumps(spec.__dict__, sort_keys=True)
+    if manifest.exists() and manifest.read_text() == wanted and (out / "labels.csv").exists():
+        return out / "labels.csv"
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(spec.seed)
+    rows = []
+    for i in tqdm(range(spec.n_images), desc="drawing demo images", unit="img", disable=not progress):
+        label = CLASSES[i % len(CLASSES)]
+        name = f"images/{i:05d}.jpg"
+        params = _draw_params(rng, label)
+        _draw(params, spec.size, rng.getrandbits(32)).save(out / name, quality=90)
+        rows.append({"image": name, "true_label": label, "split": _split(rng, spec.splits), "params": params})
+    _add_duplicates(out, rows, rng, spec)
+    _flip_labels(rows, rng, spec.noise)
+    _write_csv(out / "labels.csv", ["image", "label", "split"], [[r["image"], r["label"], r["split"]] for r in rows])
+    _write_csv(
+        out / "truth.csv",
+        ["image", "true_label", "flipped", "duplicate_of"],
+        [[r["image"], r["true_label"], int(r["label"] != r["true_label"]), r.get("duplicate_of", "")] for r in rows],
+    )
+    manifest.write_text(wanted)
+    return out / "labels.csv"
+
+
+def _split(rng: random.Random, fractions) -> str:
+    x = rng.random()
+    return "train" if x < fractions[0] else "valid" if x < fractions[0] + fractions[1] else "test"
+
+
+def _draw_params(rng: random.Random, label: str) -> dict:
+    return {
+        "label": label,
+        "scale": rng.uniform(0.6, 1.0),
+        "angle": rng.uniform(-20, 20),
+        "dx": rng.uniform(-0.1, 0.1),
+        "dy": rng.uniform(-0.1, 0.1),
+        "background": [rng.randint(120, 255) for _ in range(3)],
+        "colour": [rng.randint(0, 200) for _ in range(3)],
+        "colour2": [rng.randint(0, 255) for _ in range(3)],
+        "pattern": rng.choice(["solid", "solid", "stripes", "dots", "checks"]),
+        "period": rng.randint(4, 12),
+        "noise": rng.uniform(2, 14),
+        "brightness": 1.0,
+    }
+
+
+def _draw(p: dict, size: int, seed: int):
+    """Render one garment image from its parameters."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).polygon(_outline(p, size), fill=255)
+    fill = Image.new("RGB", (size, size), tuple(p["colour"]))
+    if p["pattern"] != "solid":
+        draw, k = ImageDraw.Draw(fill), p["period"]
+        for a in range(0, size, k):
+            for b in range(0, size, k) if p["pattern"] != "stripes" else [0]:
+                if p["pattern"] == "stripes":
+                    draw.rectangle([a, 0, a + k // 2, size], fill=tuple(p["colour2"]))
+                elif p["pattern"] == "dots":
+                    draw.ellipse([a, b, a + k // 2, b + k // 2], fill=tuple(p["colour2"]))
+                elif (a // k + b // k) % 2:
+                    draw.rectangle([a, b, a + k - 1, b + k - 1], fill=tuple(p["colour2"]))
+    image = Image.new("RGB", (size, size), tuple(p["background"]))
+    image.paste(fill, (0, 0), mask)
+    pixels = np.asarray(image, dtype=np.float32) * p["brightness"]
+    pixels += np.random.default_rng(seed).normal(0, p["noise"], pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _outline(p: dict, size: int) -> list[tuple[float, float]]:
+    cos, sin = math.cos(math.radians(p["angle"])), math.sin(math.radians(p["angle"]))
+    points = []
+    for x, y in _SHAPES[p["label"]]:
+        x, y = (x - 0.5) * p["scale"], (y - 0.5) * p["scale"]
+        x, y = x * cos - y * sin + 0.5 + p["dx"], x * sin + y * cos + 0.5 + p["dy"]
+        points.append((x * size, y * size))
+    return points
+
+
+def _add_duplicates(out: Path, rows: list[dict], rng: random.Random, spec: DemoSpec) -> None:
+    """Append near-duplicates of random train/valid images; every other one later gets a conflicting label."""
+    candidates = [r for r in rows if r["split"] != "test"]
+    for k, original in enumerate(rng.sample(candidates, spec.duplicates)):
+        params = dict(original["params"], dx=original["params"]["dx"] + 0.01, brightness=rng.uniform(0.92, 1.08))
+        name = f"images/{len(rows):05d}.jpg"
+        _draw(params, spec.size, rng.getrandbits(32)).save(out / name, quality=85)
+        rows.append({
+            "image": name, "true_label": original["true_label"], "split": original["split"],
+            "params": params, "duplicate_of": original["image"], "conflict": k % 2 == 0,
+        })  # fmt: skip
+
+
+def _flip_labels(rows: list[dict], rng: random.Random, noise: float) -> None:
+    """Flip a ``noise`` share of train/valid labels along CONFUSIONS; conflicting duplicates always flip."""
+    for r in rows:
+        r["label"] = r["true_label"]
+        if r["true_label"] not in CONFUSIONS or r["split"] == "test":
+            continue
+        wanted = r["conflict"] if "duplicate_of" in r else rng.random() < noise
+        if wanted:
+            r["label"] = CONFUSIONS[r["true_label"]]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpec(), progress: bool = True):
+    """The `labeler demo` flow so far: generate the dataset, then import it (re-import keeps decisions)."""
+    from labeler.ingest import import_dataset
+    from labeler.ingest.validate import Options
+
+    started = time.perf_counter()
+    labels = generate(data_dir, spec, progress=progress)
+    generated = time.perf_counter() - started
+    result = import_dataset(workspace, labels, force=True, options=Options(progress=progress))
+    return labels, generated, result

@@ -1,0 +1,100 @@
+"""Reader for DeepFashion's Category and Attribute Prediction benchmark folder.
+
+Layout (see docs/deepfashion.md): ``Anno_coarse/`` or ``Anno/`` with
+``list_category_cloth.txt`` and ``list_category_img.txt`` (optional ``list_bbox.txt``),
+``Eval/list_eval_partition.txt``, images under ``Img/img/...`` or ``img/...``.
+Every list file: record count, a header line, then whitespace-separated records;
+tabs, CRLF/CR line ends, blank lines and a BOM are tolerated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from labeler.errors import InputError
+from labeler.ingest.table import RawTable, make_frame
+
+ANNO_DIRS = ("Anno_coarse", "Anno")
+
+
+def looks_like(source: Path) -> bool:
+    """True when ``source`` is a folder with DeepFashion annotation files."""
+    return source.is_dir() and _anno_dir(source) is not None and (source / "Eval").is_dir()
+
+
+def read(source: Path) -> RawTable:
+    """Read a DeepFashion folder into a RawTable (labels as category names)."""
+    anno = _anno_dir(source)
+    if anno is None:
+        raise InputError(
+            f"{source} has no Anno_coarse/list_category_img.txt or Anno/list_category_img.txt; "
+            "point labeler at the DeepFashion folder that holds Anno_coarse/ (or Anno/), Eval/ and Img/"
+        )
+    warnings: list[str] = []
+    names = _category_names(anno / "list_category_cloth.txt", warnings)
+    labels = _read_list(anno / "list_category_img.txt", 2, warnings)
+    splits = dict(_read_list(_require(source / "Eval" / "list_eval_partition.txt"), 2, warnings))
+    bbox_file = anno / "list_bbox.txt"
+    bboxes = {r[0]: r[1:] for r in _read_list(bbox_file, 5, warnings)} if bbox_file.exists() else {}
+    records = []
+    for row, (path, cat) in enumerate(labels, start=1):
+        label, problem = _category_name(names, cat)
+        extra = dict(zip(("x_1", "y_1", "x_2", "y_2"), bboxes[path])) if path in bboxes else {}
+        split = splits.get(path, "")
+        if not split:
+            problem = problem or "not listed in Eval/list_eval_partition.txt"
+        records.append((row, path, path, label, split or "train", extra, problem))
+    columns = {"image": "image_name", "label": "category_name", "split": "evaluation_status"}
+    return RawTable(make_frame(records), _image_root(source), "deepfashion", source, columns, warnings)
+
+
+def _anno_dir(source: Path) -> Path | None:
+    for name in ANNO_DIRS:
+        if (source / name / "list_category_img.txt").is_file():
+            return source / name
+    return None
+
+
+def _image_root(source: Path) -> Path:
+    """The folder that ``img/<Item>/img_N.jpg`` paths are relative to."""
+    if (source / "Img" / "img").is_dir() or not (source / "img").is_dir():
+        return source / "Img"
+    return source
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        raise InputError(f"missing {path}; the DeepFashion folder needs Eval/list_eval_partition.txt")
+    return path
+
+
+def _read_list(path: Path, width: int, warnings: list[str]) -> list[list[str]]:
+    """Records of a list_*.txt file: count line, header line, then ``width`` fields per line."""
+    try:
+        text = _require(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    lines = [line.split() for line in text.splitlines()]
+    lines = [fields for fields in lines if fields]
+    if len(lines) < 2 or len(lines[0]) != 1 or not lines[0][0].isdigit():
+        raise InputError(f"{path}: line 1 must be the number of records, then a header line; is this a list_*.txt?")
+    count, records = int(lines[0][0]), lines[2:]
+    for number, fields in enumerate(records, start=1):
+        if len(fields) != width:
+            raise InputError(
+                f"{path}, record {number}: expected {width} fields, found {len(fields)}: {' '.join(fields)!r}"
+            )
+    if count != len(records):
+        warnings.append(f"{path.name}: line 1 says {count} records but the file has {len(records)}")
+    return records
+
+
+def _category_names(path: Path, warnings: list[str]) -> list[str]:
+    return [name for name, _type in _read_list(path, 2, warnings)]
+
+
+def _category_name(names: list[str], cat: str) -> tuple[str, str]:
+    """(name, problem) of a 1-based category id; an unusable id gives a problem to quarantine for."""
+    if cat.isdigit() and 1 <= int(cat) <= len(names):
+        return names[int(cat) - 1], ""
+    return cat, f"category_label {cat!r} is not a row of list_category_cloth.txt (1-{len(names)})"

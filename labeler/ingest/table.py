@@ -1,0 +1,39 @@
+"""The one table every reader returns, before validation.
+
+A ``RawTable`` is a pandas DataFrame with these columns (one row per source record):
+
+- ``row``: 1-based record number in the source (for error messages)
+- ``path``: the image path exactly as the source wrote it (kept for export)
+- ``file``: the image file relative to ``root`` (posix separators)
+- ``label``: the given label, as written
+- ``split``: the split as written, or "" when the source has none
+- ``extra``: dict of the source's other columns (e.g. DeepFashion's bbox)
+- ``problem``: a reason the reader already found to quarantine the record, else ""
+
+plus how to write it back (``columns``) and anything the reader noticed (``warnings``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TABLE_COLUMNS = ("row", "path", "file", "label", "split", "extra", "problem")
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+@dataclass
+class RawTable:
+    frame: object  # pandas.DataFrame with TABLE_COLUMNS
+    root: Path  # image files resolve as root / file
+    format: str  # deepfashion | csv | folder
+    source: Path  # what the user pointed at
+    columns: dict = field(default_factory=dict)  # source column names, for export
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_frame(records: list[tuple]):
+    """Build the DataFrame of a RawTable from tuples in TABLE_COLUMNS order."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS))

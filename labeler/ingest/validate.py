@@ -1,0 +1,272 @@
+"""Turn a RawTable into a validated table: splits normalised, bad records quarantined.
+
+Whole-dataset problems (no rows, one class, labels that differ only in case or spaces,
+an unknown split name, no image found at all) raise ``InputError``. Problems of single
+records (missing, empty, unreadable, truncated, non-image or oversized file, a path that
+leads outside the dataset root, a duplicate, an empty label) quarantine that record with
+a reason; the rest imports.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import random
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from labeler.errors import InputError
+from labeler.ingest.table import RawTable
+
+SPLIT_ALIASES = {
+    "train": "train", "training": "train", "trn": "train",
+    "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
+    "test": "test", "testing": "test", "tst": "test",
+}  # fmt: skip
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
+_PARALLEL_MIN = 256  # below this many images, checking in-process is faster than starting workers
+
+
+@dataclass
+class Options:
+    verify_images: bool = True
+    workers: int | None = None
+    valid_pct: float = 0.2
+    test_pct: float = 0.1
+    seed: int = 42
+    merge_label_variants: bool = False
+    min_per_class: int = 5
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    progress: bool = True
+
+
+@dataclass
+class Validated:
+    records: list[tuple]  # (row, path, file, label, split, status, reason, extra): store.ITEM_COLUMNS order
+    classes: list[str]  # the pinned vocabulary: sorted names of the classes that occur
+    warnings: list[str] = field(default_factory=list)
+    split_assigned: bool = False
+
+    def quarantine_counts(self) -> Counter:
+        return Counter(r[6].split(" (")[0].split(":")[0] for r in self.records if r[5] == "quarantined")
+
+
+def validate(table: RawTable, options: Options) -> Validated:
+    """Validate ``table``; see the module docstring for what raises and what quarantines."""
+    frame = table.frame
+    if len(frame) == 0:
+        raise InputError(f"{table.source} lists no images")
+    rows, paths, files, labels, splits = (frame[c].tolist() for c in ("row", "path", "file", "label", "split"))
+    problems = [p or "" for p in frame["problem"].tolist()]
+    warnings = list(table.warnings)
+    labels = _check_labels(labels, rows, problems, table, options, warnings)
+    root_real = os.path.realpath(table.root)
+    files = [_relative_file(f, root_real) for f in files]
+    _mark(problems, [_path_problem(f, root_real) for f in files])
+    _mark(problems, _duplicates(files, labels, rows))
+    splits, assigned = _normalise_splits(splits, rows, labels, problems, table, options)
+    if options.verify_images:
+        _mark(problems, _check_files(files, root_real, problems, options))
+        if all(p.startswith("file not found") for p in problems):
+            raise InputError(
+                f"none of the {len(files)} images exist under {table.root} (first looked for: "
+                f"{os.path.join(table.root, files[0])}); check the path, or pass --root to the folder they are in"
+            )
+    classes = sorted({label for label, p in zip(labels, problems) if not p})
+    _check_classes(classes, labels, splits, problems, table, options, warnings)
+    records = [
+        (row, path, file, label, split, "quarantined" if p else "ok", p or None, extra)
+        for row, path, file, label, split, p, extra in zip(
+            rows, paths, files, labels, splits, problems, frame["extra"].tolist()
+        )
+    ]
+    return Validated(records, classes, warnings, assigned)
+
+
+def check_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """ "" when ``path`` is a complete, decodable image of at most ``max_pixels``; else the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        if os.path.getsize(path) == 0:
+            return "empty file (0 bytes)"
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read file ({exc.strerror})"
+    Image.MAX_IMAGE_PIXELS = None  # the size check below replaces Pillow's warning/exception
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                return (
+                    f"image too large ({width}x{height} = {width * height:,} pixels > {max_pixels:,}, "
+                    "decompression-bomb guard; pass --max-pixels to allow it)"
+                )
+            img.draft("RGB", (max(1, width // 4), max(1, height // 4)))  # JPEG: decode at 1/4 scale, all data
+            img.load()
+    except UnidentifiedImageError:
+        return "not an image (Pillow cannot identify the file)"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"unreadable image ({exc})"
+    return ""
+
+
+def _mark(problems: list[str], found) -> None:
+    """Keep the first problem found for each record."""
+    for i, problem in enumerate(found):
+        if problem and not problems[i]:
+            problems[i] = problem
+
+
+def _check_labels(labels, rows, problems, table, options, warnings) -> list[str]:
+    for i, label in enumerate(labels):
+        if not str(label).strip() and not problems[i]:
+            problems[i] = "empty label"
+    spellings: dict[str, Counter] = defaultdict(Counter)
+    for label in labels:
+        if str(label).strip():
+            spellings[label.strip().casefold()][label] += 1
+    variants = {k: c for k, c in spellings.items() if len(c) > 1 or next(iter(c)) != next(iter(c)).strip()}
+    if not variants:
+        return labels
+    if not options.merge_label_variants:
+        first_row = {}
+        for row, label in zip(rows, labels):
+            first_row.setdefault(label, row)
+        shown = "; ".join(
+            ", ".join(f"{label!r} ({n} rows, first row {first_row[label]})" for label, n in c.most_common())
+            for c in list(variants.values())[:5]
+        )
+        raise InputError(
+            f"{table.source}: labels differ only in case or surrounding spaces: {shown}. "
+            "Fix them in the source, or pass --merge-label-variants to use each label's most common spelling"
+        )
+    canonical = {}
+    for counter in variants.values():
+        target = counter.most_common(1)[0][0].strip()
+        for label in counter:
+            canonical[label] = target
+        warnings.append(f"merged label spellings {sorted(counter)} into {target!r}")
+    return [canonical.get(label, label) for label in labels]
+
+
+def _relative_file(file: str, root_real: str) -> str:
+    """An absolute path under the root becomes relative to it; anything else is kept as written."""
+    if os.path.isabs(file):
+        real = os.path.realpath(file)
+        if real.startswith(root_real + os.sep):
+            return os.path.relpath(real, root_real).replace(os.sep, "/")
+    return file
+
+
+def _path_problem(file: str, root_real: str) -> str:
+    if not file.strip():
+        return "empty image path"
+    if os.path.isabs(file) or (len(file) > 1 and file[1] == ":"):
+        return f"absolute path outside the dataset root {root_real}; pass --root to a folder that contains it"
+    norm = posixpath.normpath(file)
+    if norm == ".." or norm.startswith("../"):
+        return "path leads outside the dataset root ('..')"
+    return ""
+
+
+def _duplicates(files, labels, rows) -> list[str]:
+    by_file: dict[str, list[int]] = defaultdict(list)
+    for i, file in enumerate(files):
+        by_file[posixpath.normpath(file)].append(i)
+    found = [""] * len(files)
+    for indices in by_file.values():
+        if len(indices) == 1:
+            continue
+        if len({labels[i] for i in indices}) == 1:
+            for i in indices[1:]:
+                found[i] = f"duplicate of row {rows[indices[0]]} (same image, same label)"
+        else:
+            listed = ", ".join(f"row {rows[i]} {labels[i]!r}" for i in indices)
+            for i in indices:
+                found[i] = f"conflicting labels for the same image: {listed}; keep one row in the source"
+    return found
+
+
+def _normalise_splits(splits, rows, labels, problems, table, options) -> tuple[list[str], bool]:
+    given = [str(s).strip() for s in splits]
+    if not any(given):
+        return _stratified_splits(labels, options), True
+    out = []
+    for row, split in zip(rows, given):
+        name = SPLIT_ALIASES.get(split.lower())
+        if name is None:
+            what = "an empty split" if not split else f"split {split!r}"
+            raise InputError(
+                f"{table.source}, row {row}: {what}; use train, valid (or val/validation) or test in every row"
+            )
+        out.append(name)
+    return out, False
+
+
+def _stratified_splits(labels, options) -> list[str]:
+    """Seeded per-class split: ``test_pct`` to test, ``valid_pct`` to valid, the rest to train."""
+    if not 0 <= options.valid_pct < 1 or not 0 <= options.test_pct < 1 or options.valid_pct + options.test_pct >= 1:
+        raise InputError(
+            f"--valid-pct {options.valid_pct} and --test-pct {options.test_pct} must be in [0, 1) and sum below 1"
+        )
+    rng = random.Random(options.seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, label in enumerate(labels):
+        by_label[label].append(i)
+    splits = ["train"] * len(labels)
+    for label in sorted(by_label):
+        indices = by_label[label]
+        rng.shuffle(indices)
+        n_test, n_valid = round(len(indices) * options.test_pct), round(len(indices) * options.valid_pct)
+        for i in indices[:n_test]:
+            splits[i] = "test"
+        for i in indices[n_test : n_test + n_valid]:
+            splits[i] = "valid"
+    return splits
+
+
+def _check_files(files, root_real, problems, options) -> list[str]:
+    """Check every not-yet-quarantined image in parallel, with a progress bar."""
+    from tqdm import tqdm
+
+    todo = [i for i, p in enumerate(problems) if not p]
+    paths = [os.path.join(root_real, files[i]) for i in todo]
+    bar = dict(total=len(paths), desc="checking images", unit="img", disable=not options.progress, smoothing=0.1)
+    if len(paths) < _PARALLEL_MIN or options.workers == 1:
+        results = [_check_one(p, root_real, options.max_pixels) for p in tqdm(paths, **bar)]
+    else:
+        with ProcessPoolExecutor(max_workers=options.workers) as pool:
+            jobs = pool.map(
+                _check_one, paths, [root_real] * len(paths), [options.max_pixels] * len(paths), chunksize=64
+            )
+            results = list(tqdm(jobs, **bar))
+    found = [""] * len(files)
+    for i, result in zip(todo, results):
+        found[i] = result
+    return found
+
+
+def _check_one(path: str, root_real: str, max_pixels: int) -> str:
+    real = os.path.realpath(path)
+    if not real.startswith(root_real + os.sep):
+        return f"resolves outside the dataset root (symlink to {real})"
+    return check_image(real, max_pixels)
+
+
+def _check_classes(classes, labels, splits, problems, table, options, warnings) -> None:
+    if not classes:
+        raise InputError(f"{table.source}: no usable images left after validation (all were quarantined)")
+    if len(classes) == 1:
+        raise InputError(
+            f"{table.source}: only one class ({classes[0]!r}) has usable images; finding wrong labels needs at least two"
+        )
+    fit = Counter(label for label, split, p in zip(labels, splits, problems) if not p and split != "test")
+    for name in classes:
+        if fit[name] < options.min_per_class:
+            warnings.append(
+                f"class {name!r} has {fit[name]} train/valid images; {options.min_per_class}-fold cross-validation "
+                f"needs at least {options.min_per_class} (add images, merge the class, or train with fewer --folds)"
+            )

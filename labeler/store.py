@@ -1,0 +1,387 @@
+"""All SQL of the workspace store (SQLite, WAL).
+
+The schema is a list of numbered migrations applied in order; each runs in one
+transaction and is recorded in ``schema_migrations``. Reads return dataclasses or
+plain tuples, never cursors. Decisions are an append-only log: an undo is a new row
+that names the decision it undoes (``undoes``), nothing is ever updated or deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from labeler.errors import WorkspaceError
+
+SCHEMA_0001 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE classes (idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE items (
+    id INTEGER PRIMARY KEY,
+    row INTEGER NOT NULL,               -- 1-based record number in the source
+    path TEXT NOT NULL,                 -- the image path exactly as the source wrote it
+    file TEXT NOT NULL,                 -- the image file, relative to the image root
+    label TEXT NOT NULL,                -- the given label
+    split TEXT NOT NULL CHECK (split IN ('train', 'valid', 'test')),
+    status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'quarantined', 'gone')),
+    reason TEXT,                        -- why quarantined or gone
+    extra TEXT                          -- JSON object: the source's other columns
+);
+CREATE INDEX items_path ON items (path);
+CREATE INDEX items_status_split ON items (status, split);
+CREATE INDEX items_label ON items (label);
+CREATE TABLE decisions (
+    id INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    reviewer TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('confirm', 'relabel', 'remove', 'skip', 'undo')),
+    label TEXT,                         -- the item's label after this decision
+    old_label TEXT,                     -- its label before
+    reason TEXT,                        -- reason code (why removed, which flag it answered)
+    undoes INTEGER REFERENCES decisions (id),
+    created_at TEXT NOT NULL
+);
+CREATE INDEX decisions_item ON decisions (item_id, id);
+CREATE INDEX decisions_undoes ON decisions (undoes);
+CREATE TABLE rounds (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    params TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE arrays (
+    round_id INTEGER NOT NULL REFERENCES rounds (id),
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,                 -- relative to the workspace folder
+    shape TEXT NOT NULL,                -- JSON list
+    dtype TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (round_id, name)
+);
+CREATE TABLE issues (
+    id INTEGER PRIMARY KEY,
+    round_id INTEGER NOT NULL REFERENCES rounds (id),
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    kind TEXT NOT NULL,
+    score REAL NOT NULL,
+    suggested_label TEXT,
+    reasons TEXT NOT NULL DEFAULT '[]'  -- JSON list of {"code", "text"}
+);
+CREATE INDEX issues_round ON issues (round_id, score DESC);
+CREATE INDEX issues_item ON issues (item_id);
+"""
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001),)
+
+ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    row: int
+    path: str
+    file: str
+    label: str
+    split: str
+    status: str
+    reason: str | None
+    extra: dict
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    item_id: int
+    reviewer: str
+    action: str
+    label: str | None
+    old_label: str | None
+    reason: str | None
+    undoes: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    kind: str
+    params: dict
+    metrics: dict
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ArrayRecord:
+    round_id: int
+    name: str
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    inserted: int
+    updated: int
+    gone: int
+    decisions_on_gone: int
+
+
+class Store:
+    """One workspace database. Use ``Store.open(path)``; close with ``close()`` or ``with``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = False) -> Store:
+        """Open (and with ``create=True`` make) the database at ``path``, migrated to the latest schema."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise WorkspaceError(f"no workspace database at {path}; run `labeler import` first")
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(conn, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {name for (name,) in self.conn.execute("SELECT name FROM schema_migrations")}
+        unknown = done - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise WorkspaceError(
+                f"{self.path} was written by a newer labeler (migrations {sorted(unknown)}); upgrade labeler"
+            )
+        applied = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            self.conn.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ('{name}', '{_now()}');\nCOMMIT;"
+            )
+            applied.append(name)
+        return applied
+
+    def migrations(self) -> list[str]:
+        return [n for (n,) in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # -- meta and classes ---------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def classes(self) -> list[str]:
+        """The pinned class vocabulary, in order (column order of every pred_probs array)."""
+        return [n for (n,) in self.conn.execute("SELECT name FROM classes ORDER BY idx")]
+
+    # -- items --------------------------------------------------------------------------
+    def import_items(self, records: Iterable[Sequence], classes: Sequence[str], meta: dict) -> ImportSummary:
+        """Replace the dataset with ``records`` (tuples in ``ITEM_COLUMNS`` order) in one transaction.
+
+        Items are matched to existing ones by (path, occurrence of that path), so item ids,
+        and the decisions and arrays that point at them, survive a re-import. Items no longer
+        in the source are kept with status 'gone'; nothing is deleted.
+        """
+        conn = self.conn
+        existing: dict[tuple[str, int], int] = {}
+        for item_id, path in conn.execute("SELECT id, path FROM items ORDER BY id"):
+            existing[(path, _occurrence(existing, path))] = item_id
+        seen: dict[tuple[str, int], int] = {}
+        inserts, updates = [], []
+        for rec in records:
+            rec = tuple(rec[:7]) + (json.dumps(rec[7] or {}, ensure_ascii=False),)
+            key = (rec[1], _occurrence(seen, rec[1]))
+            seen[key] = 1
+            if key in existing:
+                updates.append(rec + (existing[key],))
+            else:
+                inserts.append(rec)
+        gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE items SET row=?, path=?, file=?, label=?, split=?, status=?, reason=?, extra=? WHERE id=?",
+                updates,
+            )
+            conn.executemany(
+                "INSERT INTO items (row, path, file, label, split, status, reason, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+            conn.executemany(
+                "UPDATE items SET status='gone', reason='not in the source at the last import' WHERE id=?",
+                [(i,) for i in gone_ids],
+            )
+            conn.execute("DELETE FROM classes")
+            conn.executemany("INSERT INTO classes (idx, name) VALUES (?, ?)", list(enumerate(classes)))
+            for key, value in meta.items():
+                self.set_meta(key, value)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        on_gone = 0
+        if gone_ids:
+            on_gone = conn.execute(
+                "SELECT COUNT(*) FROM decisions WHERE item_id IN (SELECT id FROM items WHERE status='gone')"
+            ).fetchone()[0]
+        return ImportSummary(len(inserts), len(updates), len(gone_ids), on_gone)
+
+    def count_items(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    def item(self, item_id: int) -> Item:
+        row = self.conn.execute(f"SELECT id, {', '.join(ITEM_COLUMNS)} FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise WorkspaceError(f"no item with id {item_id}")
+        return _item(row)
+
+    def items(self, *, status: str | None = "ok", split: str | None = None) -> list[Item]:
+        where, args = _item_filter(status, split)
+        sql = f"SELECT id, {', '.join(ITEM_COLUMNS)} FROM items{where} ORDER BY id"
+        return [_item(r) for r in self.conn.execute(sql, args)]
+
+    def item_table(self, *, status: str | None = "ok", split: str | None = None):
+        """Items as a pandas DataFrame (columns: id, row, path, file, label, split, status, reason)."""
+        import pandas as pd
+
+        where, args = _item_filter(status, split)
+        sql = f"SELECT id, row, path, file, label, split, status, reason FROM items{where} ORDER BY id"
+        return pd.read_sql_query(sql, self.conn, params=args)
+
+    def split_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT split, COUNT(*) FROM items WHERE status='ok' GROUP BY split")
+        counts = {"train": 0, "valid": 0, "test": 0}
+        counts.update(dict(rows.fetchall()))
+        return counts
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """{label: {split: n}} over importable (status 'ok') items."""
+        out: dict[str, dict[str, int]] = {}
+        sql = "SELECT label, split, COUNT(*) FROM items WHERE status='ok' GROUP BY label, split"
+        for label, split, n in self.conn.execute(sql):
+            out.setdefault(label, {"train": 0, "valid": 0, "test": 0})[split] = n
+        return out
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        sql = "SELECT path, reason FROM items WHERE status='quarantined' ORDER BY id"
+        return self.conn.execute(sql).fetchall()
+
+    # -- decisions ----------------------------------------------------------------------
+    def add_decision(
+        self,
+        item_id: int,
+        *,
+        reviewer: str,
+        action: str,
+        label: str | None = None,
+        old_label: str | None = None,
+        reason: str | None = None,
+        undoes: int | None = None,
+    ) -> int:
+        """Append one decision and commit it before returning its id."""
+        cur = self.conn.execute(
+            "INSERT INTO decisions (item_id, reviewer, action, label, old_label, reason, undoes, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (item_id, reviewer, action, label, old_label, reason, undoes, _now()),
+        )
+        return cur.lastrowid
+
+    def decisions(self) -> list[Decision]:
+        return [Decision(*r) for r in self.conn.execute("SELECT * FROM decisions ORDER BY id")]
+
+    def effective_decisions(self) -> dict[int, Decision]:
+        """{item_id: its latest decision that is neither undone, a skip nor an undo}."""
+        sql = (
+            "SELECT * FROM decisions WHERE action NOT IN ('skip', 'undo')"
+            " AND id NOT IN (SELECT undoes FROM decisions WHERE undoes IS NOT NULL) ORDER BY id"
+        )
+        return {d.item_id: d for d in (Decision(*r) for r in self.conn.execute(sql))}
+
+    # -- rounds and arrays --------------------------------------------------------------
+    def add_round(self, kind: str, params: dict, metrics: dict | None = None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO rounds (kind, params, metrics, created_at) VALUES (?, ?, ?, ?)",
+            (kind, json.dumps(params), json.dumps(metrics or {}), _now()),
+        )
+        return cur.lastrowid
+
+    def set_round_metrics(self, round_id: int, metrics: dict) -> None:
+        self.conn.execute("UPDATE rounds SET metrics = ? WHERE id = ?", (json.dumps(metrics), round_id))
+
+    def rounds(self) -> list[Round]:
+        rows = self.conn.execute("SELECT id, kind, params, metrics, created_at FROM rounds ORDER BY id")
+        return [Round(i, k, json.loads(p), json.loads(m), c) for i, k, p, m, c in rows]
+
+    def add_array(self, rec: ArrayRecord) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
+            (rec.round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
+        )
+
+    def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
+        rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
+        return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
+
+    # -- issues (flags) -----------------------------------------------------------------
+    def count_flagged(self) -> int:
+        """Items flagged in the latest round that has flags."""
+        sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"
+        return self.conn.execute(sql).fetchone()[0]
+
+
+def _occurrence(counter: dict, path: str) -> int:
+    """How many keys (path, n) ``counter`` already holds for ``path``."""
+    n = 0
+    while (path, n) in counter:
+        n += 1
+    return n
+
+
+def _item(row) -> Item:
+    return Item(*row[:8], extra=json.loads(row[8]) if row[8] else {})
+
+
+def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:
+    clauses, args = [], []
+    if status is not None:
+        clauses.append("status = ?")
+        args.append(status)
+    if split is not None:
+        clauses.append("split = ?")
+        args.append(split)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

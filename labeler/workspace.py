@@ -1,0 +1,129 @@
+"""A workspace folder: ``labeler.db`` + ``arrays/`` + ``models/`` + ``reports/``.
+
+The database (see ``store``) holds the items, the pinned classes, decisions, rounds and
+flags; arrays (pred_probs, embeddings) are .npy files under ``arrays/`` whose path, shape
+and sha256 the store records, so a changed file is noticed before it is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from labeler.errors import ArrayError, WorkspaceError
+from labeler.store import ArrayRecord, Store
+
+DB_NAME = "labeler.db"
+SUBFOLDERS = ("arrays", "models", "reports")
+
+
+class Workspace:
+    """An open workspace; use ``Workspace.open`` or ``Workspace.create``."""
+
+    def __init__(self, path: Path, store: Store):
+        self.path = path
+        self.store = store
+
+    @staticmethod
+    def check_creatable(path: str | Path, *, force: bool = False) -> None:
+        """Raise unless ``path`` is new, an empty folder, or (with ``force``) an existing workspace."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise WorkspaceError(f"{path} is a file; choose a new folder for the workspace")
+        if (path / DB_NAME).exists():
+            if force:
+                return
+            with Store.open(path / DB_NAME) as store:
+                items, decisions = store.count_items(), len(store.decisions())
+                source = store.get_meta("source", "?")
+            raise WorkspaceError(
+                f"{path} already holds an import of {source} ({items} items, {decisions} decisions); "
+                "pass --force to re-import (decisions are kept and re-attached by image path), "
+                "or choose a new workspace folder"
+            )
+        if path.is_dir() and any(path.iterdir()):
+            raise WorkspaceError(f"{path} is a folder with files in it but no {DB_NAME}; choose a new or empty folder")
+
+    @classmethod
+    def create(cls, path: str | Path, *, force: bool = False) -> Workspace:
+        cls.check_creatable(path, force=force)
+        path = Path(path)
+        for sub in SUBFOLDERS:
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        return cls(path, Store.open(path / DB_NAME, create=True))
+
+    @classmethod
+    def open(cls, path: str | Path) -> Workspace:
+        path = Path(path)
+        if not (path / DB_NAME).exists():
+            raise WorkspaceError(f"{path} is not a labeler workspace (no {DB_NAME}); create one with `labeler import`")
+        return cls(path, Store.open(path / DB_NAME))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def root(self) -> Path:
+        """The folder image files are relative to."""
+        return Path(self.store.get_meta("root"))
+
+    def image_path(self, file: str) -> Path:
+        """The absolute path of an item's file; refuses anything that resolves outside the root."""
+        root = os.path.realpath(self.root)
+        real = os.path.realpath(os.path.join(root, file))
+        if not real.startswith(root + os.sep):
+            raise WorkspaceError(f"{file!r} resolves outside the dataset root {root}; refused")
+        return Path(real)
+
+    # -- arrays -------------------------------------------------------------------------
+    def save_array(self, round_id: int, name: str, array) -> ArrayRecord:
+        """Write ``array`` atomically to arrays/round-<id>-<name>.npy and record it in the store."""
+        import numpy as np
+
+        rel = f"arrays/round-{round_id:03d}-{name}.npy"
+        target = self.path / rel
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, array)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        rec = ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
+        self.store.add_array(rec)
+        return rec
+
+    def load_array(self, round_id: int, name: str):
+        """Load a recorded array, refusing one whose file changed since it was recorded."""
+        import numpy as np
+
+        rec = self.store.arrays(round_id).get(name)
+        if rec is None:
+            raise ArrayError(f"round {round_id} has no {name} array; run `labeler train` first")
+        target = self.path / rec.path
+        if not target.exists():
+            raise ArrayError(f"{target} is missing (recorded for round {round_id}); re-run `labeler train`")
+        if _sha256(target) != rec.sha256:
+            raise ArrayError(
+                f"{target} changed since round {round_id} recorded it (sha256 differs); refusing to use it"
+            )
+        return np.load(target)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
