@@ -116,5 +116,24 @@ def demo(data, workspace, images, seed):
     click.echo(f"next: labeler status {workspace}")
 
 
+@main.group()
+def bench():
+    """Benchmarks that print numbers (time, memory, detection quality)."""
+
+
+@bench.command("import")
+@click.argument("source", required=False, type=click.Path(exists=True))
+@click.option("--rows", default=289_222, show_default=True, help="Synthetic DeepFashion rows (without SOURCE).")
+@click.option("--classes", default=46, show_default=True, help="Synthetic DeepFashion classes (without SOURCE).")
+@click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
+def bench_import(source, rows, classes, verify_images):
+    """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""
+    from labeler.bench import bench_import as run_bench
+
+    result = run_bench(source, rows=rows, classes=classes, verify=verify_images)
+    click.echo(result["out"].strip())
+    click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,40 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers import write_labels_csv
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner):
+    """Run `labeler ARGS...` in-process; returns the click Result."""
+    from labeler.cli import main
+
+    def run(*args, expect: int | None = 0):
+        result = runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, result.output
+        return result
+
+    return run
+
+
+@pytest.fixture
+def small_csv_dataset(tmp_path) -> Path:
+    """Three classes, 8 images each, with splits."""
+    rows = []
+    for label in ("cat", "dog", "fox"):
+        for i in range(8):
+            split = "test" if i == 0 else "valid" if i == 1 else "train"
+            rows.append((f"img/{label}_{i}.jpg", label, split))
+    return write_labels_csv(tmp_path / "ds", rows)

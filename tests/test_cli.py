@@ -1,0 +1,79 @@
+import json
+import subprocess
+import sys
+import time
+
+from labeler.workspace import Workspace
+
+STATUS_KEYS = {
+    "schema_version", "workspace", "format", "source", "root", "items", "splits", "classes",
+    "class_counts", "quarantined", "rounds", "flagged", "reviewed", "decisions",
+}  # fmt: skip
+
+
+def test_import_then_status_json_schema(cli, small_csv_dataset, tmp_path):
+    ws = tmp_path / "ws"
+    out = cli("import", ws, small_csv_dataset, "--min-per-class", "1").output
+    assert "imported 24 images (csv)" in out and "train 18, valid 3, test 3" in out
+    status = json.loads(cli("status", ws, "--json").output)
+    assert set(status) == STATUS_KEYS
+    assert status["items"] == 24
+    assert status["splits"] == {"train": 18, "valid": 3, "test": 3}
+    assert status["classes"] == ["cat", "dog", "fox"]
+    assert status["class_counts"]["dog"] == {"train": 6, "valid": 1, "test": 1}
+    assert status["quarantined"] == [] and status["rounds"] == []
+    assert (status["flagged"], status["reviewed"], status["decisions"]) == (0, 0, 0)
+    text = cli("status", ws).output
+    assert "items      24 (train 18, valid 3, test 3)" in text
+
+
+def test_status_lists_quarantined_with_reasons(cli, small_csv_dataset, tmp_path):
+    with open(small_csv_dataset, "a") as fh:
+        fh.write("img/gone.jpg,cat,train\n")
+    cli("import", tmp_path / "ws", small_csv_dataset)
+    status = json.loads(cli("status", tmp_path / "ws", "--json").output)
+    assert status["quarantined"] == [{"path": "img/gone.jpg", "reason": "file not found"}]
+    assert "img/gone.jpg: file not found" in cli("status", tmp_path / "ws").output
+
+
+def test_reimport_refuses_without_force_and_keeps_decisions_with_force(cli, small_csv_dataset, tmp_path):
+    ws = tmp_path / "ws"
+    cli("import", ws, small_csv_dataset)
+    with Workspace.open(ws) as w:
+        item = w.store.items()[0]
+        w.store.add_decision(item.id, reviewer="ann", action="relabel", label="dog", old_label=item.label)
+    result = cli("import", ws, small_csv_dataset, expect=2)
+    assert "already holds an import" in result.output and "1 decisions" in result.output and "--force" in result.output
+    cli("import", ws, small_csv_dataset, "--force")
+    with Workspace.open(ws) as w:
+        assert w.store.effective_decisions()[item.id].label == "dog"
+        assert w.store.item(item.id).path == item.path
+
+
+def test_errors_exit_2_with_the_message(cli, tmp_path):
+    result = cli("import", tmp_path / "ws", tmp_path / "nothing-here", expect=2)
+    assert "Error:" in result.output and "does not exist" in result.output
+    result = cli("status", tmp_path / "not-a-workspace", expect=2)
+    assert "not a labeler workspace" in result.output
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    (tmp_path / "src").mkdir()
+    result = cli("import", tmp_path / "busy", tmp_path / "src", expect=2)
+    assert "folder with files in it but no labeler.db" in result.output
+
+
+def test_python_dash_m_and_help_start_fast():
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "labeler", "--help"], capture_output=True, text=True, check=True)
+    elapsed = time.perf_counter() - started
+    assert "import" in done.stdout and "status" in done.stdout
+    assert elapsed < 5, f"`labeler --help` took {elapsed:.1f}s"  # generous for CI; measured ~0.1s
+
+
+def test_light_modules_do_not_import_heavy_libraries():
+    code = (
+        "import sys, labeler.cli, labeler.store, labeler.workspace, labeler.status, labeler.ingest;"
+        "print(','.join(sorted(m for m in ('torch', 'fastai', 'gradio', 'cleanlab', 'faiss', 'pandas') if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

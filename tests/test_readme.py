@@ -1,0 +1,61 @@
+"""The README's commands are run here, so they cannot rot."""
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labeler.bench import write_deepfashion
+from tests.helpers import make_class_folders, make_image
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _console_commands() -> list[str]:
+    blocks = re.findall(r"```console\n(.*?)```", README, flags=re.S)
+    return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ labeler ")]
+
+
+def test_readme_opens_with_exactly_the_two_setup_commands():
+    lines = [line for line in README.splitlines()[1:] if line.strip()]
+    assert lines[0].split("#")[0].strip() == "make demo"
+    assert lines[1].split("#")[0].strip() == "make test"
+    assert not lines[2].startswith("    make")
+
+
+@pytest.mark.parametrize("target", ["demo", "test"])
+def test_make_targets_install_into_a_venv_then_run(target, tmp_path):
+    done = subprocess.run(
+        ["make", "-n", "-B", target, f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "-m venv" in done.stdout and "pip install -c constraints.txt -e '.[dev]'" in done.stdout
+    assert ("labeler demo" if target == "demo" else "pytest") in done.stdout
+
+
+def _fixtures(tmp_path: Path) -> dict[str, str]:
+    entries = [(f"img/Soft,_&_Co's_{n}/img_{i:08d}.jpg", c, s, None) for i, (n, c, s) in enumerate(
+        [("Tee", 18, "train"), ("Tee", 18, "val"), ("Dress", 41, "train"), ("Dress", 41, "test")] * 3)]  # fmt: skip
+    deepfashion = write_deepfashion(tmp_path / "DeepFashion", entries)
+    for i, (path, *_) in enumerate(entries):
+        make_image(deepfashion / "Img" / path, seed=i)
+    rows = ["image_name,category_name"] + [f'"{p}",{"Tee" if c == 18 else "Dress"}' for p, c, *_ in entries]
+    (deepfashion / "train_labels.csv").write_text("\n".join(rows) + "\n")
+    folders = tmp_path / "clothing-small"
+    for split in ("train", "validation", "test"):
+        make_class_folders(folders, {"hat": 3, "shoes": 3}, split=split)
+    return {"~/DeepFashion": str(deepfashion), "~/clothing-small": str(folders)}
+
+
+def test_every_console_example_runs(cli, tmp_path, monkeypatch):
+    commands = _console_commands()
+    assert len(commands) >= 7
+    substitutions = _fixtures(tmp_path / "home")
+    monkeypatch.chdir(tmp_path)
+    commands.sort(key=lambda c: not c.startswith("labeler demo"))  # the demo data comes first
+    for command in commands:
+        for placeholder, path in substitutions.items():
+            command = command.replace(placeholder, path)
+        cli(*shlex.split(command)[1:])

@@ -1,0 +1,95 @@
+import sqlite3
+
+import numpy as np
+import pytest
+
+from labeler.errors import ArrayError, WorkspaceError
+from labeler.store import MIGRATIONS, Store
+from labeler.workspace import Workspace
+
+
+def _records(paths, label="a", split="train"):
+    return [(i + 1, p, p, label, split, "ok", None, {}) for i, p in enumerate(paths)]
+
+
+def test_migrations_apply_from_empty_file_and_reopen(tmp_path):
+    db = tmp_path / "labeler.db"
+    with Store.open(db, create=True) as store:
+        assert store.migrations() == [name for name, _ in MIGRATIONS]
+        store.import_items(_records(["x.jpg", "y.jpg"]), ["a"], {"format": "csv"})
+    with Store.open(db) as store:
+        assert store.migrate() == []  # nothing left to apply
+        assert [i.path for i in store.items()] == ["x.jpg", "y.jpg"]
+        assert store.get_meta("format") == "csv"
+    mode = sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_open_missing_database_says_what_to_run(tmp_path):
+    with pytest.raises(WorkspaceError, match="labeler import"):
+        Store.open(tmp_path / "nope.db")
+
+
+def test_database_from_a_newer_labeler_is_refused(tmp_path):
+    db = tmp_path / "labeler.db"
+    Store.open(db, create=True).close()
+    sqlite3.connect(db, isolation_level=None).execute("INSERT INTO schema_migrations VALUES ('9999_future', 'x')")
+    with pytest.raises(WorkspaceError, match="newer labeler"):
+        Store.open(db)
+
+
+def test_reimport_keeps_ids_and_decisions_and_marks_missing_items_gone(tmp_path):
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        store.import_items(_records(["a.jpg", "b.jpg", "c.jpg"]), ["a"], {})
+        b = next(i for i in store.items() if i.path == "b.jpg")
+        c = next(i for i in store.items() if i.path == "c.jpg")
+        store.add_decision(b.id, reviewer="ann", action="relabel", label="z", old_label="a")
+        store.add_decision(c.id, reviewer="ann", action="remove", old_label="a")
+        summary = store.import_items(_records(["b.jpg", "a.jpg", "d.jpg"]), ["a"], {})
+        assert (summary.inserted, summary.updated, summary.gone, summary.decisions_on_gone) == (1, 2, 1, 1)
+        assert next(i for i in store.items() if i.path == "b.jpg").id == b.id
+        assert store.item(c.id).status == "gone"
+        assert len(store.decisions()) == 2  # nothing dropped
+        assert store.effective_decisions()[b.id].label == "z"
+
+
+def test_undo_appends_and_the_current_decision_is_the_latest_not_undone(tmp_path):
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        store.import_items(_records(["a.jpg"]), ["a", "b"], {})
+        item = store.items()[0].id
+        first = store.add_decision(item, reviewer="r", action="relabel", label="b", old_label="a")
+        second = store.add_decision(item, reviewer="r", action="confirm", label="a", old_label="b")
+        store.add_decision(item, reviewer="r", action="undo", undoes=second)
+        store.add_decision(item, reviewer="r", action="skip")
+        assert store.effective_decisions()[item].id == first
+        assert [d.action for d in store.decisions()] == ["relabel", "confirm", "undo", "skip"]
+
+
+def test_decision_action_is_checked_by_the_schema(tmp_path):
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        store.import_items(_records(["a.jpg"]), ["a"], {})
+        with pytest.raises(sqlite3.IntegrityError):
+            store.add_decision(store.items()[0].id, reviewer="r", action="delete-everything")
+
+
+def test_arrays_are_saved_atomically_and_a_changed_file_is_refused(tmp_path):
+    with Workspace.create(tmp_path / "ws") as ws:
+        round_id = ws.store.add_round("train", {"folds": 2})
+        probs = np.full((3, 2), 0.5, dtype=np.float32)
+        rec = ws.save_array(round_id, "pred_probs", probs)
+        assert rec.shape == (3, 2) and rec.dtype == "float32"
+        assert np.array_equal(ws.load_array(round_id, "pred_probs"), probs)
+        assert not list((tmp_path / "ws" / "arrays").glob("*.tmp"))
+        np.save(ws.path / rec.path, probs * 2)
+        with pytest.raises(ArrayError, match="changed since round"):
+            ws.load_array(round_id, "pred_probs")
+        with pytest.raises(ArrayError, match="no embeddings array"):
+            ws.load_array(round_id, "embeddings")
+
+
+def test_round_metrics_round_trip(tmp_path):
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        rid = store.add_round("train", {"arch": "resnet18"})
+        store.set_round_metrics(rid, {"test_top1": 0.5})
+        assert store.rounds()[0].metrics == {"test_top1": 0.5}
+        assert store.rounds()[0].params == {"arch": "resnet18"}
