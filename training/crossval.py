@@ -1,0 +1,279 @@
+"""K-fold cross-validation: out-of-fold pred_probs for every train/valid image, plus embeddings.
+
+The train and valid images are split into K stratified folds (near-duplicate groups kept
+in one fold when ``groups`` is given). Model k trains on the other folds and predicts
+fold k, which it never trained on; fold k also serves as its validation set, used only to
+report a loss (no early stopping, no model selection), so the predictions stay out-of-fold.
+Every fold model also predicts the test split; their mean is the round's test prediction.
+Embeddings (input of the final linear layer: 512 numbers, L2-normalised) of every image
+come from the fold-0 model.
+
+Each finished fold is written to ``run_dir/fold-K.npz`` (+ ``fold-K.pth`` weights) through
+a temporary file and a rename, so an interrupted run resumes from the last finished fold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from training.errors import TrainingError
+from training.learner import TrainConfig
+
+
+@dataclass
+class FoldSummary:
+    fold: int
+    held_out: int
+    valid_accuracy: float  # against the labels it was trained with
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class CrossvalResult:
+    fit_ids: np.ndarray  # (N,) item ids of the train/valid images, in the order of pred_probs rows
+    pred_probs: np.ndarray  # (N, K) float32, out-of-fold
+    fold_of: np.ndarray  # (N,) the fold each row was held out in
+    test_ids: np.ndarray  # (T,)
+    test_probs: np.ndarray  # (T, K) float32, mean over fold models
+    test_probs_folds: np.ndarray  # (F, T, K) float32, one slice per fold model
+    embed_ids: np.ndarray  # (M,) every image
+    embeddings: np.ndarray  # (M, D) float32, L2-normalised, from the fold-0 model
+    lr: float
+    folds: list[FoldSummary] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
+    """Fold index per row: stratified by label, groups (if given) never split across folds."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    labels = np.asarray(labels)
+    if k < 2:
+        raise TrainingError(f"--folds {k}: out-of-fold predictions need at least 2 folds")
+    if k > len(labels):
+        raise TrainingError(f"--folds {k} is more than the {len(labels)} train/valid images")
+    folds = np.full(len(labels), -1, dtype=np.int16)
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(labels)), labels)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(np.zeros(len(labels)), labels, groups)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")  # reported by the caller instead
+        for fold, (_, held_out) in enumerate(splits):
+            folds[held_out] = fold
+    return folds
+
+
+def run_crossval(
+    frame,
+    root: str | Path,
+    vocab: list[str],
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    groups=None,
+    log: Callable[[str], None] = print,
+) -> CrossvalResult:
+    """Train ``config.folds`` models over ``frame`` (columns id, file, label, split); see the module doc."""
+    from fastai.torch_core import set_seed
+
+    from training.data import make_dataloaders
+    from training.learner import build_learner, find_lr, fit, pick_device, plot_losses
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    fit_frame = frame[frame["split"] != "test"].reset_index(drop=True)
+    test_frame = frame[frame["split"] == "test"].reset_index(drop=True)
+    fold_of = assign_folds(fit_frame["label"], config.folds, config.seed, groups)
+    state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume)
+    device = pick_device(config.device)
+    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+    summaries = []
+    for fold in range(config.folds):
+        done = run_dir / f"fold-{fold}.npz"
+        if done.exists():
+            summaries.append(FoldSummary(**state["folds"][str(fold)]))
+            log(f"fold {fold + 1}/{config.folds}: finished earlier, kept ({done.name})")
+            continue
+        set_seed(config.seed + fold)
+        valid_idx = np.flatnonzero(fold_of == fold)
+        dls = make_dataloaders(
+            fit_frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
+            bs=config.bs, workers=workers, device=device, seed=config.seed + fold,
+        )  # fmt: skip
+        learn = build_learner(dls, config)
+        learn.path, learn.model_dir = run_dir, "."
+        if state.get("lr") is None:
+            state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
+            log(f"learning rate {state['lr']:.2e}" + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else ""))
+            _write_json(run_dir / "state.json", state)
+        fit_started = time.perf_counter()
+        fit(learn, config, state["lr"])
+        fit_seconds = time.perf_counter() - fit_started
+        plot_losses(learn.loss_history, run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
+        arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0)
+        epochs = config.epochs + config.freeze_epochs
+        summary = FoldSummary(
+            fold=fold,
+            held_out=len(valid_idx),
+            valid_accuracy=float((arrays["probs"].argmax(1) == _codes(fit_frame["label"][valid_idx], vocab)).mean()),
+            seconds=time.perf_counter() - fit_started,
+            images_per_s=(len(fit_frame) - len(valid_idx)) * epochs / fit_seconds,
+        )
+        _save_fold(run_dir, fold, arrays, learn.model.state_dict())
+        state["folds"][str(fold)] = asdict(summary)
+        _write_json(run_dir / "state.json", state)
+        summaries.append(summary)
+        log(
+            f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
+            f"on them (trained labels), {summary.seconds:.0f}s, {summary.images_per_s:.1f} train images/s"
+        )
+    return _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, summaries, time.perf_counter() - started)
+
+
+def _codes(labels, vocab: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(vocab)}
+    return np.array([index[label] for label in labels], dtype=np.int64)
+
+
+def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> dict:
+    """Held-out and test probabilities; with ``embed``, embeddings of every image from one pass."""
+    import pandas as pd
+
+    if embed:
+        both = pd.concat([fit_frame, test_frame], ignore_index=True)
+        probs, features = predict(learn, both, embed=True)
+        return {
+            "probs": probs[valid_idx],
+            "test_probs": probs[len(fit_frame) :],
+            "embeddings": features,
+            "embed_ids": both["id"].to_numpy(),
+        }
+    both = pd.concat([fit_frame.iloc[valid_idx], test_frame], ignore_index=True)
+    probs, _ = predict(learn, both)
+    return {"probs": probs[: len(valid_idx)], "test_probs": probs[len(valid_idx) :]}
+
+
+def predict(learn, frame, *, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Softmax probabilities (float32, rows sum to 1) for ``frame``'s files, and optionally embeddings."""
+    import torch
+
+    if len(frame) == 0:
+        return np.zeros((0, len(learn.dls.vocab)), np.float32), None
+    dl = learn.dls.test_dl(frame)
+    features: list = []
+    final = learn.model[-1][-1]
+    hook = final.register_forward_pre_hook(lambda m, inp: features.append(inp[0].detach().float().cpu())) if embed else None
+    try:
+        probs, _ = learn.get_preds(dl=dl)
+    finally:
+        if hook is not None:
+            hook.remove()
+    probs = probs.float().numpy().astype(np.float32)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if not embed:
+        return probs, None
+    emb = torch.nn.functional.normalize(torch.cat(features), dim=1).numpy().astype(np.float32)
+    return probs, emb
+
+
+def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: bool) -> dict:
+    """The run's state.json: refuse to mix runs, start fresh, or continue one (``resume``)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
+    for part in (fit_frame["id"], fit_frame["label"], test_frame["id"], fold_of):
+        digest.update(np.asarray(part).astype(str).tobytes())
+    key = digest.hexdigest()[:16]
+    path = run_dir / "state.json"
+    if path.exists():
+        state = json.loads(path.read_text())
+        finished = len(state.get("folds", {}))
+        if not resume:
+            raise TrainingError(
+                f"an interrupted training run is in {run_dir} ({finished} of {state['config']['folds']} folds finished); "
+                "pass --resume to continue it, or --restart to discard it"
+            )
+        if state["key"] != key:
+            raise TrainingError(
+                f"the interrupted run in {run_dir} used other options or labels; "
+                "run with the same options to --resume it, or pass --restart to discard it"
+            )
+        return state
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = {"key": key, "config": asdict(config), "lr": None, "folds": {}}
+    _write_json(path, state)
+    return state
+
+
+def _save_fold(run_dir: Path, fold: int, arrays: dict, weights) -> None:
+    import torch
+
+    _atomic(run_dir / f"fold-{fold}.pth", lambda fh: torch.save(weights, fh))
+    _atomic(run_dir / f"fold-{fold}.npz", lambda fh: np.savez(fh, **arrays))
+
+
+def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, summaries, seconds) -> CrossvalResult:
+    k = None
+    pred_probs = None
+    test_folds = []
+    embed = None
+    for fold in range(config.folds):
+        with np.load(run_dir / f"fold-{fold}.npz") as data:
+            probs = data["probs"]
+            if pred_probs is None:
+                k = probs.shape[1]
+                pred_probs = np.full((len(fit_frame), k), np.nan, dtype=np.float32)
+            pred_probs[fold_of == fold] = probs
+            test_folds.append(data["test_probs"])
+            if fold == 0:
+                embed = (data["embed_ids"], data["embeddings"])
+    if np.isnan(pred_probs).any():
+        raise TrainingError(f"some images got no out-of-fold prediction in {run_dir}; rerun with --restart")
+    test_probs_folds = np.stack(test_folds).astype(np.float32)
+    test_probs = test_probs_folds.mean(axis=0) if len(test_frame) else np.zeros((0, k), np.float32)
+    return CrossvalResult(
+        fit_ids=fit_frame["id"].to_numpy(),
+        pred_probs=pred_probs,
+        fold_of=fold_of,
+        test_ids=test_frame["id"].to_numpy(),
+        test_probs=test_probs.astype(np.float32),
+        test_probs_folds=test_probs_folds,
+        embed_ids=embed[0],
+        embeddings=embed[1],
+        lr=float(state["lr"]),
+        folds=summaries,
+        seconds=seconds,
+    )
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _atomic(path, lambda fh: fh.write(json.dumps(data, indent=2, default=str).encode()))
+
+
+def _atomic(path: Path, write: Callable) -> None:
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

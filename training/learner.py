@@ -1,0 +1,172 @@
+"""The fastai Learner: vision_learner(resnet), lr_find, fine_tune with discriminative rates.
+
+Transfer learning (the default): ``fine_tune`` trains the new head for ``freeze_epochs`` with
+the body frozen, then unfreezes and trains ``epochs`` more with discriminative learning rates
+(``slice(lr / 100, lr)``: early layers move 100x slower than the head). From scratch
+(``pretrained=False`` and no ``weights`` file) there is nothing to protect, so all layers
+train at ``lr`` for ``freeze_epochs + epochs`` one-cycle epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from fastai.callback.core import Callback
+from fastai.vision.all import accuracy, vision_learner
+
+from training.errors import TrainingError
+
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run; ``preset`` fills what is not given."""
+
+    arch: str = "resnet34"
+    size: int = 224
+    presize: int | None = None
+    epochs: int = 3
+    freeze_epochs: int = 1
+    lr: float | None = None
+    bs: int = 64
+    folds: int = 5
+    pretrained: bool = True
+    weights: str | None = None
+    device: str = "auto"
+    seed: int = 42
+    workers: int | None = None
+    lr_find_iters: int = 100
+    verify_images: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+# The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.
+PRESETS = {
+    "gpu": {},
+    "cpu": {"arch": "resnet18", "size": 112, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 40},
+}
+
+
+def make_config(preset: str | None = None, **options) -> TrainConfig:
+    """A TrainConfig from a preset plus explicit options (None means: keep the preset's value)."""
+    if preset is not None and preset not in PRESETS:
+        raise TrainingError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    values = dict(PRESETS.get(preset or "gpu", {}))
+    values.update({k: v for k, v in options.items() if v is not None})
+    config = TrainConfig(**values)
+    if config.arch not in ARCHS:
+        raise TrainingError(f"unknown architecture {config.arch!r}; use one of {', '.join(ARCHS)}")
+    if config.epochs < 1 or config.freeze_epochs < 0:
+        raise TrainingError(f"--epochs must be >= 1 and --freeze-epochs >= 0 (got {config.epochs}, {config.freeze_epochs})")
+    return config
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu for "auto"; otherwise the named device, checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+class LossHistory(Callback):
+    """Training loss per batch and validation loss per epoch, across every fit of the learner."""
+
+    order = 60
+
+    def __init__(self):
+        self.train, self.valid = [], []
+
+    def after_batch(self):
+        if self.training:
+            self.train.append(float(self.learn.loss.detach()))
+
+    def after_epoch(self):
+        names, log = list(self.learn.recorder.metric_names), self.learn.recorder.log
+        if "valid_loss" in names and len(log) == len(names) and log[names.index("valid_loss")] is not None:
+            self.valid.append((len(self.train), float(log[names.index("valid_loss")])))
+
+
+def build_learner(dls, config: TrainConfig):
+    """vision_learner for ``config.arch``; with ``config.weights``, body weights from a torchvision state_dict."""
+    arch = getattr(torchvision.models, config.arch)
+    pretrained = config.pretrained and config.weights is None
+    learn = vision_learner(dls, arch, pretrained=pretrained, normalize=False, metrics=accuracy, cbs=LossHistory())
+    if config.weights:
+        load_body_weights(learn.model, config.arch, config.weights)
+    if pick_device(config.device).type == "cuda":
+        learn = learn.to_fp16()
+    return learn
+
+
+def load_body_weights(model, arch: str, path: str | Path) -> None:
+    """Copy a torchvision ``arch`` state_dict file into the body (model[0]) of a fastai model."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"--weights {path}: no such file (a torchvision {arch} state_dict saved with torch.save)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise TrainingError(f"--weights {path}: cannot be read as a state_dict ({exc})") from exc
+    reference = getattr(torchvision.models, arch)(weights=None)
+    try:
+        reference.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise TrainingError(f"--weights {path} does not fit torchvision's {arch}: {str(exc)[:300]}") from exc
+    body = torch.nn.Sequential(*list(reference.children())[:-2])
+    model[0].load_state_dict(body.state_dict())
+
+
+def find_lr(learn, iters: int, plot: Path | None = None) -> float:
+    """Run lr_find; return its 'valley' suggestion and save the plot to ``plot``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    suggestion = learn.lr_find(num_it=iters, show_plot=plot is not None)
+    if plot is not None:
+        plt.savefig(plot, dpi=90, bbox_inches="tight")
+        plt.close("all")
+    return float(suggestion.valley)
+
+
+def fit(learn, config: TrainConfig, lr: float) -> None:
+    """fine_tune with discriminative rates, or plain one-cycle training from scratch."""
+    from_scratch = not config.pretrained and config.weights is None
+    if from_scratch:
+        learn.unfreeze()
+        learn.fit_one_cycle(config.freeze_epochs + config.epochs, lr)
+    elif config.freeze_epochs == 0:
+        learn.unfreeze()
+        learn.fit_one_cycle(config.epochs, slice(lr / 100, lr))
+    else:
+        learn.fine_tune(config.epochs, base_lr=lr, freeze_epochs=config.freeze_epochs)  # unfreezes with slice(lr/100, lr)
+
+
+def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:
+    """Training loss per batch and validation loss per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(range(1, len(history.train) + 1), history.train, label="train (per batch)", alpha=0.7)
+    if history.valid:
+        steps, losses = zip(*history.valid)
+        ax.plot(steps, losses, "o-", label="valid (per epoch)")
+    ax.set(xlabel="batch", ylabel="loss", title=title)
+    ax.legend()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
