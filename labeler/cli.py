@@ -101,6 +101,113 @@ def status(workspace, as_json):
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
+def _train_options(func):
+    """Options shared by `train` (and later `retrain`); None means: the preset's value."""
+    options = [
+        click.option(
+            "--preset",
+            type=click.Choice(["gpu", "cpu"]),
+            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 112 px.",
+        ),
+        click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
+        click.option("--size", type=int, help="Training image size [224]."),
+        click.option("--presize", type=int, help="Resize before batch augmentation [size x 460/224]."),
+        click.option("--epochs", type=int, help="Epochs after unfreezing [3]."),
+        click.option("--freeze-epochs", type=int, help="Epochs training the head only [1]."),
+        click.option("--lr", type=float, help="Learning rate [lr_find's suggestion]."),
+        click.option("--bs", type=int, help="Batch size [64]; lower it if memory runs out."),
+        click.option("--folds", type=int, help="Cross-validation folds [5]."),
+        click.option("--pretrained/--no-pretrained", default=None, help="Start from ImageNet weights [pretrained]."),
+        click.option(
+            "--weights", type=click.Path(), help="torchvision state_dict file to start from (offline machines)."
+        ),
+        click.option("--device", help="auto|cpu|cuda|cuda:N|mps [auto]."),
+        click.option("--seed", type=int, help="Seed of folds and training [42]."),
+        click.option("--workers", type=int, help="DataLoader worker processes [min(4, cores)]."),
+        click.option("--verify-images/--no-verify-images", default=None, help="Check images before training [verify]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@_train_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished fold.")
+@click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
+def train(workspace, resume, restart, preset, **options):
+    """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
+    from labeler.train import train_round
+    from labeler.workspace import Workspace
+    from training.learner import make_config, pick_device
+
+    config = make_config(preset, **options)
+    device = pick_device(config.device)
+    if device.type == "cpu" and preset is None:
+        click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
+    with Workspace.open(workspace) as ws:
+        round_id = train_round(ws, config, resume=resume, restart=restart, log=click.echo)
+    click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
+
+
+@main.command("export-model")
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--round", "round_id", type=int, help="Round to export [latest].")
+@click.option("--fold", default=0, show_default=True, help="Which fold model of the round.")
+def export_model(workspace, out_dir, round_id, fold):
+    """Write a trained model as plain PyTorch: model.pth + vocab.json + preprocess.json."""
+    from labeler.predict import export_round_model
+    from labeler.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        out = export_round_model(ws, out_dir, round_id=round_id, fold=fold)
+    click.echo(f"exported to {out}; load it with training.predict.Predictor({str(out)!r})")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--csv", "out_csv", type=click.Path(dir_okay=False), help="Also write the predictions to this CSV.")
+@click.option("-k", default=5, show_default=True, help="Classes to show per image.")
+@click.option("--round", "round_id", type=int, help="Workspace round [latest].")
+@click.option("--device", default="cpu", show_default=True)
+def predict(model, images, out_csv, k, round_id, device):
+    """Top-k classes of IMAGES (files or folders) from a WORKSPACE's model or an exported MODEL folder."""
+    from labeler.predict import predict_images
+
+    rows = predict_images(model, list(images), k=k, out_csv=out_csv, round_id=round_id, device=device)
+    for row in rows:
+        top = ", ".join(f"{row[f'label_{i}']} {row[f'prob_{i}']:.2f}" for i in range(1, k + 1) if f"label_{i}" in row)
+        click.echo(f"{row['image']}: {top}")
+    if out_csv:
+        click.echo(f"wrote {len(rows)} rows to {out_csv}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", type=click.Path(exists=True))
+@click.option(
+    "--map", "mapping", type=click.Path(exists=True, dir_okay=False), help="CSV source_label,model_label (or JSON)."
+)
+@click.option("--reports", type=click.Path(file_okay=False), help="Write the confusion matrix PNG here.")
+@click.option("--round", "round_id", type=int, help="Workspace round [latest].")
+@click.option("--device", default="cpu", show_default=True)
+def evaluate(model, source, mapping, reports, round_id, device):
+    """Top-1/3/5 and per-class accuracy of a model on another labelled set (CSV or class folders)."""
+    from labeler.predict import evaluate_source
+
+    m = evaluate_source(model, source, mapping=mapping, reports=reports, round_id=round_id, device=device)
+    click.echo(f"{m['eval_n']} images ({m['eval_skipped']} unreadable skipped): "
+               f"top-1 {m['eval_top1']:.3f}, top-3 {m['eval_top3']:.3f}, top-5 {m['eval_top5']:.3f}")  # fmt: skip
+    for name, acc in m["eval_per_class"].items():
+        if acc is not None:
+            click.echo(f"  {name}: {acc:.3f}")
+    for given, predicted, n in m["eval_most_confused"][:5]:
+        click.echo(f"  most confused: {given} -> {predicted} ({n})")
+
+
 @main.command()
 @click.option("--data", default="data/demo", show_default=True, type=click.Path(), help="Where to write the images.")
 @click.option("--workspace", default="data/demo-workspace", show_default=True, type=click.Path(), help="Workspace.")

@@ -333,12 +333,33 @@ class Store:
         return {d.item_id: d for d in (Decision(*r) for r in self.conn.execute(sql))}
 
     # -- rounds and arrays --------------------------------------------------------------
-    def add_round(self, kind: str, params: dict, metrics: dict | None = None) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO rounds (kind, params, metrics, created_at) VALUES (?, ?, ?, ?)",
-            (kind, json.dumps(params), json.dumps(metrics or {}), _now()),
-        )
-        return cur.lastrowid
+    def next_round_id(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM rounds").fetchone()[0]
+
+    def add_round(
+        self, kind: str, params: dict, metrics: dict | None = None, arrays: Sequence[ArrayRecord] = ()
+    ) -> int:
+        """Record a round and its arrays in one transaction (a round is never half recorded)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            round_id = self.next_round_id()
+            conn.execute(
+                "INSERT INTO rounds (id, kind, params, metrics, created_at) VALUES (?, ?, ?, ?, ?)",
+                (round_id, kind, json.dumps(params), json.dumps(metrics or {}), _now()),
+            )
+            for rec in arrays:
+                if rec.round_id != round_id:
+                    raise WorkspaceError(f"array {rec.name} was written for round {rec.round_id}, not {round_id}")
+                conn.execute(
+                    "INSERT INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
+                    (round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return round_id
 
     def set_round_metrics(self, round_id: int, metrics: dict) -> None:
         self.conn.execute("UPDATE rounds SET metrics = ? WHERE id = ?", (json.dumps(metrics), round_id))
@@ -346,12 +367,6 @@ class Store:
     def rounds(self) -> list[Round]:
         rows = self.conn.execute("SELECT id, kind, params, metrics, created_at FROM rounds ORDER BY id")
         return [Round(i, k, json.loads(p), json.loads(m), c) for i, k, p, m, c in rows]
-
-    def add_array(self, rec: ArrayRecord) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
-            (rec.round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
-        )
 
     def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
         rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))

@@ -84,8 +84,13 @@ class Workspace:
         return Path(real)
 
     # -- arrays -------------------------------------------------------------------------
-    def save_array(self, round_id: int, name: str, array) -> ArrayRecord:
-        """Write ``array`` atomically to arrays/round-<id>-<name>.npy and record it in the store."""
+    def record_round(self, kind: str, params: dict, metrics: dict, arrays: dict) -> int:
+        """Write ``arrays`` ({name: ndarray}) atomically to arrays/, then record the round and them at once."""
+        round_id = self.store.next_round_id()
+        records = [self._write_array(round_id, name, array) for name, array in arrays.items()]
+        return self.store.add_round(kind, params, metrics, records)
+
+    def _write_array(self, round_id: int, name: str, array) -> ArrayRecord:
         import numpy as np
 
         rel = f"arrays/round-{round_id:03d}-{name}.npy"
@@ -100,9 +105,7 @@ class Workspace:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        rec = ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
-        self.store.add_array(rec)
-        return rec
+        return ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
 
     def load_array(self, round_id: int, name: str):
         """Load a recorded array, refusing one whose file changed since it was recorded."""

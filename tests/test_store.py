@@ -74,9 +74,9 @@ def test_decision_action_is_checked_by_the_schema(tmp_path):
 
 def test_arrays_are_saved_atomically_and_a_changed_file_is_refused(tmp_path):
     with Workspace.create(tmp_path / "ws") as ws:
-        round_id = ws.store.add_round("train", {"folds": 2})
         probs = np.full((3, 2), 0.5, dtype=np.float32)
-        rec = ws.save_array(round_id, "pred_probs", probs)
+        round_id = ws.record_round("train", {"folds": 2}, {}, {"pred_probs": probs})
+        rec = ws.store.arrays(round_id)["pred_probs"]
         assert rec.shape == (3, 2) and rec.dtype == "float32"
         assert np.array_equal(ws.load_array(round_id, "pred_probs"), probs)
         assert not list((tmp_path / "ws" / "arrays").glob("*.tmp"))

@@ -93,13 +93,15 @@ def run_crossval(
     from fastai.torch_core import set_seed
 
     from training.data import make_dataloaders
-    from training.learner import build_learner, find_lr, fit, pick_device, plot_losses
+    from training.learner import body_weights, build_learner, find_lr, fit, pick_device, plot_losses
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
     fit_frame = frame[frame["split"] != "test"].reset_index(drop=True)
     test_frame = frame[frame["split"] == "test"].reset_index(drop=True)
     fold_of = assign_folds(fit_frame["label"], config.folds, config.seed, groups)
+    if config.weights:
+        body_weights(config.arch, config.weights)  # fail before any state is written
     state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume)
     device = pick_device(config.device)
     workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
@@ -107,7 +109,10 @@ def run_crossval(
     for fold in range(config.folds):
         done = run_dir / f"fold-{fold}.npz"
         if done.exists():
-            summaries.append(FoldSummary(**state["folds"][str(fold)]))
+            kept = state["folds"].get(str(fold))  # missing if killed between the two writes
+            summaries.append(
+                FoldSummary(**kept) if kept else FoldSummary(fold, int((fold_of == fold).sum()), 0.0, 0.0, 0.0)
+            )
             log(f"fold {fold + 1}/{config.folds}: finished earlier, kept ({done.name})")
             continue
         set_seed(config.seed + fold)
@@ -120,7 +125,10 @@ def run_crossval(
         learn.path, learn.model_dir = run_dir, "."
         if state.get("lr") is None:
             state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
-            log(f"learning rate {state['lr']:.2e}" + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else ""))
+            log(
+                f"learning rate {state['lr']:.2e}"
+                + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else "")
+            )
             _write_json(run_dir / "state.json", state)
         fit_started = time.perf_counter()
         fit(learn, config, state["lr"])
@@ -152,13 +160,17 @@ def _codes(labels, vocab: list[str]) -> np.ndarray:
 
 
 def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> dict:
-    """Held-out and test probabilities; with ``embed``, embeddings of every image from one pass."""
+    """Held-out and test probabilities (+ which ids the model trained on and held out, for audit);
+    with ``embed``, also embeddings of every image from one pass."""
     import pandas as pd
 
+    trained_on = np.setdiff1d(np.arange(len(fit_frame)), valid_idx)
+    audit = {"held_out_ids": fit_frame["id"].to_numpy()[valid_idx], "train_ids": fit_frame["id"].to_numpy()[trained_on]}
     if embed:
         both = pd.concat([fit_frame, test_frame], ignore_index=True)
         probs, features = predict(learn, both, embed=True)
         return {
+            **audit,
             "probs": probs[valid_idx],
             "test_probs": probs[len(fit_frame) :],
             "embeddings": features,
@@ -166,7 +178,7 @@ def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> di
         }
     both = pd.concat([fit_frame.iloc[valid_idx], test_frame], ignore_index=True)
     probs, _ = predict(learn, both)
-    return {"probs": probs[: len(valid_idx)], "test_probs": probs[len(valid_idx) :]}
+    return {**audit, "probs": probs[: len(valid_idx)], "test_probs": probs[len(valid_idx) :]}
 
 
 def predict(learn, frame, *, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -178,7 +190,11 @@ def predict(learn, frame, *, embed: bool = False) -> tuple[np.ndarray, np.ndarra
     dl = learn.dls.test_dl(frame)
     features: list = []
     final = learn.model[-1][-1]
-    hook = final.register_forward_pre_hook(lambda m, inp: features.append(inp[0].detach().float().cpu())) if embed else None
+    hook = (
+        final.register_forward_pre_hook(lambda m, inp: features.append(inp[0].detach().float().cpu()))
+        if embed
+        else None
+    )
     try:
         probs, _ = learn.get_preds(dl=dl)
     finally:
@@ -203,18 +219,23 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
     if path.exists():
         state = json.loads(path.read_text())
         finished = len(state.get("folds", {}))
-        if not resume:
+        if not resume and finished == 0:
+            state = None  # nothing finished: nothing to lose, start over
+        elif not resume:
             raise TrainingError(
                 f"an interrupted training run is in {run_dir} ({finished} of {state['config']['folds']} folds finished); "
                 "pass --resume to continue it, or --restart to discard it"
             )
-        if state["key"] != key:
+        elif state["key"] != key:
             raise TrainingError(
                 f"the interrupted run in {run_dir} used other options or labels; "
                 "run with the same options to --resume it, or pass --restart to discard it"
             )
-        return state
+        if state is not None:
+            return state
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob("fold-*"):
+        stale.unlink()
     state = {"key": key, "config": asdict(config), "lr": None, "folds": {}}
     _write_json(path, state)
     return state

@@ -23,12 +23,7 @@ from fastai.vision.all import (
     imagenet_stats,
 )
 
-PRESIZE_RATIO = 460 / 224  # fastai's presizing recipe: resize to 460, augment down to 224
-
-
-def default_presize(size: int) -> int:
-    """The presize that goes with ``size`` (460 for 224; scaled with it)."""
-    return int(round(size * PRESIZE_RATIO))
+from training.predict import default_presize
 
 
 def make_dataloaders(

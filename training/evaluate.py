@@ -44,18 +44,18 @@ def per_class_accuracy(cm: np.ndarray, vocab: list[str]) -> dict[str, float | No
 
 
 def most_confused(cm: np.ndarray, vocab: list[str], top: int = 10) -> list[tuple[str, str, int]]:
-    """The off-diagonal cells with the most rows: (given, predicted, count), largest first."""
+    """The off-diagonal cells with the most rows: (given, predicted, count), largest first, ties in class order."""
     off = cm.copy()
     np.fill_diagonal(off, 0)
-    order = np.argsort(-off, axis=None)[:top]
-    pairs = [(vocab[i], vocab[j], int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape))]
-    return [p for p in pairs if p[2] > 0]
+    rows, cols = np.nonzero(off)
+    cells = sorted(zip(-off[rows, cols], rows, cols))[:top]  # ties in class order
+    return [(vocab[i], vocab[j], int(-n)) for n, i, j in cells]
 
 
 def summarize(pred_probs, labels, vocab: list[str], prefix: str) -> dict:
     """Metrics under ``prefix``: top1/top3/top5, n, per-class accuracy and most-confused pairs."""
     cm = confusion_matrix(pred_probs, labels)
-    out = {f"{prefix}_top{k}": topk_accuracy(pred_probs, labels, k) for k in (1, 3, 5)}
+    out = {f"{prefix}_top{k}": topk_accuracy(pred_probs, labels, k) if len(labels) else None for k in (1, 3, 5)}
     out[f"{prefix}_n"] = int(len(labels))
     out[f"{prefix}_per_class"] = per_class_accuracy(cm, vocab)
     out[f"{prefix}_most_confused"] = most_confused(cm, vocab)
@@ -81,7 +81,15 @@ def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = ""
         for i in range(k):
             for j in range(k):
                 if cm[i, j]:
-                    ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        cm[i, j],
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.colorbar(image, ax=ax, fraction=0.046, label="share of the label's images")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -111,7 +119,9 @@ def plot_top_losses(files: list[str], pred_probs, labels, vocab: list[str], path
         except OSError:
             ax.text(0.5, 0.5, "unreadable", ha="center")
         p = pred_probs[i].argmax()
-        ax.set_title(f"label {vocab[labels[i]]}\npred {vocab[p]} {pred_probs[i, p]:.2f}\nloss {losses[i]:.2f}", fontsize=8)
+        ax.set_title(
+            f"label {vocab[labels[i]]}\npred {vocab[p]} {pred_probs[i, p]:.2f}\nloss {losses[i]:.2f}", fontsize=8
+        )
     fig.suptitle("top losses")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

@@ -15,13 +15,29 @@ from pathlib import Path
 import torch
 
 from training.errors import TrainingError
-from training.predict import build_model
+from training.predict import build_model, default_presize
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
-def export_model(weights: str | Path, out_dir: str | Path, *, arch: str, vocab: list[str], size: int, presize: int) -> Path:
+def preprocess_spec(arch: str, size: int, presize: int | None = None) -> dict:
+    """What ``training.predict`` needs to reproduce fastai's validation preprocessing."""
+    presize = presize or default_presize(size)
+    return {
+        "arch": arch,
+        "presize": presize,
+        "size": size,
+        "crop": "centre square, then resize to presize (bilinear), then grid-sample resize to size",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "scale": "pixels / 255 before normalising",
+    }
+
+
+def export_model(
+    weights: str | Path, out_dir: str | Path, *, arch: str, vocab: list[str], size: int, presize: int
+) -> Path:
     """Write ``out_dir`` for ``training.predict.Predictor``; refuses a non-empty ``out_dir``."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -37,15 +53,7 @@ def export_model(weights: str | Path, out_dir: str | Path, *, arch: str, vocab: 
     tmp.mkdir(parents=True)
     torch.save(model.state_dict(), tmp / "model.pth")
     (tmp / "vocab.json").write_text(json.dumps(list(vocab), indent=1))
-    preprocess = {
-        "arch": arch,
-        "presize": presize,
-        "size": size,
-        "crop": "centre square, then resize to presize (bilinear), then grid-sample resize to size",
-        "mean": IMAGENET_MEAN,
-        "std": IMAGENET_STD,
-        "scale": "pixels / 255 before normalising",
-    }
+    preprocess = preprocess_spec(arch, size, presize)
     (tmp / "preprocess.json").write_text(json.dumps(preprocess, indent=1))
     if out_dir.exists():
         out_dir.rmdir()

@@ -47,7 +47,7 @@ class TrainConfig:
 # The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.
 PRESETS = {
     "gpu": {},
-    "cpu": {"arch": "resnet18", "size": 112, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 40},
+    "cpu": {"arch": "resnet18", "size": 112, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 60},
 }
 
 
@@ -61,7 +61,9 @@ def make_config(preset: str | None = None, **options) -> TrainConfig:
     if config.arch not in ARCHS:
         raise TrainingError(f"unknown architecture {config.arch!r}; use one of {', '.join(ARCHS)}")
     if config.epochs < 1 or config.freeze_epochs < 0:
-        raise TrainingError(f"--epochs must be >= 1 and --freeze-epochs >= 0 (got {config.epochs}, {config.freeze_epochs})")
+        raise TrainingError(
+            f"--epochs must be >= 1 and --freeze-epochs >= 0 (got {config.epochs}, {config.freeze_epochs})"
+        )
     return config
 
 
@@ -111,6 +113,11 @@ def build_learner(dls, config: TrainConfig):
 
 def load_body_weights(model, arch: str, path: str | Path) -> None:
     """Copy a torchvision ``arch`` state_dict file into the body (model[0]) of a fastai model."""
+    model[0].load_state_dict(body_weights(arch, path))
+
+
+def body_weights(arch: str, path: str | Path) -> dict:
+    """The body part of a torchvision ``arch`` state_dict file, checked; clear errors when it does not fit."""
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"--weights {path}: no such file (a torchvision {arch} state_dict saved with torch.save)")
@@ -123,8 +130,7 @@ def load_body_weights(model, arch: str, path: str | Path) -> None:
         reference.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         raise TrainingError(f"--weights {path} does not fit torchvision's {arch}: {str(exc)[:300]}") from exc
-    body = torch.nn.Sequential(*list(reference.children())[:-2])
-    model[0].load_state_dict(body.state_dict())
+    return torch.nn.Sequential(*list(reference.children())[:-2]).state_dict()
 
 
 def find_lr(learn, iters: int, plot: Path | None = None) -> float:
@@ -151,7 +157,9 @@ def fit(learn, config: TrainConfig, lr: float) -> None:
         learn.unfreeze()
         learn.fit_one_cycle(config.epochs, slice(lr / 100, lr))
     else:
-        learn.fine_tune(config.epochs, base_lr=lr, freeze_epochs=config.freeze_epochs)  # unfreezes with slice(lr/100, lr)
+        learn.fine_tune(
+            config.epochs, base_lr=lr, freeze_epochs=config.freeze_epochs
+        )  # unfreezes with slice(lr/100, lr)
 
 
 def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:

@@ -20,6 +20,13 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+PRESIZE_RATIO = 460 / 224  # fastai's presizing recipe: resize to 460, augment down to 224
+
+
+def default_presize(size: int) -> int:
+    """The presize that goes with ``size`` (460 for 224; scaled with it)."""
+    return int(round(size * PRESIZE_RATIO))
+
 
 class ConcatPool(nn.Module):
     """Adaptive max pool and average pool, concatenated (fastai's AdaptiveConcatPool2d)."""
@@ -76,12 +83,22 @@ class Predictor:
 
     def __init__(self, model_dir: str | Path, device: str = "cpu"):
         model_dir = Path(model_dir)
-        self.vocab: list[str] = json.loads((model_dir / "vocab.json").read_text())
-        self.preprocess: dict = json.loads((model_dir / "preprocess.json").read_text())
+        vocab = json.loads((model_dir / "vocab.json").read_text())
+        preprocess = json.loads((model_dir / "preprocess.json").read_text())
+        self._setup(model_dir / "model.pth", vocab, preprocess, device)
+
+    @classmethod
+    def from_weights(cls, weights: str | Path, vocab: list[str], preprocess: dict, device: str = "cpu") -> Predictor:
+        """A Predictor straight from a training checkpoint (a state_dict of the fastai model)."""
+        predictor = cls.__new__(cls)
+        predictor._setup(Path(weights), list(vocab), dict(preprocess), device)
+        return predictor
+
+    def _setup(self, weights: Path, vocab: list[str], preprocess: dict, device: str) -> None:
+        self.vocab, self.preprocess = vocab, preprocess
         self.device = torch.device(device)
-        self.model = build_model(self.preprocess["arch"], len(self.vocab))
-        state = torch.load(model_dir / "model.pth", map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state)
+        self.model = build_model(preprocess["arch"], len(vocab))
+        self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.model.eval().to(self.device)
 
     def _batches(self, paths: list, bs: int):

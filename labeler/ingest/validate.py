@@ -229,24 +229,36 @@ def _stratified_splits(labels, options) -> list[str]:
 
 
 def _check_files(files, root_real, problems, options) -> list[str]:
-    """Check every not-yet-quarantined image in parallel, with a progress bar."""
-    from tqdm import tqdm
-
+    """Check every not-yet-quarantined image."""
     todo = [i for i, p in enumerate(problems) if not p]
-    paths = [os.path.join(root_real, files[i]) for i in todo]
-    bar = dict(total=len(paths), desc="checking images", unit="img", disable=not options.progress, smoothing=0.1)
-    if len(paths) < _PARALLEL_MIN or options.workers == 1:
-        results = [_check_one(p, root_real, options.max_pixels) for p in tqdm(paths, **bar)]
-    else:
-        with ProcessPoolExecutor(max_workers=options.workers) as pool:
-            jobs = pool.map(
-                _check_one, paths, [root_real] * len(paths), [options.max_pixels] * len(paths), chunksize=64
-            )
-            results = list(tqdm(jobs, **bar))
+    results = check_files(
+        [os.path.join(root_real, files[i]) for i in todo], root_real,
+        workers=options.workers, max_pixels=options.max_pixels, progress=options.progress,
+    )  # fmt: skip
     found = [""] * len(files)
     for i, result in zip(todo, results):
         found[i] = result
     return found
+
+
+def check_files(
+    paths: list[str],
+    root: str,
+    *,
+    workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> list[str]:
+    """``check_image`` for each path (and that it stays under ``root``), in parallel with a progress bar."""
+    from tqdm import tqdm
+
+    root_real = os.path.realpath(root)
+    bar = dict(total=len(paths), desc="checking images", unit="img", disable=not progress, smoothing=0.1)
+    if len(paths) < _PARALLEL_MIN or workers == 1:
+        return [_check_one(p, root_real, max_pixels) for p in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        jobs = pool.map(_check_one, paths, [root_real] * len(paths), [max_pixels] * len(paths), chunksize=64)
+        return list(tqdm(jobs, **bar))
 
 
 def _check_one(path: str, root_real: str, max_pixels: int) -> str:
@@ -258,7 +270,9 @@ def _check_one(path: str, root_real: str, max_pixels: int) -> str:
 
 def _check_classes(classes, labels, splits, problems, table, options, warnings) -> None:
     if not classes:
-        raise InputError(f"{table.source}: no usable images left after validation (all were quarantined)")
+        reasons = Counter(p.split(";")[0] for p in problems).most_common(3)
+        shown = "; ".join(f"{reason} ({n})" for reason, n in reasons)
+        raise InputError(f"{table.source}: no usable images left after validation, all were quarantined: {shown}")
     if len(classes) == 1:
         raise InputError(
             f"{table.source}: only one class ({classes[0]!r}) has usable images; finding wrong labels needs at least two"

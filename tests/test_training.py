@@ -1,0 +1,221 @@
+"""Training on tiny generated images: 2 folds, 1 epoch, no pretrained weights, CPU."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeler.workspace import Workspace
+
+COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40), "rare": (240, 240, 40)}
+FAST = ["--no-pretrained", "--arch", "resnet18", "--size", "32", "--folds", "2", "--epochs", "1",
+        "--freeze-epochs", "0", "--bs", "16", "--workers", "0", "--lr", "3e-3"]  # fmt: skip
+
+
+def _tiny_dataset(folder: Path) -> Path:
+    """Colour-coded 24 px images; 'rare' has one train image, so one fold trains without it."""
+    rng = np.random.default_rng(0)
+    rows = ["image,label,split"]
+    for label, colour in COLOURS.items():
+        counts = {"train": 1, "test": 2} if label == "rare" else {"train": 10, "valid": 2, "test": 3}
+        for split, n in counts.items():
+            for i in range(n):
+                pixels = np.clip(rng.normal(colour, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
+                name = f"img/{label}_{split}_{i}.png"
+                (folder / "img").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(folder / name)
+                rows.append(f"{name},{label},{split}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workspace with one trained round (shared by the tests of this module)."""
+    from click.testing import CliRunner
+
+    from labeler.cli import main
+
+    base = tmp_path_factory.mktemp("train")
+    labels = _tiny_dataset(base / "ds")
+    runner = CliRunner()
+    result = runner.invoke(main, ["import", str(base / "ws"), str(labels), "--min-per-class", "1"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["train", str(base / "ws"), *FAST])
+    assert result.exit_code == 0, result.output
+    return base / "ws", result.output
+
+
+def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
+    path, output = trained
+    assert "recorded round 1" in output
+    with Workspace.open(path) as ws:
+        vocab = ws.store.classes()
+        items = ws.store.item_table()
+        probs = ws.load_array(1, "pred_probs")
+        ids = ws.load_array(1, "pred_ids")
+        folds = ws.load_array(1, "folds")
+        fit_ids = set(items.loc[items["split"] != "test", "id"])
+        assert vocab == ["blue", "green", "rare", "red"]
+        assert probs.shape == (len(fit_ids), 4) and probs.dtype == np.float32
+        assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+        assert sorted(ids.tolist()) == sorted(fit_ids)  # every non-test item, once
+        model_dir = ws.path / ws.store.rounds()[0].params["model_dir"]
+        for fold in (0, 1):
+            with np.load(model_dir / f"fold-{fold}.npz") as data:
+                held_out, trained_on = set(data["held_out_ids"]), set(data["train_ids"])
+            assert held_out == set(ids[folds == fold])  # predicted by this fold's model ...
+            assert not held_out & trained_on  # ... which never trained on them
+            assert held_out | trained_on == fit_ids
+        assert ws.load_array(1, "test_probs").shape == (len(items) - len(fit_ids), 4)
+        assert ws.load_array(1, "test_probs_folds").shape == (2, len(items) - len(fit_ids), 4)
+        embeddings = ws.load_array(1, "embeddings")
+        assert embeddings.shape == (len(items), 512)
+        assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-4)
+
+
+def test_rare_class_keeps_its_column_when_a_fold_trains_without_it(trained):
+    path, _ = trained
+    with Workspace.open(path) as ws:
+        model_dir = ws.path / ws.store.rounds()[0].params["model_dir"]
+        items = ws.store.item_table().set_index("id")
+        rare = set(items.index[(items["label"] == "rare") & (items["split"] != "test")])
+        without = [f for f in (0, 1) if not rare & set(np.load(model_dir / f"fold-{f}.npz")["train_ids"])]
+        assert without, "one fold must have trained without the rare class"
+        assert np.load(model_dir / f"fold-{without[0]}.npz")["probs"].shape[1] == 4
+
+
+def test_metrics_reports_and_status(trained, cli):
+    path, _ = trained
+    status = json.loads(cli("status", path, "--json").output)
+    metrics = status["rounds"][0]["metrics"]
+    for key in ("oof_top1", "oof_top3", "oof_top5", "test_top1", "test_top3", "test_top5"):
+        assert 0 <= metrics[key] <= 1
+    assert metrics["test_top5"] == 1.0  # 4 classes: the label is always in the top 5
+    assert metrics["test_n"] == 11 and set(metrics["test_per_class"]) == {"blue", "green", "rare", "red"}
+    for name in ("confusion_oof.png", "confusion_test.png", "top_losses_oof.png"):
+        assert (path / "reports" / "round-001" / name).stat().st_size > 1000
+    assert list((path / "models" / "round-001").glob("fold-*-loss.png"))
+
+
+def test_predictor_matches_the_fastai_learner_and_needs_no_fastai(trained, cli, tmp_path):
+    path, _ = trained
+    cli("export-model", path, tmp_path / "model")
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {"model.pth", "vocab.json", "preprocess.json"}
+    with Workspace.open(path) as ws:
+        items = ws.store.item_table().set_index("id")
+        test_ids = ws.load_array(1, "test_ids")
+        files = [str(ws.root / items.loc[i, "file"]) for i in test_ids]
+        with np.load(path / "models" / "round-001" / "fold-0.npz") as data:
+            fastai_probs = data["test_probs"]  # fold-0 learner, through fastai's own test_dl
+    code = (
+        "import sys, json, numpy as np\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'fastai': raise ImportError('fastai is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from training.predict import Predictor\n"
+        f"p = Predictor({str(tmp_path / 'model')!r})\n"
+        f"files = json.loads({json.dumps(json.dumps(files))})\n"
+        "np.save(sys.argv[1], p.predict_proba(files))\n"
+        "assert 'fastai' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "p.npy")], check=True, cwd=Path(__file__).parents[1])
+    plain = np.load(tmp_path / "p.npy")
+    assert np.allclose(plain, fastai_probs, atol=1e-4)
+    assert (plain.argsort(1)[:, ::-1][:, :3] == fastai_probs.argsort(1)[:, ::-1][:, :3]).all()
+
+
+def test_predict_and_evaluate_commands(trained, cli, tmp_path):
+    path, _ = trained
+    with Workspace.open(path) as ws:
+        root = ws.root
+    out = cli("predict", path, root / "img" / "red_test_0.png", "--csv", tmp_path / "p.csv", "-k", "3").output
+    assert "red_test_0.png:" in out
+    header = (tmp_path / "p.csv").read_text().splitlines()[0]
+    assert header == "image,label_1,prob_1,label_2,prob_2,label_3,prob_3"
+    mine = root / "mine.csv"
+    mine.write_text("image,label\nimg/red_test_1.png,rouge\nimg/blue_test_0.png,blue\n")
+    result = cli("evaluate", path, mine, expect=2)
+    assert "rouge" in result.output and "--map" in result.output
+    (tmp_path / "map.csv").write_text("source_label,model_label\nrouge,red\n")
+    out = cli("evaluate", path, mine, "--map", tmp_path / "map.csv").output
+    assert "2 images" in out and "top-1" in out
+
+
+def test_bad_training_options_are_clear_errors(trained, cli, tmp_path):
+    path, _ = trained
+    assert "unknown architecture 'vgg99'" in cli("train", path, "--arch", "vgg99", expect=2).output
+    assert "need at least 2 folds" in cli("train", path, *FAST, "--folds", "1", expect=2).output
+    result = cli("train", path, *FAST, "--weights", tmp_path / "none.pth", expect=2)
+    assert "--weights" in result.output and "no such file" in result.output
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), tmp_path / "r34.pth")
+    result = cli("train", path, *FAST, "--weights", tmp_path / "r34.pth", expect=2)
+    assert "does not fit torchvision's resnet18" in result.output
+    assert not (path / "models" / "pending").exists() or not list((path / "models" / "pending").glob("fold-*"))
+
+
+def test_weights_file_is_loaded_into_the_body(tmp_path):
+    import torch
+    import torchvision
+    from fastai.vision.all import create_vision_model
+
+    from training.learner import load_body_weights
+
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    model = create_vision_model(torchvision.models.resnet18, 3, pretrained=False)
+    load_body_weights(model, "resnet18", tmp_path / "r18.pth")
+    assert torch.equal(model[0][0].weight, reference.conv1.weight)
+
+
+def test_topk_accuracy_on_a_hand_computed_example():
+    from training.evaluate import confusion_matrix, most_confused, topk_accuracy
+
+    probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3]])
+    labels = np.array([0, 1, 2, 1])
+    # row 0: top1 hit; row 1: 1 is 2nd; row 2: 2 is 3rd; row 3: top1 hit
+    assert topk_accuracy(probs, labels, 1) == 0.5
+    assert topk_accuracy(probs, labels, 2) == 0.75
+    assert topk_accuracy(probs, labels, 3) == 1.0
+    assert topk_accuracy(probs, labels, 5) == 1.0
+    cm = confusion_matrix(probs, labels)
+    assert cm.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
+    assert most_confused(cm, ["a", "b", "c"]) == [("b", "c", 1), ("c", "a", 1)]
+    with pytest.raises(ValueError, match="pred_probs has shape \\(4, 3\\) but labels has 3 rows"):
+        topk_accuracy(probs, labels[:3])
+
+
+def test_killed_run_resumes_from_the_last_finished_fold(tmp_path):
+    labels = _tiny_dataset(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    subprocess.run(
+        [sys.executable, "-m", "labeler", "import", str(ws), str(labels), "--min-per-class", "1"], check=True
+    )
+    args = [sys.executable, "-m", "labeler", "train", str(ws), *FAST, "--no-verify-images"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pending = ws / "models" / "pending"
+    deadline = time.time() + 120
+    while not (pending / "fold-0.npz").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (pending / "fold-0.npz").exists() and not (pending / "fold-1.npz").exists()
+    assert not list(pending.glob("*.tmp"))
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fold 1/2: finished earlier, kept" in resumed.stdout
+    with Workspace.open(ws) as w:
+        assert len(w.store.rounds()) == 1 and w.load_array(1, "pred_probs").shape[0] == 37
