@@ -107,7 +107,7 @@ def _train_options(func):
         click.option(
             "--preset",
             type=click.Choice(["gpu", "cpu"]),
-            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 112 px.",
+            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px.",
         ),
         click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
         click.option("--size", type=int, help="Training image size [224]."),
@@ -136,7 +136,9 @@ def _train_options(func):
 @_train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished fold.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
-def train(workspace, resume, restart, preset, **options):
+@click.option("--fold", "only_fold", type=int, help="Train this fold only (folds as separate jobs; then --merge).")
+@click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
+def train(workspace, resume, restart, only_fold, merge, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
     from labeler.train import train_round
     from labeler.workspace import Workspace
@@ -147,8 +149,13 @@ def train(workspace, resume, restart, preset, **options):
     if device.type == "cpu" and preset is None:
         click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
     with Workspace.open(workspace) as ws:
-        round_id = train_round(ws, config, resume=resume, restart=restart, log=click.echo)
-    click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
+        round_id = train_round(
+            ws, config, resume=resume, restart=restart, only_fold=only_fold, merge=merge, log=click.echo
+        )
+    if round_id is not None:
+        click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
+    elif only_fold is not None:
+        click.echo(f"fold {only_fold} done; when every fold is, run: labeler train {workspace} --merge (same options)")
 
 
 @main.command("export-model")

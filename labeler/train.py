@@ -9,6 +9,7 @@ were trained with. `training` is imported lazily and fed plain data only.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -41,12 +42,20 @@ def train_round(
     *,
     resume: bool = False,
     restart: bool = False,
+    only_fold: int | None = None,
+    merge: bool = False,
     log: Callable[[str], None] = print,
-) -> int:
-    """Train ``config.folds`` fold models, evaluate, save arrays and reports; return the new round id."""
+) -> int | None:
+    """Train ``config.folds`` fold models, evaluate, save arrays and reports; return the new round id.
+
+    With ``only_fold`` one fold is trained and None returned; ``merge`` assembles the folds
+    trained as separate jobs. Under torchrun only rank 0 records the round.
+    """
     from training.crossval import run_crossval
 
     started = time.perf_counter()
+    if int(os.environ.get("RANK", "0")) != 0:
+        log = _quiet  # under torchrun, rank 0 speaks for all
     vocab = ws.store.classes()
     frame = _usable(ws, label_table(ws), config, log)
     _check_folds(frame, vocab, config.folds, log)
@@ -54,7 +63,11 @@ def train_round(
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
         log(f"discarded the interrupted run in {run_dir}")
-    result = run_crossval(frame, ws.root, vocab, config, run_dir, resume=resume, log=log)
+    result = run_crossval(
+        frame, ws.root, vocab, config, run_dir, resume=resume, only_fold=only_fold, merge=merge, log=log
+    )
+    if result is None:
+        return None
     round_id = ws.store.next_round_id()
     model_dir = f"models/round-{round_id:03d}"
     run_dir.rename(ws.path / model_dir)
@@ -72,6 +85,10 @@ def train_round(
     recorded = ws.record_round("train", params, metrics, arrays)
     assert recorded == round_id, (recorded, round_id)
     return round_id
+
+
+def _quiet(message: str) -> None:
+    pass
 
 
 def _usable(ws: Workspace, frame, config, log):

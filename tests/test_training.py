@@ -219,3 +219,35 @@ def test_killed_run_resumes_from_the_last_finished_fold(tmp_path):
     assert "fold 1/2: finished earlier, kept" in resumed.stdout
     with Workspace.open(ws) as w:
         assert len(w.store.rounds()) == 1 and w.load_array(1, "pred_probs").shape[0] == 37
+
+
+def test_folds_as_separate_jobs_then_merge(tmp_path, cli):
+    labels = _tiny_dataset(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    cli("import", ws, labels, "--min-per-class", "1")
+    assert "not in" in cli("train", ws, *FAST, "--merge", expect=2).output  # nothing trained yet
+    assert "fold 0 done" in cli("train", ws, *FAST, "--fold", "0").output
+    result = cli("train", ws, *FAST, "--merge", expect=2)
+    assert "folds 1 are not in" in result.output
+    assert "folds are numbered 0 to 1" in cli("train", ws, *FAST, "--fold", "2", expect=2).output
+    cli("train", ws, *FAST, "--fold", "1")
+    assert "recorded round 1" in cli("train", ws, *FAST, "--merge").output
+    with Workspace.open(ws) as w:
+        assert w.load_array(1, "pred_probs").shape == (37, 4)
+
+
+@pytest.mark.slow
+def test_data_parallel_training_with_gloo_on_two_cpu_processes(tmp_path):
+    labels = _tiny_dataset(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    subprocess.run(
+        [sys.executable, "-m", "labeler", "import", str(ws), str(labels), "--min-per-class", "1"], check=True
+    )
+    torchrun = Path(sys.executable).parent / "torchrun"
+    args = [str(torchrun), "--nproc_per_node", "2", "-m", "labeler", "train", str(ws), *FAST, "--no-verify-images"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "data-parallel on 2 processes" in done.stdout
+    assert done.stdout.count("recorded round 1") == 1  # rank 0 alone records
+    with Workspace.open(ws) as w:
+        assert len(w.store.rounds()) == 1 and w.load_array(1, "pred_probs").shape == (37, 4)

@@ -86,72 +86,136 @@ def run_crossval(
     run_dir: str | Path,
     *,
     resume: bool = False,
+    only_fold: int | None = None,
+    merge: bool = False,
     groups=None,
     log: Callable[[str], None] = print,
-) -> CrossvalResult:
-    """Train ``config.folds`` models over ``frame`` (columns id, file, label, split); see the module doc."""
-    from fastai.torch_core import set_seed
+) -> CrossvalResult | None:
+    """Train ``config.folds`` models over ``frame`` (columns id, file, label, split); see the module doc.
 
-    from training.data import make_dataloaders
-    from training.learner import body_weights, build_learner, find_lr, fit, pick_device, plot_losses
-
+    ``only_fold=k`` trains fold k alone and returns None (folds as separate jobs); ``merge``
+    trains nothing and assembles the folds already in ``run_dir``. Under torchrun (WORLD_SIZE
+    > 1) every process trains each fold in data-parallel; only rank 0 predicts, writes, and
+    gets a result (the others get None).
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
     fit_frame = frame[frame["split"] != "test"].reset_index(drop=True)
     test_frame = frame[frame["split"] == "test"].reset_index(drop=True)
     fold_of = assign_folds(fit_frame["label"], config.folds, config.seed, groups)
+    if only_fold is not None and not 0 <= only_fold < config.folds:
+        raise TrainingError(f"--fold {only_fold}: folds are numbered 0 to {config.folds - 1}")
     if config.weights:
+        from training.learner import body_weights
+
         body_weights(config.arch, config.weights)  # fail before any state is written
-    state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume)
-    device = pick_device(config.device)
-    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-    summaries = []
-    for fold in range(config.folds):
-        done = run_dir / f"fold-{fold}.npz"
-        if done.exists():
-            kept = state["folds"].get(str(fold))  # missing if killed between the two writes
-            summaries.append(
-                FoldSummary(**kept) if kept else FoldSummary(fold, int((fold_of == fold).sum()), 0.0, 0.0, 0.0)
-            )
-            log(f"fold {fold + 1}/{config.folds}: finished earlier, kept ({done.name})")
+    if world_size() > 1 and config.lr is None:
+        raise TrainingError("distributed training needs a fixed --lr (run lr_find once without torchrun)")
+    several_jobs = only_fold is not None or merge
+    state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume or several_jobs)
+    folds = [only_fold] if only_fold is not None else [] if merge else range(config.folds)
+    for fold in folds:
+        if (run_dir / f"fold-{fold}.npz").exists():
+            log(f"fold {fold + 1}/{config.folds}: finished earlier, kept (fold-{fold}.npz)")
             continue
-        set_seed(config.seed + fold)
-        valid_idx = np.flatnonzero(fold_of == fold)
-        dls = make_dataloaders(
-            fit_frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
-            bs=config.bs, workers=workers, device=device, seed=config.seed + fold,
-        )  # fmt: skip
-        learn = build_learner(dls, config)
-        learn.path, learn.model_dir = run_dir, "."
-        if state.get("lr") is None:
-            state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
-            log(
-                f"learning rate {state['lr']:.2e}"
-                + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else "")
-            )
-            _write_json(run_dir / "state.json", state)
-        fit_started = time.perf_counter()
-        fit(learn, config, state["lr"])
-        fit_seconds = time.perf_counter() - fit_started
-        plot_losses(learn.loss_history, run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
-        arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0)
-        epochs = config.epochs + config.freeze_epochs
-        summary = FoldSummary(
-            fold=fold,
-            held_out=len(valid_idx),
-            valid_accuracy=float((arrays["probs"].argmax(1) == _codes(fit_frame["label"][valid_idx], vocab)).mean()),
-            seconds=time.perf_counter() - fit_started,
-            images_per_s=(len(fit_frame) - len(valid_idx)) * epochs / fit_seconds,
+        _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_dir, state, log)
+    if only_fold is not None or rank() != 0:
+        return None
+    missing = [k for k in range(config.folds) if not (run_dir / f"fold-{k}.npz").exists()]
+    if missing:
+        raise TrainingError(
+            f"cannot merge: folds {', '.join(map(str, missing))} are not in {run_dir} yet; "
+            f"train them (--fold K) and copy their fold-K.npz and fold-K.pth there"
         )
-        _save_fold(run_dir, fold, arrays, learn.model.state_dict())
-        state["folds"][str(fold)] = asdict(summary)
+    return _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, time.perf_counter() - started)
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_dir, state, log) -> None:
+    """Train fold ``fold``; rank 0 predicts its held-out images and the test split and saves them."""
+    from fastai.torch_core import set_seed
+
+    from training.data import make_dataloaders
+    from training.learner import build_learner, find_lr, fit, pick_device
+
+    set_seed(config.seed + fold)
+    valid_idx = np.flatnonzero(fold_of == fold)
+    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+    dls = make_dataloaders(
+        fit_frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
+        bs=config.bs, workers=workers, device=pick_device(config.device), seed=config.seed + fold,
+    )  # fmt: skip
+    learn = build_learner(dls, config)
+    learn.path, learn.model_dir = run_dir, "."
+    if state.get("lr") is None:
+        state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
+        log(f"learning rate {state['lr']:.2e}" + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else ""))
         _write_json(run_dir / "state.json", state)
-        summaries.append(summary)
-        log(
-            f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
-            f"on them (trained labels), {summary.seconds:.0f}s, {summary.images_per_s:.1f} train images/s"
+    fit_started = time.perf_counter()
+    if world_size() > 1:
+        from training.distributed import distributed
+
+        log(f"training fold {fold + 1} data-parallel on {world_size()} processes")
+        with distributed(learn):
+            fit(learn, config, state["lr"])
+    else:
+        fit(learn, config, state["lr"])
+    fit_seconds = time.perf_counter() - fit_started
+    if world_size() > 1:
+        from training.distributed import rank0_alone
+
+        with rank0_alone():  # the other ranks wait until rank 0 has predicted and saved this fold
+            if rank() == 0:
+                _finish_fold(
+                    learn,
+                    fold,
+                    fit_frame,
+                    test_frame,
+                    valid_idx,
+                    vocab,
+                    config,
+                    run_dir,
+                    state,
+                    fit_started,
+                    fit_seconds,
+                    log,
+                )
+    else:
+        _finish_fold(
+            learn, fold, fit_frame, test_frame, valid_idx, vocab, config, run_dir, state, fit_started, fit_seconds, log
         )
-    return _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, summaries, time.perf_counter() - started)
+
+
+def _finish_fold(
+    learn, fold, fit_frame, test_frame, valid_idx, vocab, config, run_dir, state, fit_started, fit_seconds, log
+):
+    """Predict the held-out fold and the test split (fold 0: embeddings too), then save the fold."""
+    from training.learner import plot_losses
+
+    plot_losses(learn.loss_history, run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
+    arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0)
+    epochs = config.epochs + config.freeze_epochs
+    summary = FoldSummary(
+        fold=fold,
+        held_out=len(valid_idx),
+        valid_accuracy=float((arrays["probs"].argmax(1) == _codes(fit_frame["label"][valid_idx], vocab)).mean()),
+        seconds=time.perf_counter() - fit_started,
+        images_per_s=(len(fit_frame) - len(valid_idx)) * epochs / fit_seconds,
+    )
+    arrays["summary"] = np.array(json.dumps(asdict(summary)))
+    arrays["lr"] = np.array(state["lr"], dtype=np.float64)
+    _save_fold(run_dir, fold, arrays, learn.model.state_dict())
+    log(
+        f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
+        f"on them (trained labels), {summary.seconds:.0f}s, {summary.images_per_s:.1f} train images/s"
+    )
 
 
 def _codes(labels, vocab: list[str]) -> np.ndarray:
@@ -218,7 +282,7 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
     path = run_dir / "state.json"
     if path.exists():
         state = json.loads(path.read_text())
-        finished = len(state.get("folds", {}))
+        finished = len(list(run_dir.glob("fold-*.npz")))
         if not resume and finished == 0:
             state = None  # nothing finished: nothing to lose, start over
         elif not resume:
@@ -235,8 +299,8 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
             return state
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("fold-*"):
-        stale.unlink()
-    state = {"key": key, "config": asdict(config), "lr": None, "folds": {}}
+        stale.unlink(missing_ok=True)
+    state = {"key": key, "config": asdict(config), "lr": None}
     _write_json(path, state)
     return state
 
@@ -248,24 +312,24 @@ def _save_fold(run_dir: Path, fold: int, arrays: dict, weights) -> None:
     _atomic(run_dir / f"fold-{fold}.npz", lambda fh: np.savez(fh, **arrays))
 
 
-def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, summaries, seconds) -> CrossvalResult:
-    k = None
-    pred_probs = None
-    test_folds = []
-    embed = None
+def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:
+    pred_probs, test_folds, summaries, lrs = None, [], [], []
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
-            probs = data["probs"]
+            if not np.array_equal(data["held_out_ids"], fit_frame["id"].to_numpy()[fold_of == fold]):
+                raise TrainingError(f"{run_dir}/fold-{fold}.npz was trained on other folds or data; retrain that fold")
             if pred_probs is None:
-                k = probs.shape[1]
-                pred_probs = np.full((len(fit_frame), k), np.nan, dtype=np.float32)
-            pred_probs[fold_of == fold] = probs
+                pred_probs = np.full((len(fit_frame), data["probs"].shape[1]), np.nan, dtype=np.float32)
+            pred_probs[fold_of == fold] = data["probs"]
             test_folds.append(data["test_probs"])
+            summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
+            lrs.append(float(data["lr"]))
             if fold == 0:
                 embed = (data["embed_ids"], data["embeddings"])
     if np.isnan(pred_probs).any():
         raise TrainingError(f"some images got no out-of-fold prediction in {run_dir}; rerun with --restart")
     test_probs_folds = np.stack(test_folds).astype(np.float32)
+    k = pred_probs.shape[1]
     test_probs = test_probs_folds.mean(axis=0) if len(test_frame) else np.zeros((0, k), np.float32)
     return CrossvalResult(
         fit_ids=fit_frame["id"].to_numpy(),
@@ -276,7 +340,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, summaries,
         test_probs_folds=test_probs_folds,
         embed_ids=embed[0],
         embeddings=embed[1],
-        lr=float(state["lr"]),
+        lr=float(np.mean(lrs)),
         folds=summaries,
         seconds=seconds,
     )

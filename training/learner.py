@@ -47,7 +47,7 @@ class TrainConfig:
 # The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.
 PRESETS = {
     "gpu": {},
-    "cpu": {"arch": "resnet18", "size": 112, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 60},
+    "cpu": {"arch": "resnet18", "size": 96, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 60},
 }
 
 
