@@ -102,3 +102,34 @@ def bench_import(source: str | Path | None, *, rows: int = 289_222, classes: int
     if result["rc"] != 0:
         raise RuntimeError(f"import failed:\n{result['out']}")
     return result
+
+
+def bench_train_speed(
+    workspace: str | Path, config, *, lr: float = 1e-3, limit: int | None = None, repeats: int = 2
+) -> dict:
+    """Images/s of labeler's fastai training path and of a minimal plain-PyTorch loop, alternated."""
+    from labeler.train import label_table
+    from labeler.workspace import Workspace
+    from training import speed
+
+    with Workspace.open(workspace) as ws:
+        frame = label_table(ws)
+        frame = frame[frame["split"] != "test"].sample(frac=1.0, random_state=0).reset_index(drop=True)
+        if limit:
+            frame = frame.iloc[:limit].reset_index(drop=True)
+        vocab, root = ws.store.classes(), ws.root
+    files = [str(root / f) for f in frame["file"]]
+    labels = [vocab.index(label) for label in frame["label"]]
+    runs: dict[str, list[float]] = {"fastai": [], "plain": []}
+    for repeat in range(repeats):
+        runs["plain"].append(speed.plain_torch(files, labels, len(vocab), config, lr))
+        runs["fastai"].append(speed.fastai(frame, root, vocab, config, lr))
+        print(
+            f"repeat {repeat + 1}: plain PyTorch {runs['plain'][-1]:.1f} img/s, fastai {runs['fastai'][-1]:.1f} img/s"
+        )
+    best = {name: max(values) for name, values in runs.items()}
+    return {
+        "images": len(frame),
+        **{f"{k}_images_per_s": v for k, v in best.items()},
+        "ratio": best["fastai"] / best["plain"],
+    }

@@ -158,6 +158,31 @@ def train(workspace, resume, restart, only_fold, merge, preset, **options):
         click.echo(f"fold {only_fold} done; when every fold is, run: labeler train {workspace} --merge (same options)")
 
 
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the whole ranked queue as CSV.")
+@click.option("--round", "round_id", type=int, help="Round to flag [latest].")
+@click.option("--filter-by", default="prune_by_noise_rate", show_default=True,
+              type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]))  # fmt: skip
+@click.option("--rank-by", default="self_confidence", show_default=True,
+              type=click.Choice(["self_confidence", "normalized_margin", "confidence_weighted_entropy"]))  # fmt: skip
+@click.option("-k", "--neighbours", "k", default=10, show_default=True, help="Nearest neighbours per image.")
+@click.option("--duplicate-similarity", default=0.97, show_default=True, help="Cosine similarity of near-duplicates.")
+@click.option(
+    "--outlier-share", default=0.01, show_default=True, help="Share of most isolated images queued as outliers."
+)
+def flag(workspace, csv_path, round_id, **options):
+    """Flag likely label errors, conflicting near-duplicates and outliers in one ranked review queue."""
+    from labeler.flag import flag_round, format_summary
+    from labeler.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        result = flag_round(ws, round_id=round_id, csv_path=csv_path, **options)
+    click.echo(format_summary(result))
+    if csv_path:
+        click.echo(f"  queue CSV: {csv_path}")
+
+
 @main.command("export-model")
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
@@ -247,6 +272,29 @@ def bench_import(source, rows, classes, verify_images):
     result = run_bench(source, rows=rows, classes=classes, verify=verify_images)
     click.echo(result["out"].strip())
     click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
+
+
+@bench.command("train-speed")
+@click.argument("workspace", type=click.Path(exists=True, file_okay=False))
+@click.option("--arch", default="resnet18", show_default=True)
+@click.option("--size", default=96, show_default=True)
+@click.option("--bs", default=64, show_default=True)
+@click.option("--epochs", default=1, show_default=True)
+@click.option("--workers", default=2, show_default=True)
+@click.option("--limit", type=int, help="Use only this many train/valid images.")
+@click.option("--repeats", default=2, show_default=True, help="Alternate the two paths this many times; best kept.")
+def bench_train_speed(workspace, arch, size, bs, epochs, workers, limit, repeats):
+    """Training images/s: labeler's fastai path vs a minimal plain-PyTorch loop (same model and settings)."""
+    from labeler.bench import bench_train_speed as run_bench
+    from training.learner import make_config
+
+    config = make_config(
+        None, arch=arch, size=size, bs=bs, epochs=epochs, workers=workers, pretrained=False, device="cpu"
+    )
+    r = run_bench(workspace, config, limit=limit, repeats=repeats)
+    click.echo(f"{r['images']} images, {arch} at {size} px, bs {bs}, {workers} workers, {epochs} epoch(s): "
+               f"plain PyTorch {r['plain_images_per_s']:.1f} img/s, fastai {r['fastai_images_per_s']:.1f} img/s, "
+               f"fastai/plain = {r['ratio']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

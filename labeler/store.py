@@ -76,7 +76,18 @@ CREATE INDEX issues_round ON issues (round_id, score DESC);
 CREATE INDEX issues_item ON issues (item_id);
 """
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001),)
+# Flags carry what the review screen and the queue CSV show without recomputing.
+SCHEMA_0002 = """
+ALTER TABLE issues ADD COLUMN priority REAL NOT NULL DEFAULT 0;
+ALTER TABLE issues ADD COLUMN quality REAL;
+ALTER TABLE issues ADD COLUMN suggested_prob REAL;
+ALTER TABLE issues ADD COLUMN top TEXT NOT NULL DEFAULT '[]';   -- JSON [[label, prob], ...], best first
+ALTER TABLE issues ADD COLUMN group_id INTEGER NOT NULL DEFAULT -1;  -- near-duplicate group, -1 none
+ALTER TABLE issues ADD COLUMN contradicts INTEGER NOT NULL DEFAULT 0; -- reviewed, but the round disagrees
+CREATE INDEX issues_round_priority ON issues (round_id, priority DESC);
+"""
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001), ("0002_issue_details", SCHEMA_0002))
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
 
@@ -128,6 +139,23 @@ class ArrayRecord:
     shape: tuple[int, ...]
     dtype: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flagged item of a round (a row of the ``issues`` table)."""
+
+    item_id: int
+    kind: str
+    score: float
+    suggested_label: str | None
+    reasons: list
+    priority: float
+    quality: float | None
+    suggested_prob: float | None
+    top: list
+    group_id: int = -1
+    contradicts: bool = False
 
 
 @dataclass(frozen=True)
@@ -373,6 +401,53 @@ class Store:
         return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
 
     # -- issues (flags) -----------------------------------------------------------------
+    def replace_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
+        """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
+        rows = [
+            (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
+             f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts))
+            for f in flags
+        ]  # fmt: skip
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
+            self.conn.executemany(
+                "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
+                " suggested_prob, top, group_id, contradicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def flagged_round(self) -> int | None:
+        """The latest round that has flags."""
+        return self.conn.execute("SELECT MAX(round_id) FROM issues").fetchone()[0]
+
+    def issues(self, round_id: int) -> list[Flag]:
+        """Flags of ``round_id`` by priority, highest first."""
+        sql = (
+            "SELECT item_id, kind, score, suggested_label, reasons, priority, quality, suggested_prob, top,"
+            " group_id, contradicts FROM issues WHERE round_id = ? ORDER BY priority DESC, item_id"
+        )
+        return [
+            Flag(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                json.loads(r[4]),
+                r[5],
+                r[6],
+                r[7],
+                [tuple(t) for t in json.loads(r[8])],
+                r[9],
+                bool(r[10]),
+            )
+            for r in self.conn.execute(sql, (round_id,))
+        ]
+
     def count_flagged(self) -> int:
         """Items flagged in the latest round that has flags."""
         sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"

@@ -1,0 +1,168 @@
+"""`labeler flag`: build the review queue of a round, store it, summarise it, report it.
+
+Every item of the round gets an out-of-sample probability: train/valid items their
+out-of-fold ``pred_probs``, test items the mean of the fold models (none trained on test),
+so test labels are checked too. The labels judged are the ones the round trained on (the
+current labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from labeler.errors import ArrayError, WorkspaceError
+from labeler.queue import Evidence, Queue, build_queue
+from labeler.store import Flag
+from labeler.workspace import Workspace
+
+QUEUE_CSV_COLUMNS = ("rank", "image", "split", "given_label", "suggested_label", "suggested_prob", "label_quality", "priority", "reasons", "explanation")  # fmt: skip
+
+
+@dataclass
+class FlagResult:
+    round_id: int
+    queue: Queue
+    evidence: Evidence
+    report: Path
+
+
+def latest_round(ws: Workspace, round_id: int | None = None):
+    """The round to flag: the latest (or ``round_id``) with pred_probs and embeddings; clear errors otherwise."""
+    rounds = ws.store.rounds()
+    if not rounds:
+        raise WorkspaceError(f"{ws.path} has no round yet; run `labeler train {ws.path}` first")
+    chosen = rounds[-1] if round_id is None else next((r for r in rounds if r.id == round_id), None)
+    if chosen is None:
+        raise WorkspaceError(f"no round {round_id} in {ws.path}")
+    have = ws.store.arrays(chosen.id)
+    for name in ("pred_probs", "embeddings"):
+        if name not in have:
+            raise ArrayError(
+                f"round {chosen.id} has no {name}; run `labeler train {ws.path}` to make a round with them"
+            )
+    return chosen
+
+
+def load_evidence(ws: Workspace, round_id: int) -> Evidence:
+    """Row-aligned labels, probabilities and embeddings of every item the round predicted."""
+    params = next(r.params for r in ws.store.rounds() if r.id == round_id)
+    vocab = params.get("vocab") or ws.store.classes()
+    pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
+    ids = np.concatenate([pred_ids, test_ids])
+    probs = np.concatenate([ws.load_array(round_id, "pred_probs"), ws.load_array(round_id, "test_probs")])
+    for name, array in (("pred_probs/test_probs", probs),):
+        bad = ~np.isfinite(array).all(axis=1)
+        if bad.any():
+            raise ArrayError(f"round {round_id} {name} has NaN or inf in {int(bad.sum())} rows; retrain the round")
+    embed_ids, embeddings = ws.load_array(round_id, "embed_ids"), ws.load_array(round_id, "embeddings")
+    position = {int(i): r for r, i in enumerate(embed_ids)}
+    missing = [int(i) for i in ids if int(i) not in position]
+    if missing:
+        raise ArrayError(
+            f"round {round_id} has no embedding for {len(missing)} items (e.g. #{missing[0]}); retrain the round"
+        )
+    current = _current_labels(ws)
+    index = {name: i for i, name in enumerate(vocab)}
+    keep = np.array([int(i) in current for i in ids])  # items removed since the round are not flagged
+    ids, probs = ids[keep], probs[keep]
+    labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
+    reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
+    return Evidence(ids, labels, probs, embeddings[[position[int(i)] for i in ids]], list(vocab), reviewed)
+
+
+def _current_labels(ws: Workspace) -> dict[int, str]:
+    from labeler.train import label_table
+
+    frame = label_table(ws)
+    return dict(zip(frame["id"].tolist(), frame["label"].tolist()))
+
+
+def flag_round(
+    ws: Workspace, *, round_id: int | None = None, csv_path: str | Path | None = None, **options
+) -> FlagResult:
+    """Build, store and report the queue of a round (the latest by default)."""
+    chosen = latest_round(ws, round_id)
+    evidence = load_evidence(ws, chosen.id)
+    queue = build_queue(evidence, **options)
+    flags = [
+        Flag(
+            e.item_id,
+            e.kind,
+            1 - e.quality,
+            e.suggested,
+            e.reasons,
+            e.priority,
+            e.quality,
+            e.suggested_prob,
+            e.top,
+            e.group,
+            e.contradicts,
+        )
+        for e in queue.entries
+    ]
+    ws.store.replace_issues(chosen.id, flags)
+    if csv_path is not None:
+        write_queue_csv(ws, flags, Path(csv_path))
+    from labeler.report import write_flag_report
+
+    report = write_flag_report(ws, chosen.id, queue, evidence)
+    return FlagResult(chosen.id, queue, evidence, report)
+
+
+def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path) -> None:
+    """The ranked queue, one row per flagged item, image path exactly as imported; written atomically."""
+    items = {i.id: i for i in ws.store.items(status=None)}
+    current = _current_labels(ws)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(QUEUE_CSV_COLUMNS)
+            for rank, f in enumerate(flags, start=1):
+                item = items[f.item_id]
+                writer.writerow([
+                    rank, item.path, item.split, current.get(f.item_id, item.label), f.suggested_label,
+                    f"{f.suggested_prob:.4f}", f"{f.quality:.4f}", f"{f.priority:.4f}",
+                    ";".join(r["code"] for r in f.reasons), " | ".join(r["text"] for r in f.reasons),
+                ])  # fmt: skip
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_summary(result: FlagResult, *, top: int = 8) -> str:
+    """What `labeler flag` prints: flagged per reason and class, noise rate, confused pairs."""
+    queue, ev = result.queue, result.evidence
+    entries = queue.entries
+    s = queue.summary
+    n = len(ev.item_ids)
+    lines = [
+        f"round {result.round_id}: {len(entries):,} of {n:,} images queued for review ({len(entries) / max(n, 1):.1%})"
+    ]
+    reasons = Counter(r["code"] for e in entries for r in e.reasons)
+    lines.append("  by reason: " + ", ".join(f"{code} {count:,}" for code, count in reasons.most_common()))
+    label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
+    by_class = Counter(ev.vocab[label_of[e.item_id]] for e in entries)
+    lines.append("  by given label: " + ", ".join(f"{name} {count}" for name, count in by_class.most_common(top)))
+    lines.append(f"  estimated label noise: {s.noise_rate:.1%} of labels (confident joint, model only)")
+    worst = sorted(s.error_rate.items(), key=lambda kv: -kv[1])[:5]
+    lines.append("  classes with the most suspect labels: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
+    cj = s.confident_joint.copy()
+    np.fill_diagonal(cj, 0)
+    pairs = sorted(((cj[i, j], ev.vocab[i], ev.vocab[j]) for i, j in zip(*np.nonzero(cj))), reverse=True)[:5]
+    if pairs:
+        lines.append("  most confused (given -> likely): " + ", ".join(f"{a} -> {b} {c}" for c, a, b in pairs))
+    if s.overlapping:
+        lines.append(
+            "  overlapping classes (merge?): " + ", ".join(f"{a}/{b} {p:.3f}" for a, b, p in s.overlapping[:3])
+        )
+    lines.append(f"  report: {result.report}")
+    return "\n".join(lines)

@@ -1,0 +1,134 @@
+"""Neighbours in embedding space with faiss. faiss is imported here only.
+
+Embeddings are L2-normalised, so inner product = cosine similarity. Up to ``EXACT_MAX``
+items the index is exact (``IndexFlatIP``); past it, an inverted-file index (``IndexIVFFlat``,
+``4 * sqrt(N)`` lists, ``nprobe`` 24 by default) whose recall@10 against exact search is
+checked by a test and by `labeler bench neighbors`. Near-duplicates are pairs with cosine
+similarity >= ``DUPLICATE_SIMILARITY`` (0.97: resized, recompressed or slightly shifted
+copies of one photo score above it; different photos of one product mostly below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EXACT_MAX = 50_000
+DUPLICATE_SIMILARITY = 0.97
+DEFAULT_NPROBE = 24
+
+
+@dataclass
+class Neighbours:
+    indices: np.ndarray  # (N, k) row numbers of each row's nearest other rows, nearest first (-1: none)
+    similarities: np.ndarray  # (N, k) their cosine similarities
+
+
+def build_index(embeddings: np.ndarray, *, exact: bool | None = None, nprobe: int = DEFAULT_NPROBE, seed: int = 0):
+    """A faiss inner-product index over ``embeddings`` (N, D) float32, exact up to EXACT_MAX rows."""
+    import faiss
+
+    x = _as_float32(embeddings)
+    n, d = x.shape
+    if exact is None:
+        exact = n <= EXACT_MAX
+    if exact:
+        index = faiss.IndexFlatIP(d)
+    else:
+        nlist = max(1, int(4 * np.sqrt(n)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = x[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+        index.train(sample)
+        index.nprobe = nprobe
+    index.add(x)
+    return index
+
+
+def knn(embeddings: np.ndarray, k: int = 10, *, index=None, batch: int = 16_384) -> Neighbours:
+    """The ``k`` nearest other rows of every row (self excluded), in batches (no N x N matrix)."""
+    x = _as_float32(embeddings)
+    index = index if index is not None else build_index(x)
+    k_search = min(k + 1, len(x))
+    out_i = np.full((len(x), k), -1, dtype=np.int64)
+    out_s = np.zeros((len(x), k), dtype=np.float32)
+    for start in range(0, len(x), batch):
+        sims, idx = index.search(x[start : start + batch], k_search)
+        is_self = idx == np.arange(start, start + len(idx))[:, None]
+        order = np.argsort(is_self, axis=1, kind="stable")[:, :k]  # self (if found) moves past the first k
+        out_i[start : start + len(idx), : order.shape[1]] = np.take_along_axis(idx, order, axis=1)
+        out_s[start : start + len(idx), : order.shape[1]] = np.take_along_axis(sims, order, axis=1)
+    return Neighbours(out_i, out_s)
+
+
+def knn_graph(neighbours: Neighbours, n: int | None = None):
+    """The k-NN graph as scipy CSR of cosine distances, the form cleanlab's Datalab takes as ``knn_graph``."""
+    from scipy.sparse import csr_matrix
+
+    idx, sims = neighbours.indices, neighbours.similarities
+    n = n or len(idx)
+    k = idx.shape[1]
+    distances = np.clip(1 - sims, 0, None).astype(np.float32)
+    indptr = np.arange(0, n * k + 1, k)
+    return csr_matrix((distances.ravel(), idx.ravel(), indptr), shape=(n, n))
+
+
+def duplicate_groups(neighbours: Neighbours, threshold: float = DUPLICATE_SIMILARITY) -> np.ndarray:
+    """Group id per row (-1: no near-duplicate); rows joined by similarity >= ``threshold`` share a group."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(neighbours.indices)
+    rows, cols = np.nonzero((neighbours.similarities >= threshold) & (neighbours.indices >= 0))
+    graph = coo_matrix((np.ones(len(rows)), (rows, neighbours.indices[rows, cols])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    return np.where(sizes[component] > 1, component, -1)
+
+
+def outlier_scores(neighbours: Neighbours) -> np.ndarray:
+    """1 - mean cosine similarity to the k neighbours, scaled to [0, 1] by rank (1 = most isolated)."""
+    valid = neighbours.indices >= 0
+    mean = np.where(valid, neighbours.similarities, 0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    order = np.argsort(np.argsort(-mean))  # 0 for the least isolated
+    return (order / max(len(mean) - 1, 1)).astype(np.float32)
+
+
+def neighbour_votes(
+    neighbours: Neighbours, labels: np.ndarray, k_classes: int, *, smoothing: float = 1.0
+) -> np.ndarray:
+    """(N, K) label distribution of each row's neighbours, similarity-weighted, add-``smoothing`` prior.
+
+    Read as a kNN classifier's pred_probs: row i's neighbours' labels (never its own) vote for
+    what its label should be.
+    """
+    idx, sims = neighbours.indices, neighbours.similarities
+    weights = np.where(idx >= 0, np.clip(sims, 0, None), 0).astype(np.float64)
+    votes = np.full((len(idx), k_classes), smoothing / k_classes)
+    rows = np.repeat(np.arange(len(idx)), idx.shape[1])
+    np.add.at(votes, (rows, labels[np.where(idx >= 0, idx, 0)].ravel()), weights.ravel())
+    return (votes / votes.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def similar(embeddings: np.ndarray, row: int, k: int = 8, *, index=None) -> list[tuple[int, float]]:
+    """The ``k`` rows most similar to ``row``: (row number, cosine similarity), best first."""
+    x = _as_float32(embeddings)
+    index = index if index is not None else build_index(x)
+    sims, idx = index.search(x[row : row + 1], min(k + 1, len(x)))
+    return [(int(i), float(s)) for i, s in zip(idx[0], sims[0]) if i != row and i >= 0][:k]
+
+
+def recall_at_k(approx: Neighbours, exact: Neighbours) -> float:
+    """Share of the exact k nearest neighbours that the approximate search also found."""
+    hits = [len(set(a[a >= 0]) & set(e[e >= 0])) for a, e in zip(approx.indices, exact.indices)]
+    return float(np.sum(hits) / max((exact.indices >= 0).sum(), 1))
+
+
+def _as_float32(embeddings: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be (N, D); got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"embeddings have NaN or inf in {int((~np.isfinite(x)).any(axis=1).sum())} rows")
+    return x

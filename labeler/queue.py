@@ -1,0 +1,186 @@
+"""The review queue: every signal merged into one ranked, explained list.
+
+Two out-of-sample predictors judge each label: the cross-validated CNN (``pred_probs``) and
+a k-nearest-neighbour vote over the embeddings (each image's neighbours' labels, never its
+own). Their average is the *merged* pred_probs, and cleanlab's confident learning runs on it
+(``detect.find_issues``): averaging two predictors with different errors is the ensemble that
+confident learning recommends, and `labeler bench noise` measures it against the CNN alone.
+
+Order (``priority = tier + score``, score = 1 - merged label quality, in [0, 1)):
+  tier 2  near-duplicates whose labels conflict ("duplicate_conflict")
+  tier 1  cleanlab's flagged set on the merged pred_probs ("label_issue"), and reviewed items
+          that the new round contradicts strongly ("contradicts_review")
+  tier 0  outliers (the most isolated ``outlier_share`` of images, "outlier")
+Items with a reviewer decision are left out unless the merged predictor gives another label
+at least ``CONTRADICTION_PROB`` probability and cleanlab flags it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labeler import detect, neighbors
+
+CONTRADICTION_PROB = 0.9
+REASON_TEXT = {
+    "duplicate_conflict": "near-duplicate with a conflicting label",
+    "label_issue": "the model and the neighbours doubt the label",
+    "neighbours_disagree": "its nearest images carry another label",
+    "outlier": "unlike the other images (check it is usable)",
+    "contradicts_review": "reviewed, but the new round disagrees strongly",
+}
+
+
+@dataclass
+class Evidence:
+    """Everything the queue is built from, row-aligned (plain arrays)."""
+
+    item_ids: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) current label codes
+    pred_probs: np.ndarray  # (N, K) out-of-sample model probabilities
+    embeddings: np.ndarray  # (N, D) L2-normalised
+    vocab: list[str]
+    reviewed: dict = field(default_factory=dict)  # item_id -> (reviewer, action, label)
+
+
+@dataclass
+class Entry:
+    item_id: int
+    priority: float
+    kind: str  # the main reason code
+    suggested: str
+    suggested_prob: float
+    quality: float  # merged label quality (low = likely wrong)
+    top: list[tuple[str, float]]
+    reasons: list[dict]  # [{"code", "text"}]
+    group: int = -1  # near-duplicate group (row number of its representative), -1 if none
+    contradicts: bool = False
+
+
+@dataclass
+class Queue:
+    entries: list[Entry]  # ranked, highest priority first
+    scores: dict[str, np.ndarray]  # per row: each detector's mislabel score in [0, 1] (for benchmarks)
+    flagged: dict[str, np.ndarray]  # per row: each detector's flagged set (bool)
+    summary: detect.ClassSummary
+    neighbours: neighbors.Neighbours
+
+
+def build_queue(
+    ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "self_confidence",
+    duplicate_similarity: float = neighbors.DUPLICATE_SIMILARITY, outlier_share: float = 0.01,
+) -> Queue:  # fmt: skip
+    """Rank every row by the merged evidence; see the module docstring for the order."""
+    labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
+    n_classes = pred_probs.shape[1]
+    nn = neighbors.knn(ev.embeddings, k=k)
+    votes = neighbors.neighbour_votes(nn, labels, n_classes)
+    merged_probs = (pred_probs + votes) / 2
+    model = detect.find_issues(labels, pred_probs, filter_by=filter_by, rank_by=rank_by)
+    merged = detect.find_issues(labels, merged_probs, filter_by=filter_by, rank_by=rank_by)
+    groups = neighbors.duplicate_groups(nn, duplicate_similarity)
+    conflict = _conflicting_groups(groups, labels)
+    outlier = neighbors.outlier_scores(nn)
+    is_outlier = outlier >= 1 - outlier_share
+    rows = np.arange(len(labels))
+    vote_given = votes[rows, labels]
+    scores = {
+        "cleanlab": 1 - model.quality,
+        "self_confidence": 1 - pred_probs[rows, labels],
+        "neighbours": 1 - vote_given,
+        "merged": 1 - merged.quality,
+    }
+    flagged = {
+        "cleanlab": model.is_issue,
+        "self_confidence": _top_n(scores["self_confidence"], int(model.is_issue.sum())),
+        "neighbours": votes.argmax(axis=1) != labels,
+        "merged": merged.is_issue | conflict,
+    }
+    ctx = _Context(labels, pred_probs, merged_probs, vote_given, merged, groups, conflict, outlier, is_outlier, nn)
+    entries = [e for row in np.flatnonzero(flagged["merged"] | is_outlier) if (e := _entry(int(row), ev, ctx))]
+    entries.sort(key=lambda e: -e.priority)
+    summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
+    return Queue(entries, scores, flagged, summary, nn)
+
+
+@dataclass
+class _Context:
+    labels: np.ndarray
+    pred_probs: np.ndarray
+    merged_probs: np.ndarray
+    vote_given: np.ndarray
+    merged: detect.LabelIssues
+    groups: np.ndarray
+    conflict: np.ndarray
+    outlier: np.ndarray
+    is_outlier: np.ndarray
+    nn: neighbors.Neighbours
+
+
+def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
+    """The queue entry of one row with its reasons; None when a reviewed item is not contradicted."""
+    vocab, labels = ev.vocab, c.labels
+    given, suggested = vocab[labels[row]], vocab[c.merged.suggested[row]]
+    item_id = int(ev.item_ids[row])
+    reasons = []
+    contradicts = item_id in ev.reviewed
+    if contradicts:
+        reviewer, action, label = ev.reviewed[item_id]
+        p = c.merged.suggested_prob[row]
+        if not (c.merged.is_issue[row] and p >= CONTRADICTION_PROB and suggested != given):
+            return None
+        reasons.append(_reason("contradicts_review", f"{reviewer} chose {label} ({action}); now {p:.2f} {suggested}"))
+    if c.conflict[row]:
+        mates = np.flatnonzero(c.groups == c.groups[row])
+        other = next(m for m in mates if labels[m] != labels[row])
+        text = f"near-duplicate of #{int(ev.item_ids[other])} labelled {vocab[labels[other]]}"
+        reasons.append(_reason("duplicate_conflict", text))
+    if c.merged.is_issue[row]:
+        p_model = float(c.pred_probs[row, c.merged.suggested[row]])
+        reasons.append(_reason("label_issue", f"model: {p_model:.2f} {suggested}; given {given}"))
+    if c.vote_given[row] < 0.5:
+        near = c.nn.indices[row][c.nn.indices[row] >= 0]
+        majority = vocab[int(np.bincount(labels[near], minlength=len(vocab)).argmax())] if len(near) else "?"
+        text = f"{1 - c.vote_given[row]:.0%} of the neighbour vote is not {given} (mostly {majority})"
+        reasons.append(_reason("neighbours_disagree", text))
+    if c.is_outlier[row]:
+        reasons.append(_reason("outlier", f"among the {1 - c.outlier[row]:.1%} most isolated images"))
+    if not reasons:
+        return None
+    tier = 2 if c.conflict[row] else 1 if (c.merged.is_issue[row] or contradicts) else 0
+    return Entry(
+        item_id=item_id,
+        priority=tier + float(np.clip(1 - c.merged.quality[row], 0, 0.999999)),
+        kind=reasons[0]["code"],
+        suggested=suggested,
+        suggested_prob=float(c.merged.suggested_prob[row]),
+        quality=float(c.merged.quality[row]),
+        top=[(vocab[j], float(c.merged_probs[row, j])) for j in c.merged.top[row]],
+        reasons=reasons,
+        group=int(c.groups[row]),
+        contradicts=contradicts,
+    )
+
+
+def _reason(code: str, text: str) -> dict:
+    return {"code": code, "text": text}
+
+
+def _conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """True for rows in a near-duplicate group whose members carry more than one label."""
+    out = np.zeros(len(groups), dtype=bool)
+    members = groups >= 0
+    if members.any():
+        pairs = np.unique(np.stack([groups[members], labels[members]], axis=1), axis=0)
+        multi = np.unique(pairs[:, 0])[np.bincount(np.searchsorted(np.unique(pairs[:, 0]), pairs[:, 0])) > 1]
+        out[members] = np.isin(groups[members], multi)
+    return out
+
+
+def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    flags = np.zeros(len(scores), dtype=bool)
+    if n > 0:
+        flags[np.argsort(-scores, kind="stable")[:n]] = True
+    return flags

@@ -1,0 +1,113 @@
+"""Plots and an HTML page for a flagged round (matplotlib and PIL only)."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+
+from labeler.queue import REASON_TEXT, Evidence, Queue
+from labeler.workspace import Workspace
+
+
+def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) -> Path:
+    """reports/round-NNN/flag.html with a noise-matrix heatmap, a quality histogram and examples per reason."""
+    out = ws.path / "reports" / f"round-{round_id:03d}"
+    out.mkdir(parents=True, exist_ok=True)
+    _noise_heatmap(queue.summary.noise_matrix, ev.vocab, out / "noise_matrix.png")
+    _quality_histogram(queue, out / "label_quality.png")
+    items = {i.id: i for i in ws.store.items(status=None)}
+    grids = []
+    for code in REASON_TEXT:
+        entries = [e for e in queue.entries if e.kind == code][:12]
+        if entries:
+            name = f"examples_{code}.png"
+            _example_grid(ws, entries, items, ev, out / name, REASON_TEXT[code])
+            grids.append((code, name, len([e for e in queue.entries if e.kind == code])))
+    page = out / "flag.html"
+    page.write_text(_html(round_id, queue, ev, items, grids), encoding="utf-8")
+    return page
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:
+    plt = _plt()
+    k = len(vocab)
+    side = max(4.0, 0.32 * k + 2)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    image = ax.imshow(
+        matrix, cmap="magma_r", vmin=0, vmax=min(1.0, max(0.05, float(matrix[~np.eye(k, dtype=bool)].max(initial=0))))
+    )
+    ax.set(xticks=range(k), yticks=range(k), xlabel="true label (estimated)", ylabel="given label",
+           title="estimated noise matrix P(given | true), off-diagonal scale")  # fmt: skip
+    ax.set_xticklabels(vocab, rotation=90, fontsize=8)
+    ax.set_yticklabels(vocab, fontsize=8)
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _quality_histogram(queue: Queue, path: Path) -> None:
+    plt = _plt()
+    quality = 1 - queue.scores["merged"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bins = np.linspace(0, 1, 41)
+    ax.hist(quality[~queue.flagged["merged"]], bins=bins, alpha=0.7, label="not flagged")
+    ax.hist(quality[queue.flagged["merged"]], bins=bins, alpha=0.8, label="flagged")
+    ax.set(xlabel="label quality (merged: model + neighbours)", ylabel="images", yscale="log")
+    ax.legend()
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title: str) -> None:
+    from PIL import Image
+
+    plt = _plt()
+    label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
+    cols = 6
+    rows = int(np.ceil(len(entries) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.2, rows * 2.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, e in zip(axes.ravel(), entries):
+        try:
+            with Image.open(ws.image_path(items[e.item_id].file)) as img:
+                img.thumbnail((200, 200))
+                ax.imshow(img.convert("RGB"))
+        except Exception:  # an unreadable image must not stop the report
+            ax.text(0.5, 0.5, "unreadable", ha="center")
+        ax.set_title(
+            f"#{e.item_id} {ev.vocab[label_of[e.item_id]]}\n-> {e.suggested} {e.suggested_prob:.2f}", fontsize=8
+        )
+    fig.suptitle(title)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
+    label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
+    rows = "".join(
+        f"<tr><td>{rank}</td><td>{html.escape(items[e.item_id].path)}</td><td>{html.escape(ev.vocab[label_of[e.item_id]])}</td>"
+        f"<td>{html.escape(e.suggested)} ({e.suggested_prob:.2f})</td><td>{e.priority:.3f}</td>"
+        f"<td>{html.escape(' | '.join(r['text'] for r in e.reasons))}</td></tr>"
+        for rank, e in enumerate(queue.entries[:100], start=1)
+    )
+    sections = "".join(f"<h3>{html.escape(REASON_TEXT[c])} ({n})</h3><img src='{name}'>" for c, name, n in grids)
+    return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
+<h1>Round {round_id}: {len(queue.entries)} images queued of {len(ev.item_ids)}</h1>
+<p>Estimated label noise {queue.summary.noise_rate:.1%}.</p>
+<img src="noise_matrix.png"> <img src="label_quality.png">
+{sections}
+<h2>Top of the queue</h2><table><tr><th>#</th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
+"""
