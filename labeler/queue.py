@@ -23,7 +23,7 @@ import numpy as np
 
 from labeler import detect, neighbors
 
-CONTRADICTION_PROB = 0.9
+CONTRADICTION_PROB = 0.8
 REASON_TEXT = {
     "duplicate_conflict": "near-duplicate with a conflicting label",
     "label_issue": "the model and the neighbours doubt the label",

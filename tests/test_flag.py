@@ -1,0 +1,162 @@
+import numpy as np
+import pytest
+
+from labeler import detect, neighbors
+from labeler.queue import Evidence, build_queue
+from tests.helpers import synthetic_evidence
+
+VOCAB = ["a", "b", "c", "d", "e"]
+
+
+def _queue(given, probs, emb, reviewed=None, **options):
+    ids = np.arange(100, 100 + len(given))
+    return build_queue(Evidence(ids, given, probs, emb, VOCAB, reviewed or {}), **options), ids
+
+
+def test_merged_queue_finds_planted_flips_with_stated_floors():
+    true, given, probs, emb, flipped, _ = synthetic_evidence(seed=1)
+    queue, _ = _queue(given, probs, emb)
+    floors = {"cleanlab": (0.45, 0.8), "merged": (0.75, 0.8)}  # precision, recall; the model is wrong 10% of the time
+    for name, (min_precision, min_recall) in floors.items():
+        found = queue.flagged[name]
+        precision = (found & flipped).sum() / found.sum()
+        recall = (found & flipped).sum() / flipped.sum()
+        assert precision >= min_precision and recall >= min_recall, (name, precision, recall)
+    # the neighbour vote adds information the model lacks: the merged ranking is at least as good
+    from sklearn.metrics import average_precision_score
+
+    ap = {name: average_precision_score(flipped, queue.scores[name]) for name in ("cleanlab", "merged")}
+    assert ap["merged"] >= ap["cleanlab"] - 0.01, ap
+
+
+def test_conflicting_near_duplicates_come_first_and_every_entry_is_explained():
+    _, given, probs, emb, _, pairs = synthetic_evidence(seed=2)
+    queue, ids = _queue(given, probs, emb)
+    first = {e.item_id for e in queue.entries[: 2 * len(pairs)]}
+    assert first == {int(ids[r]) for pair in pairs for r in pair}
+    top = queue.entries[0]
+    assert top.kind == "duplicate_conflict" and top.group >= 0 and top.priority >= 2
+    assert "near-duplicate of #" in top.reasons[0]["text"]
+    for entry in queue.entries:
+        assert entry.reasons and all(r["code"] and r["text"] for r in entry.reasons)
+        assert entry.suggested in VOCAB and 0 <= entry.suggested_prob <= 1
+    assert [e.priority for e in queue.entries] == sorted((e.priority for e in queue.entries), reverse=True)
+
+
+def test_reviewed_items_are_not_requeued_unless_strongly_contradicted():
+    _, given, probs, emb, flipped, _ = synthetic_evidence(seed=3)
+    queue, ids = _queue(given, probs, emb)
+    label_issues = [e for e in queue.entries if e.kind == "label_issue"]
+    weak = next(e for e in label_issues if e.suggested_prob < 0.8)
+    strong = max(label_issues, key=lambda e: e.suggested_prob)
+    assert strong.suggested_prob >= 0.8
+    reviewed = {weak.item_id: ("ann", "confirm", "a"), strong.item_id: ("ann", "confirm", "a")}
+    again, _ = _queue(given, probs, emb, reviewed)
+    by_id = {e.item_id: e for e in again.entries}
+    assert weak.item_id not in by_id
+    assert by_id[strong.item_id].contradicts and by_id[strong.item_id].kind == "contradicts_review"
+
+
+def test_class_with_no_labelled_items_keeps_its_column():
+    _, given, probs, emb, _, _ = synthetic_evidence(seed=4)
+    given = np.where(given == 4, 3, given)  # nobody is labelled "e"
+    issues = detect.find_issues(given, probs)
+    assert issues.quality.shape == (len(given),) and issues.top.max() <= 4
+    summary = detect.summarize_classes(given, probs, VOCAB)
+    assert summary.noise_matrix.shape == (5, 5) and summary.error_rate["e"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("labels", "probs", "message"),
+    [
+        (np.zeros(3, int), np.full((4, 2), 0.5), "pred_probs has 4 rows but labels has shape \\(3,\\)"),
+        (np.zeros(2, int), np.array([[0.5, 0.5], [np.nan, 0.5]]), "NaN or inf in 1 rows \\(first: row 1\\)"),
+        (np.zeros(2, int), np.array([[0.5, 0.5], [0.9, 0.5]]), "1 do not \\(row 1 sums to 1.4000\\)"),
+        (np.array([0, 2]), np.full((2, 2), 0.5), "labels must be in 0..1 .* found 0..2"),
+        (np.zeros(2, int), np.full(2, 0.5), "must be \\(N, K\\)"),
+    ],
+)
+def test_input_validation_gives_the_numbers(labels, probs, message):
+    with pytest.raises(ValueError, match=message):
+        detect.check_inputs(labels, probs)
+
+
+def test_approximate_index_recall_against_exact_search():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(200, 64))
+    x = centres[rng.integers(0, 200, 20_000)] + rng.normal(scale=0.5, size=(20_000, 64))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    exact = neighbors.knn(x, 10, index=neighbors.build_index(x, exact=True))
+    approx = neighbors.knn(x, 10, index=neighbors.build_index(x, exact=False))
+    assert neighbors.recall_at_k(approx, exact) >= 0.95
+    assert (exact.indices != np.arange(len(x))[:, None]).all()  # self never among its neighbours
+
+
+def test_knn_graph_is_cleanlab_shaped_csr_and_similar_works():
+    _, given, probs, emb, _, pairs = synthetic_evidence(n=200, seed=5)
+    nn = neighbors.knn(emb, 5)
+    graph = neighbors.knn_graph(nn)
+    assert graph.shape == (200, 200) and graph.nnz == 200 * 5
+    row = graph.getrow(0)
+    assert (np.diff(row.data) >= -1e-6).all()  # distances ascending
+    src, dst = pairs[0]
+    assert neighbors.similar(emb, src, 3)[0][0] == dst
+    groups = neighbors.duplicate_groups(nn)
+    assert groups[src] == groups[dst] >= 0
+
+
+@pytest.fixture
+def workspace_with_round(cli, tmp_path):
+    from tests.helpers import make_class_folders, record_synthetic_round
+
+    make_class_folders(tmp_path / "ds", {"hat": 15, "shoe": 15, "skirt": 15}, split="train")
+    make_class_folders(tmp_path / "ds", {"hat": 3, "shoe": 3, "skirt": 3}, split="test")
+    cli("import", tmp_path / "ws", tmp_path / "ds")
+    from labeler.workspace import Workspace
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        record_synthetic_round(ws, seed=1)
+    return tmp_path / "ws"
+
+
+def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with_round, tmp_path):
+    import csv
+    import json
+
+    out = cli("flag", workspace_with_round, "--csv", tmp_path / "queue.csv").output
+    assert "images queued for review" in out and "by reason:" in out and "estimated label noise" in out
+    rows = list(csv.DictReader(open(tmp_path / "queue.csv", newline="")))
+    assert rows and list(rows[0]) == ["rank", "image", "split", "given_label", "suggested_label", "suggested_prob",
+                                      "label_quality", "priority", "reasons", "explanation"]  # fmt: skip
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    assert [float(r["priority"]) for r in rows] == sorted((float(r["priority"]) for r in rows), reverse=True)
+    assert rows[0]["image"].startswith("train/") and rows[0]["reasons"]
+    status = json.loads(cli("status", workspace_with_round, "--json").output)
+    assert status["flagged"] == len(rows)
+    report = workspace_with_round / "reports" / "round-001"
+    for name in ("flag.html", "noise_matrix.png", "label_quality.png"):
+        assert (report / name).stat().st_size > 500
+
+
+def test_flag_refuses_without_round_with_changed_array_and_with_nan(
+    cli, workspace_with_round, tmp_path, small_csv_dataset
+):
+    cli("import", tmp_path / "fresh", small_csv_dataset, "--min-per-class", "1")
+    assert "run `labeler train" in cli("flag", tmp_path / "fresh", expect=2).output
+    array = workspace_with_round / "arrays" / "round-001-pred_probs.npy"
+    good = array.read_bytes()
+    probs = np.load(array)
+    probs[0, 0] = np.nan
+    np.save(array, probs)
+    assert "changed since round 1" in cli("flag", workspace_with_round, expect=2).output
+    array.write_bytes(good)
+    cli("flag", workspace_with_round)
+
+
+def test_flag_refuses_a_round_without_embeddings(cli, tmp_path, small_csv_dataset):
+    from labeler.workspace import Workspace
+
+    cli("import", tmp_path / "ws", small_csv_dataset, "--min-per-class", "1")
+    with Workspace.open(tmp_path / "ws") as ws:
+        ws.record_round("train", {}, {}, {"pred_probs": np.full((3, 3), 1 / 3, dtype=np.float32)})
+    assert "round 1 has no embeddings" in cli("flag", tmp_path / "ws", expect=2).output
