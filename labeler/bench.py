@@ -133,3 +133,166 @@ def bench_train_speed(
         **{f"{k}_images_per_s": v for k, v in best.items()},
         "ratio": best["fastai"] / best["plain"],
     }
+
+
+# Human-like confusions used by `bench noise --kind pairs` (names matched case-insensitively).
+KNOWN_CONFUSIONS = [
+    ("Top", "Blouse"), ("Romper", "Dress"), ("Skirt", "Dress"), ("Tank", "Tee"), ("Cardigan", "Sweater"),
+    ("Blazer", "Jacket"), ("t-shirt", "longsleeve"), ("t-shirt", "shirt"), ("shirt", "longsleeve"),
+    ("pants", "shorts"), ("dress", "skirt"), ("outwear", "longsleeve"), ("Jeans", "Jeggings"), ("Shorts", "Skirt"),
+]  # fmt: skip
+DETECTORS = ("cleanlab", "self_confidence", "neighbours", "merged")
+
+
+def confusion_partners(vocab: list[str], pairs: str | None = None) -> dict[int, list[int]]:
+    """{class: [classes it is confused with]} from ``pairs`` ("a:b,c:d") or KNOWN_CONFUSIONS."""
+    from labeler.errors import InputError
+
+    lower = {name.lower(): i for i, name in enumerate(vocab)}
+    given = [tuple(p.split(":", 1)) for p in pairs.split(",")] if pairs else KNOWN_CONFUSIONS
+    partners: dict[int, list[int]] = {}
+    for a, b in given:
+        if a.strip().lower() in lower and b.strip().lower() in lower:
+            i, j = lower[a.strip().lower()], lower[b.strip().lower()]
+            partners.setdefault(i, []).append(j)
+            partners.setdefault(j, []).append(i)
+        elif pairs:
+            raise InputError(f"--pairs {a}:{b}: both must be classes of the dataset ({', '.join(vocab)})")
+    if not partners:
+        raise InputError(f"no known confusable pairs among {', '.join(vocab)}; pass --pairs a:b,c:d or --kind uniform")
+    return partners
+
+
+def plant_flips(labels, splits, k: int, *, rate: float, kind: str, seed: int = 0, partners=None, confusion=None):
+    """New label codes with ``rate`` of the train/valid items flipped; returns (labels, flipped mask).
+
+    uniform: any other class; pairs: a partner class (only classes that have one are touched, at
+    ``rate`` each); confusion: sampled from the off-diagonal row of ``confusion`` (K x K counts).
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels).copy()
+    eligible = np.asarray(splits) != "test"
+    if kind == "pairs":
+        eligible &= np.isin(labels, list(partners))
+    flipped = np.zeros(len(labels), dtype=bool)
+    for c in range(k):
+        rows = np.flatnonzero(eligible & (labels == c))
+        flipped[rng.choice(rows, size=int(round(rate * len(rows))), replace=False)] = True
+    new = labels.copy()
+    for i in np.flatnonzero(flipped):
+        c = labels[i]
+        if kind == "uniform":
+            new[i] = (c + rng.integers(1, k)) % k
+        elif kind == "pairs":
+            new[i] = rng.choice(partners[c])
+        else:
+            weights = confusion[c].astype(float).copy()
+            weights[c] = 0
+            new[i] = rng.choice(k, p=weights / weights.sum()) if weights.sum() else (c + rng.integers(1, k)) % k
+    return new, new != labels
+
+
+def detection_metrics(truth, scores, flagged) -> dict:
+    """Flagged-set precision/recall/F1 and ranking AP and precision@k against planted flips."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    truth, flagged = np.asarray(truth, bool), np.asarray(flagged, bool)
+    hits = int((truth & flagged).sum())
+    precision = hits / max(int(flagged.sum()), 1)
+    recall = hits / max(int(truth.sum()), 1)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    n_true = int(truth.sum())
+    return {
+        "flagged": int(flagged.sum()), "precision": precision, "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-12),
+        "ap": float(average_precision_score(truth, scores)) if n_true else float("nan"),
+        "p_at_n": float(truth[order[:n_true]].mean()) if n_true else float("nan"),
+        "p_at_100": float(truth[order[:100]].mean()),
+    }  # fmt: skip
+
+
+def bench_noise(source, out_dir, config, *, rate: float, kind: str, pairs=None, truth=None, seed: int = 0,
+                resume: bool = False, log=print) -> dict:  # fmt: skip
+    """Plant flips in a copy of ``source`` (workspace or dataset), train, flag, score every detector."""
+    import numpy as np
+
+    from labeler.flag import flag_round
+    from labeler.train import train_round
+
+    out_dir = Path(out_dir)
+    frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
+    codes = np.array([vocab.index(label) for label in frame["label"]])
+    partners = confusion_partners(vocab, pairs) if kind == "pairs" else None
+    new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
+                               partners=partners, confusion=confusion)  # fmt: skip
+    planted = out_dir / "planted.csv"
+    frame.assign(label=[vocab[c] for c in new])[["file", "label", "split"]].to_csv(planted, index=False)
+    log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
+    ws_path = out_dir / "workspace"
+    if not (resume and (ws_path / "labeler.db").exists()):
+        from labeler.ingest import import_dataset
+        from labeler.ingest.validate import Options
+
+        import_dataset(
+            ws_path,
+            planted,
+            force=True,
+            root=root,
+            options=Options(verify_images=False, progress=False, min_per_class=0),
+        )
+    from labeler.workspace import Workspace
+
+    with Workspace.open(ws_path) as ws:
+        if not ws.store.rounds():
+            train_round(ws, config, resume=resume, log=log)
+        result = flag_round(ws)
+        items = {item.path: item for item in ws.store.items()}
+    flipped_by_id = {items[f].id: bool(x) for f, x in zip(frame["file"], flipped) if f in items}
+    split_by_id = {item.id: item.split for item in items.values()}
+    ids = result.evidence.item_ids
+    fit = np.array([split_by_id[int(i)] != "test" for i in ids])  # flips are planted in train/valid only
+    truth_rows = np.array([flipped_by_id.get(int(i), False) for i in ids])
+    queue = result.queue
+    metrics = {
+        name: detection_metrics(truth_rows[fit], queue.scores[name][fit], queue.flagged[name][fit])
+        for name in DETECTORS
+    }
+    return {"planted": int(flipped.sum()), "images": int(fit.sum()), "rate": rate, "kind": kind, "detectors": metrics}
+
+
+def _bench_base(source: Path, out_dir: Path, truth, log):
+    """(table with file/label/split, image root, vocab, OOF confusion counts or None) of the base dataset."""
+    import pandas as pd
+
+    from labeler.train import label_table
+    from labeler.workspace import DB_NAME, Workspace
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (source / DB_NAME).exists():
+        from labeler.ingest import import_dataset
+        from labeler.ingest.validate import Options
+
+        base = out_dir / "base"
+        if not (base / DB_NAME).exists():
+            import_dataset(base, source, force=True, options=Options(min_per_class=0))
+        source = base
+    with Workspace.open(source) as ws:
+        frame, root, vocab = label_table(ws), ws.root, ws.store.classes()
+        confusion = None
+        rounds = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
+        if rounds:
+            from training.evaluate import confusion_matrix
+
+            r = rounds[-1].id
+            confusion = confusion_matrix(ws.load_array(r, "pred_probs"), ws.load_array(r, "labels"))
+    frame = frame[["file", "path", "label", "split"]].reset_index(drop=True)
+    if truth:
+        clean = pd.read_csv(truth, dtype=str, keep_default_na=False)
+        image_col, label_col = clean.columns[0], next(c for c in clean.columns if "label" in c)
+        mapping = dict(zip(clean[image_col], clean[label_col]))
+        frame["label"] = [mapping.get(p, label) for p, label in zip(frame["path"], frame["label"])]
+        log(f"base labels from {truth} ({sum(p in mapping for p in frame['path'])} images)")
+    return frame, root, vocab, confusion

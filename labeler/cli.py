@@ -274,6 +274,43 @@ def bench_import(source, rows, classes, verify_images):
     click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
 
 
+@bench.command("noise")
+@click.argument("source", type=click.Path(exists=True))
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Where to keep the benchmark workspace [bench-noise/]."
+)
+@click.option(
+    "--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."
+)
+@click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"]))
+@click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs].")
+@click.option(
+    "--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label to start from clean labels."
+)
+@click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips.")
+@_train_options
+@click.option("--resume", is_flag=True, help="Reuse the benchmark workspace (and an interrupted training) in --out.")
+def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, preset, **options):
+    """Plant label flips in SOURCE (dataset or workspace), train, flag; score each detector against them."""
+    from labeler.bench import bench_noise as run_bench
+    from training.learner import make_config
+
+    config = make_config(preset, **options)
+    out_dir = out_dir or "bench-noise"
+    r = run_bench(source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=noise_seed,
+                  resume=resume, log=click.echo)  # fmt: skip
+    click.echo(f"{r['planted']} planted flips among {r['images']} train/valid images ({kind}, rate {rate})")
+    click.echo(f"{'detector':<16}{'flagged':>8}{'precision':>10}{'recall':>8}{'F1':>7}{'AP':>7}{'P@n':>7}{'P@100':>7}")
+    for name, m in r["detectors"].items():
+        click.echo(f"{name:<16}{m['flagged']:>8}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
+                   f"{m['ap']:>7.3f}{m['p_at_n']:>7.3f}{m['p_at_100']:>7.3f}")  # fmt: skip
+    import json
+    from pathlib import Path
+
+    (Path(out_dir) / "bench-noise.json").write_text(json.dumps(r, indent=2))
+    click.echo(f"(n = number of planted flips; results in {Path(out_dir) / 'bench-noise.json'})")
+
+
 @bench.command("train-speed")
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False))
 @click.option("--arch", default="resnet18", show_default=True)

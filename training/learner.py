@@ -9,6 +9,7 @@ train at ``lr`` for ``freeze_epochs + epochs`` one-cycle epochs.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,7 +109,24 @@ def build_learner(dls, config: TrainConfig):
         load_body_weights(learn.model, config.arch, config.weights)
     if pick_device(config.device).type == "cuda":
         learn = learn.to_fp16()
+    if not sys.stdout.isatty():  # in logs and CI: one plain line per epoch instead of redrawn bars
+        from fastai.callback.progress import ProgressCallback
+
+        learn.remove_cb(ProgressCallback)
+        learn.logger = _epoch_line(learn)
     return learn
+
+
+def _epoch_line(learn):
+    def log(values):
+        names = list(learn.recorder.metric_names)[: len(values)]
+        if names and names[0] == "epoch":
+            shown = ", ".join(
+                f"{n} {v:.4f}" if isinstance(v, float) else f"{n} {v}" for n, v in zip(names[1:], values[1:])
+            )
+            print(f"  epoch {int(values[0]) + 1}: {shown}", flush=True)
+
+    return log
 
 
 def load_body_weights(model, arch: str, path: str | Path) -> None:
