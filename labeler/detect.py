@@ -21,7 +21,7 @@ class LabelIssues:
     quality: np.ndarray  # (N,) label quality score in [0, 1]; low = likely wrong
     suggested: np.ndarray  # (N,) argmax class
     suggested_prob: np.ndarray  # (N,) its probability
-    top: np.ndarray  # (N, 5) the five most probable classes, best first
+    top: np.ndarray  # (N, min(9, K)) the most probable classes, best first
 
 
 @dataclass
@@ -82,7 +82,7 @@ def find_issues(
         else np.zeros(len(labels), bool)
     )
     quality = get_label_quality_scores(local, probs, method=rank_by) if len(present) > 1 else np.ones(len(labels))
-    top = np.argsort(-pred_probs, axis=1)[:, :5]
+    top = np.argsort(-pred_probs, axis=1)[:, :9]
     return LabelIssues(
         is_issue=np.asarray(is_issue, dtype=bool),
         quality=np.asarray(quality, dtype=np.float32),

@@ -57,6 +57,7 @@ class Entry:
     reasons: list[dict]  # [{"code", "text"}]
     group: int = -1  # near-duplicate group (row number of its representative), -1 if none
     contradicts: bool = False
+    neighbours: list = field(default_factory=list)  # [(item_id, cosine similarity)], nearest first
 
 
 @dataclass
@@ -161,6 +162,11 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
         reasons=reasons,
         group=int(c.groups[row]),
         contradicts=contradicts,
+        neighbours=[
+            (int(ev.item_ids[j]), round(float(s), 4))
+            for j, s in zip(c.nn.indices[row], c.nn.similarities[row])
+            if j >= 0
+        ],
     )
 
 
