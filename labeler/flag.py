@@ -92,21 +92,10 @@ def flag_round(
     evidence = load_evidence(ws, chosen.id)
     queue = build_queue(evidence, **options)
     flags = [
-        Flag(
-            e.item_id,
-            e.kind,
-            1 - e.quality,
-            e.suggested,
-            e.reasons,
-            e.priority,
-            e.quality,
-            e.suggested_prob,
-            e.top,
-            e.group,
-            e.contradicts,
-        )
+        Flag(e.item_id, e.kind, 1 - e.quality, e.suggested, e.reasons, e.priority, e.quality, e.suggested_prob,
+             e.top, e.group, e.contradicts, e.neighbours)
         for e in queue.entries
-    ]
+    ]  # fmt: skip
     ws.store.replace_issues(chosen.id, flags)
     if csv_path is not None:
         write_queue_csv(ws, flags, Path(csv_path))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -76,18 +76,28 @@ CREATE INDEX issues_round ON issues (round_id, score DESC);
 CREATE INDEX issues_item ON issues (item_id);
 """
 
-# Flags carry what the review screen and the queue CSV show without recomputing.
+# Flags carry what the review screen and the queue CSV show without recomputing; claims keep
+# concurrent reviewers from being shown the same item.
 SCHEMA_0002 = """
 ALTER TABLE issues ADD COLUMN priority REAL NOT NULL DEFAULT 0;
 ALTER TABLE issues ADD COLUMN quality REAL;
 ALTER TABLE issues ADD COLUMN suggested_prob REAL;
-ALTER TABLE issues ADD COLUMN top TEXT NOT NULL DEFAULT '[]';   -- JSON [[label, prob], ...], best first
-ALTER TABLE issues ADD COLUMN group_id INTEGER NOT NULL DEFAULT -1;  -- near-duplicate group, -1 none
+ALTER TABLE issues ADD COLUMN top TEXT NOT NULL DEFAULT '[]';         -- JSON [[label, prob], ...], best first
+ALTER TABLE issues ADD COLUMN group_id INTEGER NOT NULL DEFAULT -1;   -- near-duplicate group, -1 none
 ALTER TABLE issues ADD COLUMN contradicts INTEGER NOT NULL DEFAULT 0; -- reviewed, but the round disagrees
+ALTER TABLE issues ADD COLUMN neighbours TEXT NOT NULL DEFAULT '[]';  -- JSON [[item_id, similarity], ...]
+ALTER TABLE issues ADD COLUMN active_score REAL;                      -- active-learning priority, if computed
 CREATE INDEX issues_round_priority ON issues (round_id, priority DESC);
+CREATE INDEX issues_round_group ON issues (round_id, group_id);
+CREATE TABLE claims (
+    item_id INTEGER PRIMARY KEY REFERENCES items (id),
+    reviewer TEXT NOT NULL,
+    claimed_at REAL NOT NULL                                          -- unix time
+);
+CREATE INDEX decisions_reviewer ON decisions (reviewer, id);
 """
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001), ("0002_issue_details", SCHEMA_0002))
+MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001), ("0002_flags_and_claims", SCHEMA_0002))
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
 
@@ -156,6 +166,8 @@ class Flag:
     top: list
     group_id: int = -1
     contradicts: bool = False
+    neighbours: list = field(default_factory=list)  # [[item_id, similarity], ...], nearest first
+    active_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +361,9 @@ class Store:
         )
         return cur.lastrowid
 
+    def last_decision_id(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
+
     def decisions(self) -> list[Decision]:
         return [Decision(*r) for r in self.conn.execute("SELECT * FROM decisions ORDER BY id")]
 
@@ -405,7 +420,8 @@ class Store:
         """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
         rows = [
             (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
-             f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts))
+             f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts), json.dumps(f.neighbours),
+             f.active_score)
             for f in flags
         ]  # fmt: skip
         self.conn.execute("BEGIN IMMEDIATE")
@@ -413,9 +429,11 @@ class Store:
             self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
             self.conn.executemany(
                 "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
-                " suggested_prob, top, group_id, contradicts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self.set_meta("flagged_after_decision", self.last_decision_id())
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -425,33 +443,116 @@ class Store:
         """The latest round that has flags."""
         return self.conn.execute("SELECT MAX(round_id) FROM issues").fetchone()[0]
 
-    def issues(self, round_id: int) -> list[Flag]:
-        """Flags of ``round_id`` by priority, highest first."""
-        sql = (
-            "SELECT item_id, kind, score, suggested_label, reasons, priority, quality, suggested_prob, top,"
-            " group_id, contradicts FROM issues WHERE round_id = ? ORDER BY priority DESC, item_id"
-        )
-        return [
-            Flag(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                r[5],
-                r[6],
-                r[7],
-                [tuple(t) for t in json.loads(r[8])],
-                r[9],
-                bool(r[10]),
-            )
-            for r in self.conn.execute(sql, (round_id,))
+    def issues(self, round_id: int, item_ids: Sequence[int] | None = None) -> list[Flag]:
+        """Flags of ``round_id`` (or of just ``item_ids``) by priority, highest first."""
+        where, args = "round_id = ?", [round_id]
+        if item_ids is not None:
+            where += f" AND item_id IN ({','.join('?' * len(item_ids))})"
+            args += list(item_ids)
+        sql = f"SELECT {_FLAG_COLUMNS} FROM issues WHERE {where} ORDER BY priority DESC, item_id"
+        return [_flag(r) for r in self.conn.execute(sql, args)]
+
+    # -- review queue -------------------------------------------------------------------
+    def next_flag(
+        self, round_id: int, reviewer: str, *, after_decision: int, claim_seconds: float, now: float,
+        exclude: Sequence[int] = (), reason: str | None = None, given: str | None = None,
+        suggested: str | None = None, any_label: str | None = None, order: str = "priority",
+    ) -> int | None:  # fmt: skip
+        """The highest-ranked flagged item nobody decided since flagging, ``reviewer`` did not skip, and no
+        other reviewer holds an unexpired claim on; None when the filtered queue is done."""
+        clauses = [
+            "i.round_id = :round",
+            "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.id > :after"
+            " AND (d.action NOT IN ('skip', 'undo') OR d.reviewer = :reviewer AND d.action = 'skip')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id))",
+            "NOT EXISTS (SELECT 1 FROM claims c WHERE c.item_id = i.item_id AND c.reviewer != :reviewer"
+            " AND c.claimed_at > :fresh)",
         ]
+        args = {"round": round_id, "after": after_decision, "reviewer": reviewer, "fresh": now - claim_seconds}
+        if exclude:
+            clauses.append(f"i.item_id NOT IN ({','.join(str(int(e)) for e in exclude)})")
+        if reason:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(i.reasons) r WHERE json_extract(r.value, '$.code') = :reason)"
+            )
+            args["reason"] = reason
+        if given:
+            clauses.append("it.label = :given")
+            args["given"] = given
+        if suggested:
+            clauses.append("i.suggested_label = :suggested")
+            args["suggested"] = suggested
+        if any_label:
+            clauses.append("(it.label = :any OR i.suggested_label = :any)")
+            args["any"] = any_label
+        ordering = "i.active_score DESC, i.priority DESC" if order == "active" else "i.priority DESC"
+        sql = (
+            f"SELECT i.item_id FROM issues i JOIN items it ON it.id = i.item_id WHERE {' AND '.join(clauses)}"
+            f" ORDER BY {ordering}, i.item_id LIMIT 1"
+        )
+        row = self.conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    def claim(self, item_id: int, reviewer: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO claims (item_id, reviewer, claimed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, claimed_at = excluded.claimed_at",
+            (item_id, reviewer, now),
+        )
+
+    def release(self, item_id: int, reviewer: str) -> None:
+        self.conn.execute("DELETE FROM claims WHERE item_id = ? AND reviewer = ?", (item_id, reviewer))
+
+    def item_decisions(self, item_id: int) -> list[Decision]:
+        rows = self.conn.execute("SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,))
+        return [Decision(*r) for r in rows]
+
+    def last_undoable(self, reviewer: str) -> Decision | None:
+        """``reviewer``'s latest decision that is not an undo and not undone yet."""
+        row = self.conn.execute(
+            "SELECT * FROM decisions d WHERE d.reviewer = ? AND d.action != 'undo'"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id DESC LIMIT 1",
+            (reviewer,),
+        ).fetchone()
+        return Decision(*row) if row else None
+
+    def review_counts(self, round_id: int, after_decision: int) -> tuple[int, int, dict[str, int]]:
+        """(flagged, decided since flagging, {reviewer: decisions since flagging}) for the progress line."""
+        flagged = self.conn.execute("SELECT COUNT(*) FROM issues WHERE round_id = ?", (round_id,)).fetchone()[0]
+        decided = self.conn.execute(
+            "SELECT COUNT(DISTINCT d.item_id) FROM decisions d JOIN issues i ON i.item_id = d.item_id AND i.round_id = ?"
+            " WHERE d.id > ? AND d.action NOT IN ('skip', 'undo')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)",
+            (round_id, after_decision),
+        ).fetchone()[0]
+        per = self.conn.execute(
+            "SELECT reviewer, COUNT(*) FROM decisions d WHERE id > ? AND action NOT IN ('skip', 'undo')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) GROUP BY reviewer",
+            (after_decision,),
+        ).fetchall()
+        return flagged, decided, dict(per)
+
+    def issues_in_group(self, round_id: int, group_id: int) -> list[Flag]:
+        sql = f"SELECT {_FLAG_COLUMNS} FROM issues WHERE round_id = ? AND group_id = ? ORDER BY item_id"
+        return [_flag(r) for r in self.conn.execute(sql, (round_id, group_id))]
 
     def count_flagged(self) -> int:
         """Items flagged in the latest round that has flags."""
         sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"
         return self.conn.execute(sql).fetchone()[0]
+
+
+_FLAG_COLUMNS = (
+    "item_id, kind, score, suggested_label, reasons, priority, quality, suggested_prob, top, group_id, contradicts,"
+    " neighbours, active_score"
+)
+
+
+def _flag(r) -> Flag:
+    top = [tuple(t) for t in json.loads(r[8])]
+    return Flag(
+        r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], top, r[9], bool(r[10]), json.loads(r[11]), r[12]
+    )
 
 
 def _occurrence(counter: dict, path: str) -> int:

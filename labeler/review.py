@@ -1,0 +1,242 @@
+"""Reviewing the queue: what a reviewer sees next, and every decision they make.
+
+A ``ReviewSession`` is one reviewer working the latest flagged round. Each decision is one
+committed row of the append-only log before the next item is chosen; an undo is a new row.
+Items are claimed while shown, so concurrent reviewers are not shown the same item; a claim
+expires after ``CLAIM_SECONDS`` of inactivity. When two reviewers' latest decisions on an
+item disagree, both stay in the log and the item is in conflict until someone adjudicates
+(decides it again with the conflicts filter on).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from labeler.errors import LabelerError, WorkspaceError
+from labeler.store import Decision
+from labeler.workspace import Workspace
+
+CLAIM_SECONDS = 600
+REMOVE_REASONS = {"not_garment": "not a garment", "several_garments": "several garments", "unusable": "unusable image"}
+ADJUDICATED = "adjudicated"
+
+
+@dataclass
+class Filters:
+    reason: str | None = None
+    given: str | None = None
+    suggested: str | None = None
+    any_label: str | None = None
+    order: str = "priority"  # or "active" (active-learning score)
+
+
+@dataclass
+class Neighbour:
+    item_id: int
+    file: str  # absolute path under the dataset root
+    label: str  # current label
+    similarity: float
+
+
+@dataclass
+class ReviewItem:
+    item_id: int
+    path: str  # as imported
+    file: str  # absolute path under the dataset root
+    split: str
+    given: str
+    current: str | None  # None when removed
+    suggested: str
+    suggested_prob: float
+    top: list[tuple[str, float]]
+    reasons: list[dict]
+    priority: float
+    group: list[int] = field(default_factory=list)  # other members of its near-duplicate group
+    like_given: list[Neighbour] = field(default_factory=list)
+    like_suggested: list[Neighbour] = field(default_factory=list)
+    others: list[Neighbour] = field(default_factory=list)
+    contradicts: bool = False
+
+
+class ReviewSession:
+    """One reviewer on the latest flagged round (see the module docstring)."""
+
+    def __init__(self, ws: Workspace, reviewer: str, *, clock=time.time):
+        if not reviewer or not reviewer.strip():
+            raise LabelerError("a reviewer name is needed (--reviewer NAME)")
+        self.ws, self.store, self.reviewer, self.clock = ws, ws.store, reviewer.strip(), clock
+        self.round_id = self.store.flagged_round()
+        if self.round_id is None:
+            raise WorkspaceError(f"{ws.path} has no flagged round; run `labeler flag {ws.path}` first")
+        self.after = self.store.get_meta("flagged_after_decision", 0)
+        self.vocab = self.store.classes()
+
+    # -- what to show -------------------------------------------------------------------
+    def next_item(self, filters: Filters | None = None, *, exclude: tuple[int, ...] = ()) -> ReviewItem | None:
+        """Claim and return the next item of the (filtered) queue; None when it is done."""
+        f = filters or Filters()
+        if f.reason == "conflict":
+            return self._next_conflict(exclude)
+        now = self.clock()
+        item_id = self.store.next_flag(
+            self.round_id, self.reviewer, after_decision=self.after, claim_seconds=CLAIM_SECONDS, now=now,
+            exclude=exclude, reason=f.reason, given=f.given, suggested=f.suggested, any_label=f.any_label, order=f.order,
+        )  # fmt: skip
+        if item_id is None:
+            return None
+        self.store.claim(item_id, self.reviewer, now)
+        return self.item(item_id)
+
+    def peek_next(self, current: int, filters: Filters | None = None) -> ReviewItem | None:
+        """The item after ``current`` without claiming it (for prefetching its image)."""
+        f = filters or Filters()
+        if f.reason == "conflict":
+            return None
+        item_id = self.store.next_flag(
+            self.round_id, self.reviewer, after_decision=self.after, claim_seconds=CLAIM_SECONDS, now=self.clock(),
+            exclude=(current,), reason=f.reason, given=f.given, suggested=f.suggested, any_label=f.any_label, order=f.order,
+        )  # fmt: skip
+        return None if item_id is None else self.item(item_id, neighbours=False)
+
+    def item(self, item_id: int, *, neighbours: bool = True) -> ReviewItem:
+        """Everything the review screen shows for ``item_id``."""
+        it = self.store.item(item_id)
+        flags = self.store.issues(self.round_id, [item_id])
+        if not flags:
+            raise WorkspaceError(f"item #{item_id} is not flagged in round {self.round_id}")
+        flag = flags[0]
+        shown = ReviewItem(
+            item_id=item_id, path=it.path, file=str(self.ws.image_path(it.file)), split=it.split, given=it.label,
+            current=self.current_label(item_id), suggested=flag.suggested_label, suggested_prob=flag.suggested_prob,
+            top=[(str(a), float(b)) for a, b in flag.top], reasons=flag.reasons, priority=flag.priority,
+            contradicts=flag.contradicts,
+        )  # fmt: skip
+        if flag.group_id >= 0:
+            shown.group = [
+                f.item_id for f in self.store.issues_in_group(self.round_id, flag.group_id) if f.item_id != item_id
+            ]
+        if neighbours:
+            self._add_neighbours(shown, flag.neighbours)
+        return shown
+
+    def _add_neighbours(self, shown: ReviewItem, neighbours: list) -> None:
+        for other_id, similarity in neighbours:
+            other = self.store.item(int(other_id))
+            n = Neighbour(
+                int(other_id),
+                str(self.ws.image_path(other.file)),
+                self.current_label(other_id) or "removed",
+                similarity,
+            )
+            if n.label == shown.current:
+                shown.like_given.append(n)
+            elif n.label == shown.suggested:
+                shown.like_suggested.append(n)
+            else:
+                shown.others.append(n)
+
+    def current_label(self, item_id: int) -> str | None:
+        """The label after the latest effective decision (None if removed), else the given label."""
+        effective = _effective(self.store.item_decisions(item_id))
+        if effective is None:
+            return self.store.item(item_id).label
+        return None if effective.action == "remove" else effective.label
+
+    # -- decisions ----------------------------------------------------------------------
+    def decide(self, item_id: int, action: str, label: str | None = None, reason: str | None = None) -> int:
+        """Log one decision (committed before returning) and release the claim. Actions:
+        accept (the suggestion), keep (the current label), relabel (to ``label``), remove (``reason``), skip."""
+        current = self.current_label(item_id)
+        if action == "accept":
+            label = self.store.issues(self.round_id, [item_id])[0].suggested_label
+            action = "relabel"
+        elif action == "keep":
+            label, action = current, "confirm"
+        if action == "relabel":
+            if label not in self.vocab:
+                raise LabelerError(f"{label!r} is not a class of this workspace ({', '.join(self.vocab)})")
+            action = "confirm" if label == current else "relabel"
+        elif action == "remove":
+            if reason not in REMOVE_REASONS:
+                raise LabelerError(f"removal needs a reason: {', '.join(REMOVE_REASONS)}")
+            label = None
+        elif action not in ("confirm", "skip"):
+            raise LabelerError(f"unknown action {action!r}")
+        if action == "skip":
+            label = None
+        if reason is None and action != "skip":
+            reason = self._flag_kind(item_id)
+        if self.is_conflicted(item_id):
+            reason = ADJUDICATED
+        decision = self.store.add_decision(
+            item_id, reviewer=self.reviewer, action=action, label=label, old_label=current, reason=reason
+        )
+        self.store.release(item_id, self.reviewer)
+        return decision
+
+    def decide_group(self, item_id: int, action: str, label: str | None = None, reason: str | None = None) -> list[int]:
+        """Apply one decision to ``item_id`` and every member of its near-duplicate group, one row each."""
+        members = [item_id, *self.item(item_id, neighbours=False).group]
+        if action == "accept":
+            label = self.store.issues(self.round_id, [item_id])[0].suggested_label
+            action = "relabel"
+        return [self.decide(m, action, label, reason) for m in members]
+
+    def undo(self) -> int | None:
+        """Undo this reviewer's latest decision (a new 'undo' row); return its item, now shown again."""
+        last = self.store.last_undoable(self.reviewer)
+        if last is None:
+            return None
+        self.store.add_decision(last.item_id, reviewer=self.reviewer, action="undo", undoes=last.id)
+        self.store.claim(last.item_id, self.reviewer, self.clock())
+        return last.item_id
+
+    def _flag_kind(self, item_id: int) -> str | None:
+        flags = self.store.issues(self.round_id, [item_id])
+        return flags[0].kind if flags else None
+
+    # -- conflicts and progress ---------------------------------------------------------
+    def is_conflicted(self, item_id: int) -> bool:
+        return _in_conflict(self.store.item_decisions(item_id))
+
+    def conflicts(self) -> list[int]:
+        """Items whose reviewers' latest decisions disagree and that nobody adjudicated since."""
+        by_item: dict[int, list[Decision]] = {}
+        for d in self.store.decisions():
+            by_item.setdefault(d.item_id, []).append(d)
+        return [item for item, decisions in by_item.items() if _in_conflict(decisions)]
+
+    def _next_conflict(self, exclude) -> ReviewItem | None:
+        for item_id in self.conflicts():
+            if item_id not in exclude:
+                self.store.claim(item_id, self.reviewer, self.clock())
+                return self.item(item_id)
+        return None
+
+    def progress(self) -> dict:
+        flagged, decided, per_reviewer = self.store.review_counts(self.round_id, self.after)
+        return {
+            "flagged": flagged,
+            "reviewed": decided,
+            "per_reviewer": per_reviewer,
+            "conflicts": len(self.conflicts()),
+        }
+
+
+def _effective(decisions: list[Decision]) -> Decision | None:
+    undone = {d.undoes for d in decisions if d.undoes is not None}
+    live = [d for d in decisions if d.action not in ("skip", "undo") and d.id not in undone]
+    return live[-1] if live else None
+
+
+def _in_conflict(decisions: list[Decision]) -> bool:
+    """Reviewers' latest live decisions give different results, with no adjudication after them."""
+    undone = {d.undoes for d in decisions if d.undoes is not None}
+    live = [d for d in decisions if d.action not in ("skip", "undo") and d.id not in undone]
+    if not live or live[-1].reason == ADJUDICATED:
+        return False
+    latest: dict[str, Decision] = {}
+    for d in live:
+        latest[d.reviewer] = d
+    return len({None if d.action == "remove" else d.label for d in latest.values()}) > 1
