@@ -183,6 +183,27 @@ def flag(workspace, csv_path, round_id, **options):
         click.echo(f"  queue CSV: {csv_path}")
 
 
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--audit", type=click.Path(dir_okay=False), help="Also write every decision (old, new, who, when) here.")
+@click.option("--include-removed", is_flag=True, help="Keep removed images, marked in a labeler_removed column.")
+@click.option("--force", is_flag=True, help="Replace OUT (and AUDIT) if they exist (never the source).")
+def export(workspace, out, audit, include_removed, force):
+    """Write the corrected labels as CSV in the shape of the input, and optionally an audit CSV."""
+    from labeler.export import export_labels
+    from labeler.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        s = export_labels(ws, out, audit=audit, include_removed=include_removed, force=force)
+    click.echo(f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
+               + (" (kept, marked)" if include_removed else " (left out)"))  # fmt: skip
+    if audit:
+        click.echo(f"wrote {s.audit_rows:,} decisions to {audit}")
+    if s.conflicts:
+        click.echo(f"warning: {s.conflicts} items have conflicting reviews; their latest decision was used", err=True)
+
+
 @main.command("export-model")
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))

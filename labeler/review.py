@@ -201,11 +201,7 @@ class ReviewSession:
         return _in_conflict(self.store.item_decisions(item_id))
 
     def conflicts(self) -> list[int]:
-        """Items whose reviewers' latest decisions disagree and that nobody adjudicated since."""
-        by_item: dict[int, list[Decision]] = {}
-        for d in self.store.decisions():
-            by_item.setdefault(d.item_id, []).append(d)
-        return [item for item, decisions in by_item.items() if _in_conflict(decisions)]
+        return conflicted_items(self.store)
 
     def _next_conflict(self, exclude) -> ReviewItem | None:
         for item_id in self.conflicts():
@@ -222,6 +218,14 @@ class ReviewSession:
             "per_reviewer": per_reviewer,
             "conflicts": len(self.conflicts()),
         }
+
+
+def conflicted_items(store) -> list[int]:
+    """Items whose reviewers' latest decisions disagree and that nobody adjudicated since."""
+    by_item: dict[int, list[Decision]] = {}
+    for d in store.decisions():
+        by_item.setdefault(d.item_id, []).append(d)
+    return [item for item, decisions in by_item.items() if _in_conflict(decisions)]
 
 
 def _effective(decisions: list[Decision]) -> Decision | None:

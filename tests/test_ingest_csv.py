@@ -45,7 +45,7 @@ def test_configurable_columns_root_and_extra_columns_are_kept(tmp_path):
     assert result.splits == {"train": 2, "valid": 1, "test": 1}
     with Workspace.open(tmp_path / "ws") as ws:
         first = ws.store.items()[0]
-        assert first.extra == {"note": "hello, world"}
+        assert first.extra == {"part": "train", "note": "hello, world"}
         assert ws.store.get_meta("columns")["order"] == ["file name", "cls", "part", "note"]
 
 

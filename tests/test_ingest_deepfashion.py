@@ -59,7 +59,7 @@ def test_import_maps_one_based_ids_keeps_odd_folder_names_and_bboxes(tmp_path, a
         assert (tee.label, tee.split, tee.extra) == (
             "Tee",
             "valid",
-            {"x_1": "010", "y_1": "020", "x_2": "030", "y_2": "040"},
+            {"x_1": "010", "y_1": "020", "x_2": "030", "y_2": "040", "evaluation_status": "val"},
         )
         assert items["img/Boho_Girl's_Romper/img_00000004.jpg"].label == "Romper"
         assert ws.image_path(tee.file).exists()

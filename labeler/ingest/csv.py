@@ -35,7 +35,7 @@ def read(
     image_col = _column(frame, source, image_col, IMAGE_COLUMNS, "--image-col")
     label_col = _column(frame, source, label_col, LABEL_COLUMNS, "--label-col")
     split_col = _column(frame, source, split_col, SPLIT_COLUMNS, "--split-col", required=False)
-    others = [c for c in frame.columns if c not in (image_col, label_col, split_col)]
+    others = [c for c in frame.columns if c not in (image_col, label_col)]  # the raw split value is kept for export
     splits = frame[split_col].map(_split_value) if split_col else [""] * len(frame)
     records = [
         (row, path, path.replace("\\", "/"), label, split, {c: extra[i] for i, c in enumerate(others)}, "")

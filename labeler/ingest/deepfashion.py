@@ -41,7 +41,9 @@ def read(source: Path) -> RawTable:
         label, problem = _category_name(names, cat)
         extra = dict(zip(("x_1", "y_1", "x_2", "y_2"), bboxes[path])) if path in bboxes else {}
         split = splits.get(path, "")
-        if not split:
+        if split:
+            extra["evaluation_status"] = split
+        else:
             problem = problem or "not listed in Eval/list_eval_partition.txt"
         records.append((row, path, path, label, split or "train", extra, problem))
     columns = {"image": "image_name", "label": "category_name", "split": "evaluation_status"}

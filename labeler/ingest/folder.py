@@ -56,4 +56,4 @@ def _add_class(records: list, root: Path, rel: str, label: str, split: str) -> N
             path = Path(dirpath, name).relative_to(root).as_posix()
             ext = os.path.splitext(name)[1].lower()
             problem = "" if ext in IMAGE_EXTENSIONS else f"not an image file (extension {ext or 'none'!r})"
-            records.append((len(records) + 1, path, path, label, split, {}, problem))
+            records.append((len(records) + 1, path, path, label, split, {"split": split} if split else {}, problem))

@@ -7,7 +7,8 @@ A ``RawTable`` is a pandas DataFrame with these columns (one row per source reco
 - ``file``: the image file relative to ``root`` (posix separators)
 - ``label``: the given label, as written
 - ``split``: the split as written, or "" when the source has none
-- ``extra``: dict of the source's other columns (e.g. DeepFashion's bbox)
+- ``extra``: dict of the source's other columns (e.g. DeepFashion's bbox), the split column's
+  raw value included, so an export can write every row back as it was
 - ``problem``: a reason the reader already found to quarantine the record, else ""
 
 plus how to write it back (``columns``) and anything the reader noticed (``warnings``).

@@ -1,0 +1,122 @@
+"""The corrected labels, in the shape of the input, and an audit of every change. csv module only.
+
+The corrected CSV has one row per imported record, in source order, with the source's own
+columns and path strings; only the label changes (the item's current label: its latest
+reviewer decision that was not undone). Removed items are dropped, or kept with a
+``labeler_removed`` column (``include_removed``). Quarantined records are written unchanged.
+For a CSV source the columns are the CSV's; for DeepFashion ``image_name,category_name,
+evaluation_status`` (+ bbox columns when present); for class folders ``image,label,split``.
+Files are written through a temporary file and a rename; the source CSV is never overwritten.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from labeler.errors import InputError
+from labeler.workspace import Workspace
+
+AUDIT_COLUMNS = ("image", "split", "old_label", "new_label", "action", "reason", "reviewer", "time", "undone")
+
+
+@dataclass
+class ExportSummary:
+    rows: int
+    changed: int
+    removed: int
+    conflicts: int
+    audit_rows: int = 0
+
+
+def export_labels(
+    ws: Workspace,
+    out: str | Path,
+    *,
+    audit: str | Path | None = None,
+    include_removed: bool = False,
+    force: bool = False,
+) -> ExportSummary:
+    """Write the corrected CSV to ``out`` (and the audit to ``audit``); see the module docstring."""
+    out = Path(out)
+    source = Path(ws.store.get_meta("source"))
+    for target in [out] + ([Path(audit)] if audit else []):
+        if target.resolve() == source.resolve():
+            raise InputError(f"refusing to overwrite the source {source}; export to a new file")
+        if target.exists() and not force:
+            raise InputError(f"{target} exists; choose a new file or pass --force to replace it")
+    items = [i for i in ws.store.items(status=None) if i.status != "gone"]
+    items.sort(key=lambda i: i.row)
+    effective = ws.store.effective_decisions()
+    columns, split_key = _columns(ws, items)
+    header = columns + (["labeler_removed"] if include_removed else [])
+    rows, changed, removed = [], 0, 0
+    for item in items:
+        decision = effective.get(item.id)
+        is_removed = decision is not None and decision.action == "remove"
+        label = item.label if decision is None or is_removed else decision.label
+        removed += is_removed
+        changed += label != item.label and not is_removed
+        if is_removed and not include_removed:
+            continue
+        values = {**item.extra, columns[0]: item.path, columns[1]: label}
+        if split_key and split_key not in values:
+            values[split_key] = item.split
+        row = [values.get(c, "") for c in columns]
+        if include_removed:
+            row.append((decision.reason or "removed") if is_removed else "")
+        rows.append(row)
+    _write_csv(out, header, rows)
+    from labeler.review import conflicted_items
+
+    summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)))
+    if audit:
+        summary.audit_rows = write_audit(ws, Path(audit))
+    return summary
+
+
+def write_audit(ws: Workspace, path: Path) -> int:
+    """Every decision but skips and undo markers, in log order, with whether it was undone later."""
+    items = {i.id: i for i in ws.store.items(status=None)}
+    decisions = ws.store.decisions()
+    undone = {d.undoes for d in decisions if d.undoes is not None}
+    rows = [
+        [items[d.item_id].path, items[d.item_id].split, d.old_label or "", d.label or "", d.action, d.reason or "",
+         d.reviewer, d.created_at, int(d.id in undone)]
+        for d in decisions
+        if d.action not in ("skip", "undo")
+    ]  # fmt: skip
+    _write_csv(path, list(AUDIT_COLUMNS), rows)
+    return len(rows)
+
+
+def _columns(ws: Workspace, items) -> tuple[list[str], str | None]:
+    """(column names with image and label first, name of the split column or None)."""
+    fmt, spec = ws.store.get_meta("format"), ws.store.get_meta("columns", {})
+    if fmt == "csv":
+        order = list(spec.get("order") or [spec["image"], spec["label"]])
+        first = [spec["image"], spec["label"]]
+        return first + [c for c in order if c not in first], spec.get("split")
+    if fmt == "deepfashion":
+        bbox = ["x_1", "y_1", "x_2", "y_2"] if any("x_1" in i.extra for i in items) else []
+        return ["image_name", "category_name", "evaluation_status", *bbox], "evaluation_status"
+    return ["image", "label", "split"], "split"
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
