@@ -7,6 +7,7 @@ starts fast. A LabelerError becomes its message on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -202,6 +203,23 @@ def export(workspace, out, audit, include_removed, force):
         click.echo(f"wrote {s.audit_rows:,} decisions to {audit}")
     if s.conflicts:
         click.echo(f"warning: {s.conflicts} items have conflicting reviews; their latest decision was used", err=True)
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth.")
+@click.option("--port", default=7860, show_default=True)
+@click.option("--reviewer", default=lambda: os.environ.get("USER", "reviewer"), show_default="$USER",
+              help="Your name in the decision log (each browser can change it).")  # fmt: skip
+@click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
+@click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
+def review(workspace, host, port, reviewer, auth, share):
+    """Open the review app: confirm, relabel, remove or skip each flagged image by keyboard."""
+    from labeler.app import build_app, launch
+
+    app = build_app(workspace, reviewer=reviewer)
+    click.echo(f"reviewing {workspace} as {reviewer} on http://{host}:{port} (Ctrl-C to stop; every decision is saved)")
+    launch(app, host=host, port=port, auth=auth, share=share)
 
 
 @main.command("export-model")
