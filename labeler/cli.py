@@ -168,7 +168,8 @@ def train(workspace, resume, restart, only_fold, merge, preset, **options):
 @click.option("--rank-by", default="self_confidence", show_default=True,
               type=click.Choice(["self_confidence", "normalized_margin", "confidence_weighted_entropy"]))  # fmt: skip
 @click.option("-k", "--neighbours", "k", default=10, show_default=True, help="Nearest neighbours per image.")
-@click.option("--duplicate-similarity", default=0.97, show_default=True, help="Cosine similarity of near-duplicates.")
+@click.option("--duplicate-radius", default=0.13, show_default=True,
+              help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.")  # fmt: skip
 @click.option(
     "--outlier-share", default=0.01, show_default=True, help="Share of most isolated images queued as outliers."
 )

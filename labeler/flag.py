@@ -74,7 +74,9 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     ids, probs = ids[keep], probs[keep]
     labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
-    return Evidence(ids, labels, probs, embeddings[[position[int(i)] for i in ids]], list(vocab), reviewed)
+    file_of = {item.id: item.file for item in ws.store.items()}
+    files = [str(ws.root / file_of[int(i)]) for i in ids]
+    return Evidence(ids, labels, probs, embeddings[[position[int(i)] for i in ids]], list(vocab), reviewed, files)
 
 
 def _current_labels(ws: Workspace) -> dict[int, str]:

@@ -3,9 +3,11 @@
 Embeddings are L2-normalised, so inner product = cosine similarity. Up to ``EXACT_MAX``
 items the index is exact (``IndexFlatIP``); past it, an inverted-file index (``IndexIVFFlat``,
 ``4 * sqrt(N)`` lists, ``nprobe`` 24 by default) whose recall@10 against exact search is
-checked by a test and by `labeler bench neighbors`. Near-duplicates are pairs with cosine
-similarity >= ``DUPLICATE_SIMILARITY`` (0.97: resized, recompressed or slightly shifted
-copies of one photo score above it; different photos of one product mostly below).
+checked by a test and by `labeler bench flag`. Near-duplicates follow cleanlab Datalab's rule:
+a pair is a near-duplicate when its cosine distance is below ``DUPLICATE_RADIUS`` (0.13) times
+the median distance of every image to its nearest neighbour. The radius is relative because
+how tightly a model packs its embeddings varies (a fixed similarity such as 0.97 joins
+merely similar red garments under a weak model, and misses copies under a strong one).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 EXACT_MAX = 50_000
-DUPLICATE_SIMILARITY = 0.97
+DUPLICATE_RADIUS = 0.13
 DEFAULT_NPROBE = 24
 
 
@@ -74,13 +76,25 @@ def knn_graph(neighbours: Neighbours, n: int | None = None):
     return csr_matrix((distances.ravel(), idx.ravel(), indptr), shape=(n, n))
 
 
-def duplicate_groups(neighbours: Neighbours, threshold: float = DUPLICATE_SIMILARITY) -> np.ndarray:
-    """Group id per row (-1: no near-duplicate); rows joined by similarity >= ``threshold`` share a group."""
+def duplicate_radius(neighbours: Neighbours, relative: float = DUPLICATE_RADIUS) -> float:
+    """The cosine distance below which two rows are near-duplicates: ``relative`` x median nearest distance."""
+    nearest = 1 - neighbours.similarities[:, 0][neighbours.indices[:, 0] >= 0]
+    return float(relative * np.median(nearest)) if len(nearest) else 0.0
+
+
+def duplicate_groups(neighbours: Neighbours, relative: float = DUPLICATE_RADIUS, confirm=None) -> np.ndarray:
+    """Group id per row (-1: no near-duplicate); rows closer than ``duplicate_radius`` share a group.
+
+    ``confirm(i, j) -> bool``, if given, must also accept a pair (e.g. a pixel check)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     n = len(neighbours.indices)
-    rows, cols = np.nonzero((neighbours.similarities >= threshold) & (neighbours.indices >= 0))
+    radius = duplicate_radius(neighbours, relative)
+    rows, cols = np.nonzero((1 - neighbours.similarities <= radius) & (neighbours.indices >= 0))
+    if confirm is not None and len(rows):
+        keep = np.array([confirm(int(r), int(neighbours.indices[r, c])) for r, c in zip(rows, cols)])
+        rows, cols = rows[keep], cols[keep]
     graph = coo_matrix((np.ones(len(rows)), (rows, neighbours.indices[rows, cols])), shape=(n, n))
     _, component = connected_components(graph, directed=False)
     sizes = np.bincount(component)

@@ -43,6 +43,7 @@ class Evidence:
     embeddings: np.ndarray  # (N, D) L2-normalised
     vocab: list[str]
     reviewed: dict = field(default_factory=dict)  # item_id -> (reviewer, action, label)
+    files: list[str] | None = None  # image files, to confirm near-duplicates by their pixels
 
 
 @dataclass
@@ -71,7 +72,7 @@ class Queue:
 
 def build_queue(
     ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "self_confidence",
-    duplicate_similarity: float = neighbors.DUPLICATE_SIMILARITY, outlier_share: float = 0.01,
+    duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01,
 ) -> Queue:  # fmt: skip
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
@@ -81,7 +82,12 @@ def build_queue(
     merged_probs = (pred_probs + votes) / 2
     model = detect.find_issues(labels, pred_probs, filter_by=filter_by, rank_by=rank_by)
     merged = detect.find_issues(labels, merged_probs, filter_by=filter_by, rank_by=rank_by)
-    groups = neighbors.duplicate_groups(nn, duplicate_similarity)
+    confirm = None
+    if ev.files is not None:
+        from labeler.duplicates import pixel_match
+
+        confirm = pixel_match(ev.files)
+    groups = neighbors.duplicate_groups(nn, duplicate_radius, confirm)
     conflict = _conflicting_groups(groups, labels)
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share

@@ -127,8 +127,10 @@ def test_group_decision_logs_each_member(cli, tmp_path):
         emb = arrays["embeddings"]
         ids = arrays["embed_ids"].tolist()
         shoe = next(i.id for i in w.store.items() if i.label == "shoe")
+        original = w.image_path(w.store.item(1).file).read_bytes()
         for member in (2, shoe):
             emb[ids.index(member)] = emb[ids.index(1)]
+            w.image_path(w.store.item(member).file).write_bytes(original)  # the same photo, filed twice
         w.record_round("train", w.store.rounds()[0].params, {}, arrays)
     cli("flag", tmp_path / "ws")
     with Workspace.open(tmp_path / "ws") as w:
