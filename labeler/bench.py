@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # DeepFashion's list_category_cloth.txt, in file order: (name, type); ids are 1-based positions.
@@ -214,13 +215,25 @@ def detection_metrics(truth, scores, flagged) -> dict:
     }  # fmt: skip
 
 
-def bench_noise(source, out_dir, config, *, rate: float, kind: str, pairs=None, truth=None, seed: int = 0,
-                resume: bool = False, log=print) -> dict:  # fmt: skip
-    """Plant flips in a copy of ``source`` (workspace or dataset), train, flag, score every detector."""
+@dataclass
+class Planted:
+    """A benchmark workspace with planted flips, trained and flagged."""
+
+    workspace: Path
+    root: Path
+    vocab: list[str]
+    items: object  # DataFrame: id, file, split, true (label before planting), label (planted)
+    flagged: object  # labeler.flag.FlagResult
+
+
+def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=None, truth=None, seed: int = 0,
+                   resume: bool = False, log=print) -> Planted:  # fmt: skip
+    """Plant flips in a copy of ``source`` (workspace or dataset) in ``out_dir``, train (unless done), flag."""
     import numpy as np
 
     from labeler.flag import flag_round
     from labeler.train import train_round
+    from labeler.workspace import Workspace
 
     out_dir = Path(out_dir)
     frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
@@ -229,38 +242,42 @@ def bench_noise(source, out_dir, config, *, rate: float, kind: str, pairs=None, 
     new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
                                partners=partners, confusion=confusion)  # fmt: skip
     planted = out_dir / "planted.csv"
-    frame.assign(label=[vocab[c] for c in new])[["file", "label", "split"]].to_csv(planted, index=False)
+    frame = frame.assign(true=frame["label"], label=[vocab[c] for c in new])
+    frame[["file", "label", "split"]].to_csv(planted, index=False)
     log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
     ws_path = out_dir / "workspace"
     if not (resume and (ws_path / "labeler.db").exists()):
         from labeler.ingest import import_dataset
         from labeler.ingest.validate import Options
 
-        import_dataset(
-            ws_path,
-            planted,
-            force=True,
-            root=root,
-            options=Options(verify_images=False, progress=False, min_per_class=0),
-        )
-    from labeler.workspace import Workspace
-
+        options = Options(verify_images=False, progress=False, min_per_class=0)
+        import_dataset(ws_path, planted, force=True, root=root, options=options)
     with Workspace.open(ws_path) as ws:
         if not ws.store.rounds():
             train_round(ws, config, resume=resume, log=log)
         result = flag_round(ws)
-        items = {item.path: item for item in ws.store.items()}
-    flipped_by_id = {items[f].id: bool(x) for f, x in zip(frame["file"], flipped) if f in items}
-    split_by_id = {item.id: item.split for item in items.values()}
-    ids = result.evidence.item_ids
-    fit = np.array([split_by_id[int(i)] != "test" for i in ids])  # flips are planted in train/valid only
-    truth_rows = np.array([flipped_by_id.get(int(i), False) for i in ids])
-    queue = result.queue
+        ids = {item.path: item.id for item in ws.store.items()}
+    frame["id"] = [ids.get(f, -1) for f in frame["file"]]
+    return Planted(ws_path, Path(root), vocab, frame[frame["id"] >= 0].reset_index(drop=True), result)
+
+
+def bench_noise(source, out_dir, config, **options) -> dict:
+    """Plant flips, train, flag; score every detector against the planted flips (train/valid images only)."""
+    import numpy as np
+
+    p = plant_and_flag(source, out_dir, config, **options)
+    flipped = dict(zip(p.items["id"], p.items["true"] != p.items["label"]))
+    split = dict(zip(p.items["id"], p.items["split"]))
+    ids = p.flagged.evidence.item_ids
+    fit = np.array([split[int(i)] != "test" for i in ids])  # flips are planted in train/valid only
+    truth_rows = np.array([bool(flipped[int(i)]) for i in ids])
+    queue = p.flagged.queue
     metrics = {
         name: detection_metrics(truth_rows[fit], queue.scores[name][fit], queue.flagged[name][fit])
         for name in DETECTORS
     }
-    return {"planted": int(flipped.sum()), "images": int(fit.sum()), "rate": rate, "kind": kind, "detectors": metrics}
+    return {"planted": int(sum(flipped.values())), "images": int(fit.sum()), "rate": options["rate"],
+            "kind": options["kind"], "detectors": metrics}  # fmt: skip
 
 
 def _bench_base(source: Path, out_dir: Path, truth, log):

@@ -107,8 +107,8 @@ def _train_options(func):
     options = [
         click.option(
             "--preset",
-            type=click.Choice(["gpu", "cpu"]),
-            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px.",
+            type=click.Choice(["gpu", "cpu", "demo"]),
+            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px; demo: ResNet18 at 64 px, 3 folds.",
         ),
         click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
         click.option("--size", type=int, help="Training image size [224]."),
@@ -281,18 +281,45 @@ def evaluate(model, source, mapping, reports, round_id, device):
 
 
 @main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@_train_options
+@click.option("--resume", is_flag=True, help="Continue an interrupted retrain.")
+@click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
+def retrain(workspace, resume, restart, preset, **options):
+    """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
+    from labeler.train import retrain_round
+    from labeler.workspace import Workspace
+
+    if preset is not None:
+        from training.learner import PRESETS
+
+        options = {**PRESETS[preset], **{k: v for k, v in options.items() if v is not None}}
+    with Workspace.open(workspace) as ws:
+        round_id = retrain_round(ws, options, resume=resume, restart=restart, log=click.echo)
+    click.echo(f"recorded round {round_id}; compare rounds with: labeler status {workspace}")
+
+
+@main.command()
 @click.option("--data", default="data/demo", show_default=True, type=click.Path(), help="Where to write the images.")
 @click.option("--workspace", default="data/demo-workspace", show_default=True, type=click.Path(), help="Workspace.")
 @click.option("--images", default=2000, show_default=True, help="Number of images to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
-def demo(data, workspace, images, seed):
-    """Generate the embedded demo dataset (drawn clothing with known flips) and import it."""
+@click.option(
+    "--auto-review", type=int, help="Headless: a simulated reviewer fixes the top N of the queue, then retrain."
+)
+@click.option("--port", default=7860, show_default=True, help="Port of the review app (without --auto-review).")
+def demo(data, workspace, images, seed, auto_review, port):
+    """The whole loop on the embedded demo dataset: generate, import, train, flag, then review.
+
+    Without --auto-review the review app opens at the end (http://127.0.0.1:PORT)."""
     from labeler.demo import DemoSpec, run
 
-    labels, generated, result = run(data, workspace, spec=DemoSpec(n_images=images, seed=seed))
-    click.echo(f"demo dataset: {labels} ({generated:.1f}s; true labels in {labels.parent / 'truth.csv'})")
-    click.echo(_format_import(result))
-    click.echo(f"next: labeler status {workspace}")
+    run(data, workspace, spec=DemoSpec(n_images=images, seed=seed), auto_review=auto_review, log=click.echo)
+    if not auto_review:
+        from labeler.app import build_app, launch
+
+        click.echo(f"review app: http://127.0.0.1:{port} (Ctrl-C to stop; decisions are saved as you go)")
+        launch(build_app(workspace, reviewer=os.environ.get("USER", "reviewer")), port=port)
 
 
 @main.group()
@@ -349,6 +376,41 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 
     (Path(out_dir) / "bench-noise.json").write_text(json.dumps(r, indent=2))
     click.echo(f"(n = number of planted flips; results in {Path(out_dir) / 'bench-noise.json'})")
+
+
+@bench.command("loop")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
+@click.option("--budgets", default="0.05,0.10", show_default=True, help="Review budgets, shares of train/valid images.")
+@click.option("--orders", default="merged,activelab,cleanlab,random", show_default=True)
+@click.option(
+    "--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."
+)
+@click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"]))
+@click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs].")
+@click.option(
+    "--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label to start from clean labels."
+)
+@click.option("--noise-seed", default=0, show_default=True)
+@_train_options
+def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise_seed, preset, **options):
+    """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""
+    from labeler.bench_loop import bench_loop as run_bench
+    from training.learner import make_config
+
+    config = make_config(preset, **options)
+    budgets_ = [float(b) for b in budgets.split(",")]
+    orders_ = [o.strip() for o in orders.split(",")]
+    out_dir = out_dir or "bench-loop"
+    r = run_bench(source, out_dir, config, budgets=budgets_, orders=orders_, rate=rate, kind=kind, pairs=pairs,
+                  truth=truth, seed=noise_seed, log=click.echo)  # fmt: skip
+    click.echo(
+        f"{'arm':<20}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'top-3':>8}{'top-5':>8}{'gap recovered':>15}"
+    )
+    for arm, m in r.items():
+        click.echo(f"{arm:<20}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}{m['test_top3']:>8.3f}"
+                   f"{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}")  # fmt: skip
+    click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 
 @bench.command("train-speed")

@@ -170,13 +170,98 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     os.replace(tmp, path)
 
 
-def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpec(), progress: bool = True):
-    """The `labeler demo` flow so far: generate the dataset, then import it (re-import keeps decisions)."""
+def read_truth(data_dir: str | Path) -> dict[str, str]:
+    """{image path: true label} from the demo's truth.csv."""
+    with open(Path(data_dir) / "truth.csv", newline="", encoding="utf-8") as fh:
+        return {row["image"]: row["true_label"] for row in csv.DictReader(fh)}
+
+
+def simulate_review(ws, truth: dict[str, str], n: int, *, reviewer: str = "oracle") -> dict:
+    """A reviewer who knows the truth works the top ``n`` of the queue through the normal review path."""
+    from labeler.review import ReviewSession
+
+    session = ReviewSession(ws, reviewer)
+    fixed = confirmed = 0
+    for _ in range(n):
+        item = session.next_item()
+        if item is None:
+            break
+        true = truth.get(item.path, item.given)
+        if true != item.current:
+            session.decide(item.item_id, "relabel", true)
+            fixed += 1
+        else:
+            session.decide(item.item_id, "keep")
+            confirmed += 1
+    return {"reviewed": fixed + confirmed, "relabelled": fixed, "confirmed": confirmed}
+
+
+def queue_precision(ws, truth: dict[str, str]) -> dict:
+    """How many queued train/valid images carry a wrong label, and how many wrong labels the queue holds."""
+    round_id = ws.store.flagged_round()
+    items = {i.id: i for i in ws.store.items()}
+    queued = [items[f.item_id] for f in ws.store.issues(round_id) if items[f.item_id].split != "test"]
+    wrong = [i for i in items.values() if i.split != "test" and truth.get(i.path, i.label) != i.label]
+    hits = sum(truth.get(i.path, i.label) != i.label for i in queued)
+    return {"queued": len(queued), "wrong_in_queue": hits, "wrong_total": len(wrong),
+            "precision": hits / max(len(queued), 1), "recall": hits / max(len(wrong), 1)}  # fmt: skip
+
+
+def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpec(), auto_review: int | None = None,
+        config=None, log=print) -> dict:  # fmt: skip
+    """The `labeler demo` flow: generate, import, train, flag, and (``auto_review``) review + retrain headless.
+
+    Returns the timings of each stage and the numbers printed. An existing demo workspace is
+    re-imported (decisions kept) and its latest round reused."""
+    from labeler.flag import flag_round, format_summary
     from labeler.ingest import import_dataset
     from labeler.ingest.validate import Options
+    from labeler.train import retrain_round, train_round
+    from labeler.workspace import Workspace
+    from training.learner import make_config
 
+    times: dict[str, float] = {}
     started = time.perf_counter()
-    labels = generate(data_dir, spec, progress=progress)
-    generated = time.perf_counter() - started
-    result = import_dataset(workspace, labels, force=True, options=Options(progress=progress))
-    return labels, generated, result
+    labels = generate(data_dir, spec)
+    times["generate"] = time.perf_counter() - started
+    stage = time.perf_counter()
+    imported = import_dataset(workspace, labels, force=True, options=Options(progress=False))
+    times["import"] = time.perf_counter() - stage
+    log(f"demo dataset: {imported.items:,} images, {len(imported.classes)} classes, in {labels.parent}")
+    truth = read_truth(data_dir)
+    config = config or make_config("demo")
+    out: dict = {"times": times}
+    with Workspace.open(workspace) as ws:
+        stage = time.perf_counter()
+        trained = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
+        if trained:
+            log(f"reusing round {trained[-1].id} (delete {workspace} to train again)")
+        else:
+            train_round(ws, config, restart=True, log=log)
+        times["train"] = time.perf_counter() - stage
+        stage = time.perf_counter()
+        result = flag_round(ws)
+        times["flag"] = time.perf_counter() - stage
+        log(format_summary(result))
+        out["queue"] = queue_precision(ws, truth)
+        q = out["queue"]
+        log(f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
+            f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels")  # fmt: skip
+        if auto_review:
+            before = ws.store.rounds()[-1].metrics
+            stage = time.perf_counter()
+            out["review"] = simulate_review(ws, truth, auto_review)
+            times["review"] = time.perf_counter() - stage
+            r = out["review"]
+            log(f"simulated reviewer: {r['reviewed']} reviewed, {r['relabelled']} relabelled, {r['confirmed']} kept")
+            stage = time.perf_counter()
+            retrain_round(ws, {}, restart=True, log=log)
+            times["retrain"] = time.perf_counter() - stage
+            after = ws.store.rounds()[-1].metrics
+            out["before"], out["after"] = before, after
+            for name, m in (("before", before), ("after", after)):
+                log(f"{name:>6}: test top-1 {m['test_top1']:.3f}, top-3 {m['test_top3']:.3f}, top-5 {m['test_top5']:.3f}"
+                    f" (demo test labels are the true ones)")  # fmt: skip
+    times["total"] = time.perf_counter() - started
+    log("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
+    return out

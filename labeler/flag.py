@@ -93,9 +93,11 @@ def flag_round(
     chosen = latest_round(ws, round_id)
     evidence = load_evidence(ws, chosen.id)
     queue = build_queue(evidence, **options)
+    active = active_scores(ws, chosen.id, evidence) if ws.store.effective_decisions() else None
+    row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     flags = [
         Flag(e.item_id, e.kind, 1 - e.quality, e.suggested, e.reasons, e.priority, e.quality, e.suggested_prob,
-             e.top, e.group, e.contradicts, e.neighbours)
+             e.top, e.group, e.contradicts, e.neighbours, None if active is None else float(active[row_of[e.item_id]]))
         for e in queue.entries
     ]  # fmt: skip
     ws.store.replace_issues(chosen.id, flags)
@@ -105,6 +107,35 @@ def flag_round(
 
     report = write_flag_report(ws, chosen.id, queue, evidence)
     return FlagResult(chosen.id, queue, evidence, report)
+
+
+def active_scores(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray:
+    """ActiveLab review priority of every evidence row, from the given labels and every reviewer's decisions."""
+    from labeler.active import annotation_table, review_priority
+
+    index = {name: i for i, name in enumerate(ev.vocab)}
+    given = {item.id: index[item.label] for item in ws.store.items() if item.label in index}
+    reviews: dict[str, dict[int, int]] = {}
+    undone = {d.undoes for d in ws.store.decisions() if d.undoes is not None}
+    for d in ws.store.decisions():
+        if d.action in ("confirm", "relabel") and d.id not in undone and d.label in index:
+            reviews.setdefault(d.reviewer, {})[d.item_id] = index[d.label]
+    split = {item.id: item.split for item in ws.store.items()}
+    scores = np.zeros(len(ev.item_ids), dtype=np.float32)
+    test_ids = ws.load_array(round_id, "test_ids")
+    folds = ws.load_array(round_id, "test_probs_folds") if "test_probs_folds" in ws.store.arrays(round_id) else None
+    test_col = {int(i): c for c, i in enumerate(test_ids)}
+    for is_test in (False, True):
+        rows = np.flatnonzero([(split[int(i)] == "test") == is_test for i in ev.item_ids])
+        if not len(rows):
+            continue
+        ids = ev.item_ids[rows]
+        table = annotation_table(
+            np.array([given[int(i)] for i in ids]), reviews, {int(i): r for r, i in enumerate(ids)}
+        )
+        ensemble = folds[:, [test_col[int(i)] for i in ids]] if is_test and folds is not None else None
+        scores[rows] = review_priority(table, ev.pred_probs[rows], ensemble=ensemble)
+    return scores
 
 
 def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path) -> None:

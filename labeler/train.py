@@ -24,8 +24,12 @@ from labeler.workspace import Workspace
 PENDING = "models/pending"
 
 
-def label_table(ws: Workspace):
-    """Items (status ok) with ``label`` = current label, ``given`` = imported label; removed items dropped."""
+def label_table(ws: Workspace, *, exclude_conflicts: bool = False, keep_removed: bool = False):
+    """Items (status ok) with ``label`` = current label and ``given`` = imported label.
+
+    Removed items are dropped (``keep_removed``: kept, with their given label, flagged in a
+    ``removed`` column); with ``exclude_conflicts`` so are items whose reviewers disagree and
+    that nobody adjudicated yet."""
     frame = ws.store.item_table()
     frame["given"] = frame["label"]
     decisions = ws.store.effective_decisions()
@@ -33,13 +37,28 @@ def label_table(ws: Workspace):
     relabelled = {i: d.label for i, d in decisions.items() if d.action != "remove" and d.label}
     frame["label"] = [relabelled.get(i, label) for i, label in zip(frame["id"], frame["label"])]
     frame["reviewed"] = frame["id"].isin(decisions.keys())
-    return frame[~frame["id"].isin(removed)].reset_index(drop=True)
+    frame["removed"] = frame["id"].isin(removed)
+    if exclude_conflicts:
+        from labeler.review import conflicted_items
+
+        frame["removed"] |= frame["id"].isin(conflicted_items(ws.store))
+    return frame if keep_removed else frame[~frame["removed"]].reset_index(drop=True)
+
+
+def training_frame(ws: Workspace):
+    """What a round trains and tests on: the cleaned train/valid items, and every test item.
+
+    Every test item stays so that the given-label test metrics of all rounds use one test set;
+    the cleaned-label test metrics leave out removed (and conflicted) test items."""
+    frame = label_table(ws, exclude_conflicts=True, keep_removed=True)
+    return frame[(frame["split"] == "test") | ~frame["removed"]].reset_index(drop=True)
 
 
 def train_round(
     ws: Workspace,
     config,
     *,
+    kind: str = "train",
     resume: bool = False,
     restart: bool = False,
     only_fold: int | None = None,
@@ -57,12 +76,14 @@ def train_round(
     if int(os.environ.get("RANK", "0")) != 0:
         log = _quiet  # under torchrun, rank 0 speaks for all
     vocab = ws.store.classes()
-    frame = _usable(ws, label_table(ws), config, log)
-    _check_folds(frame, vocab, config.folds, log)
+    frame = _usable(ws, training_frame(ws), config, log)
     run_dir = ws.path / PENDING
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
         log(f"discarded the interrupted run in {run_dir}")
+    if config.folds == 0:
+        return _final_round(ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, log=log)
+    _check_folds(frame, vocab, config.folds, log)
     result = run_crossval(
         frame, ws.root, vocab, config, run_dir, resume=resume, only_fold=only_fold, merge=merge, log=log
     )
@@ -72,6 +93,10 @@ def train_round(
     model_dir = f"models/round-{round_id:03d}"
     run_dir.rename(ws.path / model_dir)
     metrics = _evaluate(ws, frame, vocab, result, round_id, log)
+    metrics.update(_review_counts(ws))
+    metrics["noise_rate"] = _noise_rate(
+        result.pred_probs, _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
+    )
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, folds=[asdict(f) for f in result.folds])
     metrics["train_images_per_s"] = float(np.mean([f.images_per_s for f in result.folds if f.images_per_s]) or 0)
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab}
@@ -82,9 +107,70 @@ def train_round(
         "test_ids": result.test_ids.astype(np.int64), "test_probs_folds": result.test_probs_folds,
         "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
     }  # fmt: skip
-    recorded = ws.record_round("train", params, metrics, arrays)
+    recorded = ws.record_round(kind, params, metrics, arrays)
     assert recorded == round_id, (recorded, round_id)
     return round_id
+
+
+def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, restart: bool = False,
+                  log: Callable[[str], None] = print) -> int:  # fmt: skip
+    """Train a new round on the cleaned labels, with the previous round's options unless overridden."""
+    from training.learner import make_config
+
+    previous = [r for r in ws.store.rounds() if r.params.get("config")]
+    if not previous:
+        raise LabelerError(f"{ws.path} has no trained round to start from; run `labeler train {ws.path}` first")
+    base = {k: v for k, v in previous[-1].params["config"].items() if k != "extra"}
+    config = make_config(None, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
+    counts = _review_counts(ws)
+    if not ws.store.effective_decisions():
+        log("no reviewer decisions yet: retraining on the given labels")
+    else:
+        log(f"cleaned labels: {counts['labels_changed']} changed, {counts['items_removed']} removed, "
+            f"{counts['conflicts_excluded']} in unresolved conflict (left out)")  # fmt: skip
+    frame = label_table(ws, exclude_conflicts=True)
+    emptied = sorted(set(ws.store.classes()) - set(frame.loc[frame["split"] != "test", "label"]))
+    if emptied:
+        log(f"warning: no train/valid images left for {', '.join(emptied)}; the class keeps its column "
+            "(pinned vocabulary) but the model cannot learn it")  # fmt: skip
+    return train_round(ws, config, kind="retrain", resume=resume, restart=restart, log=log)
+
+
+def _review_counts(ws: Workspace) -> dict:
+    from labeler.review import conflicted_items
+
+    decisions = ws.store.effective_decisions()
+    items = {i.id: i.label for i in ws.store.items()}
+    return {
+        "labels_changed": sum(1 for i, d in decisions.items() if d.action != "remove" and d.label != items.get(i)),
+        "items_removed": sum(1 for d in decisions.values() if d.action == "remove"),
+        "conflicts_excluded": len(conflicted_items(ws.store)),
+    }
+
+
+def _noise_rate(pred_probs, labels, vocab) -> float:
+    """cleanlab's estimate of the share of wrong labels among the ones the round trained on."""
+    from labeler.detect import summarize_classes
+
+    return summarize_classes(labels, pred_probs, vocab).noise_rate
+
+
+def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, log) -> int:
+    """``--folds 0``: one model on every train/valid image; test metrics and embeddings, no pred_probs."""
+    from training.crossval import run_final
+
+    result = run_final(frame, ws.root, vocab, config, run_dir, resume=resume, log=log)
+    round_id = ws.store.next_round_id()
+    model_dir = f"models/round-{round_id:03d}"
+    run_dir.rename(ws.path / model_dir)
+    metrics = _test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id)
+    metrics.update(_review_counts(ws))
+    metrics.update(seconds=time.perf_counter() - started, lr=result.lr, train_images_per_s=result.summary.images_per_s)
+    log(f"round {round_id}: {format_metrics(metrics)}")
+    params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "weights": "final"}
+    arrays = {"test_probs": result.test_probs, "test_ids": result.test_ids.astype(np.int64),
+              "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64)}  # fmt: skip
+    return ws.record_round(kind, params, metrics, arrays)
 
 
 def _quiet(message: str) -> None:
@@ -146,21 +232,31 @@ def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log
     """OOF and test metrics (given and, once reviewed, cleaned test labels) and report plots."""
     from training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
 
-    reports = ws.path / "reports" / f"round-{round_id:03d}"
-    reports.mkdir(parents=True, exist_ok=True)
     by_id = frame.set_index("id")
     fit_labels = _codes(by_id.loc[result.fit_ids, "label"], vocab)
     metrics = summarize(result.pred_probs, fit_labels, vocab, "oof")
-    test = by_id.loc[result.test_ids]
-    metrics.update(summarize(result.test_probs, _codes(test["given"], vocab), vocab, "test"))
-    if len(test) and test["reviewed"].any():
-        metrics.update(summarize(result.test_probs, _codes(test["label"], vocab), vocab, "test_cleaned"))
+    metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id))
+    reports = ws.path / "reports" / f"round-{round_id:03d}"
     plot_confusion(confusion_matrix(result.pred_probs, fit_labels), vocab, reports / "confusion_oof.png",
                    f"round {round_id}: out-of-fold (train+valid)")  # fmt: skip
-    if len(test):
-        plot_confusion(confusion_matrix(result.test_probs, _codes(test["given"], vocab)), vocab,
-                       reports / "confusion_test.png", f"round {round_id}: test split (given labels)")  # fmt: skip
     files = [str(ws.root / f) for f in by_id.loc[result.fit_ids, "file"]]
     plot_top_losses(files, result.pred_probs, fit_labels, vocab, reports / "top_losses_oof.png")
     log(f"round {round_id}: {format_metrics(metrics)}; reports in {reports}")
+    return metrics
+
+
+def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, round_id: int) -> dict:
+    """test_* against the given test labels; test_cleaned_* against current labels once test items were reviewed."""
+    from training.evaluate import confusion_matrix, plot_confusion, summarize
+
+    reports = ws.path / "reports" / f"round-{round_id:03d}"
+    reports.mkdir(parents=True, exist_ok=True)
+    test = frame.set_index("id").loc[test_ids]
+    metrics = summarize(test_probs, _codes(test["given"], vocab), vocab, "test")
+    if len(test) and test["reviewed"].any():
+        kept = ~test["removed"].to_numpy()
+        metrics.update(summarize(test_probs[kept], _codes(test["label"][kept], vocab), vocab, "test_cleaned"))
+    if len(test):
+        plot_confusion(confusion_matrix(test_probs, _codes(test["given"], vocab)), vocab,
+                       reports / "confusion_test.png", f"round {round_id}: test split (given labels)")  # fmt: skip
     return metrics

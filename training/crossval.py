@@ -282,7 +282,7 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
     path = run_dir / "state.json"
     if path.exists():
         state = json.loads(path.read_text())
-        finished = len(list(run_dir.glob("fold-*.npz")))
+        finished = len(list(run_dir.glob("fold-*.npz"))) + len(list(run_dir.glob("final.npz")))
         if not resume and finished == 0:
             state = None  # nothing finished: nothing to lose, start over
         elif not resume:
@@ -298,14 +298,14 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
         if state is not None:
             return state
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob("fold-*"):
+    for stale in [*run_dir.glob("fold-*"), *run_dir.glob("final*")]:
         stale.unlink(missing_ok=True)
     state = {"key": key, "config": asdict(config), "lr": None}
     _write_json(path, state)
     return state
 
 
-def _save_fold(run_dir: Path, fold: int, arrays: dict, weights) -> None:
+def _save_fold(run_dir: Path, fold: int | str, arrays: dict, weights) -> None:
     import torch
 
     _atomic(run_dir / f"fold-{fold}.pth", lambda fh: torch.save(weights, fh))
@@ -362,3 +362,67 @@ def _atomic(path: Path, write: Callable) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass
+class FinalResult:
+    """One model trained on every train/valid image (``--folds 0``): test predictions and embeddings."""
+
+    test_ids: np.ndarray
+    test_probs: np.ndarray  # (T, K) float32
+    embed_ids: np.ndarray
+    embeddings: np.ndarray
+    lr: float
+    summary: FoldSummary
+    seconds: float = 0.0
+
+
+def run_final(frame, root, vocab: list[str], config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
+              log: Callable[[str], None] = print) -> FinalResult:  # fmt: skip
+    """Train one model on all train/valid images; the test split is its validation set (losses only).
+
+    Without a test split the model trains on 'train' and validates on 'valid'. Written to
+    ``run_dir/final.npz`` + ``final.pth``; an interrupted run resumes by retraining it.
+    """
+    from fastai.torch_core import set_seed
+
+    from training.data import make_dataloaders
+    from training.learner import build_learner, find_lr, fit, pick_device, plot_losses
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    has_test = bool((frame["split"] == "test").any())
+    order = frame.sort_values("split", key=lambda s: s == ("test" if has_test else "valid"), kind="stable")
+    order = order.reset_index(drop=True)
+    held = np.flatnonzero(order["split"] == ("test" if has_test else "valid"))
+    state = _open_state(run_dir, config, order, order.iloc[held], np.zeros(len(order), np.int16), resume)
+    done = run_dir / "final.npz"
+    if not done.exists():
+        set_seed(config.seed)
+        workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
+        dls = make_dataloaders(order, root, vocab, valid_idx=held, size=config.size, presize=config.presize, bs=config.bs,
+                               workers=workers, device=pick_device(config.device), seed=config.seed)  # fmt: skip
+        learn = build_learner(dls, config)
+        learn.path, learn.model_dir = run_dir, "."
+        if state.get("lr") is None:
+            state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
+            _write_json(run_dir / "state.json", state)
+        log(f"training one model on {len(order) - len(held)} images (learning rate {state['lr']:.2e})")
+        fit_started = time.perf_counter()
+        fit(learn, config, state["lr"])
+        fit_seconds = time.perf_counter() - fit_started
+        plot_losses(learn.loss_history, run_dir / "final-loss.png", "final model")
+        probs, features = predict(learn, order, embed=True)
+        epochs = config.epochs + config.freeze_epochs
+        summary = FoldSummary(-1, len(held), float((probs[held].argmax(1) == _codes(order["label"].iloc[held], vocab)).mean()) if len(held) else 0.0,
+                              time.perf_counter() - fit_started, (len(order) - len(held)) * epochs / fit_seconds)  # fmt: skip
+        arrays = {"ids": order["id"].to_numpy(), "probs": probs, "embeddings": features, "held": held,
+                  "summary": np.array(json.dumps(asdict(summary))), "lr": np.array(state["lr"])}  # fmt: skip
+        _save_fold(run_dir, "final", arrays, learn.model.state_dict())
+    with np.load(done) as data:
+        ids, probs, held = data["ids"], data["probs"], data["held"]
+        test = held if has_test else np.array([], dtype=np.int64)
+        return FinalResult(
+            test_ids=ids[test], test_probs=probs[test].astype(np.float32), embed_ids=ids, embeddings=data["embeddings"],
+            lr=float(data["lr"]), summary=FoldSummary(**json.loads(str(data["summary"]))), seconds=time.perf_counter() - started,
+        )  # fmt: skip

@@ -49,6 +49,17 @@ class TrainConfig:
 PRESETS = {
     "gpu": {},
     "cpu": {"arch": "resnet18", "size": 96, "epochs": 3, "freeze_epochs": 1, "bs": 64, "lr_find_iters": 60},
+    # the embedded demo: small drawn images, from scratch, a few minutes on two cores
+    "demo": {
+        "arch": "resnet18",
+        "size": 64,
+        "epochs": 4,
+        "freeze_epochs": 0,
+        "bs": 32,
+        "folds": 3,
+        "pretrained": False,
+        "lr_find_iters": 40,
+    },
 }
 
 
