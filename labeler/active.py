@@ -26,7 +26,8 @@ def annotation_table(given: np.ndarray, reviews: dict[str, dict[int, int]], rows
         for item_id, code in decided.items():
             if item_id in rows:
                 column[rows[item_id]] = code
-        table[f"reviewer:{reviewer}"] = column
+        if not np.isnan(column).all():  # cleanlab refuses an annotator who labelled none of these rows
+            table[f"reviewer:{reviewer}"] = column
     return table
 
 

@@ -413,6 +413,53 @@ def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 
+@bench.command("flag")
+@click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
+@click.option("--rows", default=289_222, show_default=True, help="Synthetic items (DeepFashion has 289,222).")
+@click.option("--subset", default=50_000, show_default=True, help="Items for the exact vs approximate k-NN timing.")
+def bench_flag(out_dir, rows, subset):
+    """`labeler flag` at DeepFashion scale: wall time, peak memory, k-NN approximate vs exact vs scikit-learn."""
+    from pathlib import Path
+
+    from labeler.bench_scale import bench_flag as run_bench
+
+    r = run_bench(Path(out_dir), rows=rows, subset=subset, log=click.echo)
+    click.echo(f"flag on {r['rows']:,} items: {r['flag_seconds']:.1f}s, peak memory {r['flag_peak_mib']:.0f} MiB"
+               f" (exit {r['flag_rc']}); k-NN graph of all items {r['knn_all_seconds']:.1f}s")  # fmt: skip
+    click.echo(f"k-NN on {r['subset']:,} items: exact {r['subset_exact_seconds']:.1f}s, approximate "
+               f"{r['subset_approximate_seconds']:.1f}s (recall@10 {r['subset_recall_at_10']:.3f}), scikit-learn "
+               f"brute force {r['subset_sklearn_brute_seconds']:.1f}s")  # fmt: skip
+
+
+@bench.command("review")
+@click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
+@click.option("--rows", default=289_222, show_default=True)
+@click.option("--decisions", default=300, show_default=True, help="Decisions timed in-process.")
+@click.option("--reviewers", default=8, show_default=True, help="Concurrent HTTP reviewers (0: skip).")
+@click.option("--per-reviewer", default=200, show_default=True, help="Decisions per concurrent reviewer.")
+@click.option("--port", default=7871, show_default=True)
+def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
+    """Review latency on a DeepFashion-sized queue, and concurrent reviewers against a live server."""
+    from pathlib import Path
+
+    from labeler import bench_scale
+    from labeler.flag import flag_round
+    from labeler.workspace import Workspace
+
+    ws_path = bench_scale.synthetic_workspace(Path(out_dir), rows, log=click.echo)
+    with Workspace.open(ws_path) as ws:
+        if ws.store.flagged_round() is None:
+            flag_round(ws)
+    r = bench_scale.bench_review_latency(ws_path, decisions)
+    click.echo(f"decision -> next item ({decisions} decisions, {rows:,} items): core p50 {r['core_p50_ms']:.1f} ms, "
+               f"p95 {r['core_p95_ms']:.1f} ms; UI handler p50 {r['handler_p50_ms']:.1f} ms, p95 {r['handler_p95_ms']:.1f} ms")  # fmt: skip
+    if reviewers:
+        c = bench_scale.bench_review_concurrency(ws_path, reviewers=reviewers, decisions=per_reviewer, port=port)
+        click.echo(f"{c['reviewers']} concurrent reviewers: {c['acknowledged']} acknowledged, {c['stored']} stored, "
+                   f"{c['shown_to_two_at_once']} shown to two at once, p50 {c['p50_ms']:.0f} ms, p95 {c['p95_ms']:.0f} ms, "
+                   f"{c['decisions_per_s']:.1f} decisions/s")  # fmt: skip
+
+
 @bench.command("train-speed")
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False))
 @click.option("--arch", default="resnet18", show_default=True)

@@ -26,7 +26,8 @@ def _checkpoint(ws: Workspace, round_id: int | None, fold: int) -> tuple[Path, d
         raise WorkspaceError(
             f"{ws.path} has no trained round {round_id} (rounds: {', '.join(str(r.id) for r in rounds)})"
         )
-    weights = ws.path / chosen.params["model_dir"] / f"fold-{fold}.pth"
+    name = "final" if chosen.params.get("weights") == "final" else f"fold-{fold}"  # a --folds 0 round has one model
+    weights = ws.path / chosen.params["model_dir"] / f"{name}.pth"
     if not weights.exists():
         raise WorkspaceError(f"{weights} is missing; round {chosen.id} has no fold {fold} model")
     return weights, chosen.params["config"], chosen.params["vocab"]

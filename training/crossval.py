@@ -211,7 +211,7 @@ def _finish_fold(
     )
     arrays["summary"] = np.array(json.dumps(asdict(summary)))
     arrays["lr"] = np.array(state["lr"], dtype=np.float64)
-    _save_fold(run_dir, fold, arrays, learn.model.state_dict())
+    _save_fold(run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
     log(
         f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
         f"on them (trained labels), {summary.seconds:.0f}s, {summary.images_per_s:.1f} train images/s"
@@ -305,11 +305,12 @@ def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: b
     return state
 
 
-def _save_fold(run_dir: Path, fold: int | str, arrays: dict, weights) -> None:
+def _save_fold(run_dir: Path, name: str, arrays: dict, weights) -> None:
+    """``name``.pth (weights) then ``name``.npz (predictions): the .npz marks the model finished."""
     import torch
 
-    _atomic(run_dir / f"fold-{fold}.pth", lambda fh: torch.save(weights, fh))
-    _atomic(run_dir / f"fold-{fold}.npz", lambda fh: np.savez(fh, **arrays))
+    _atomic(run_dir / f"{name}.pth", lambda fh: torch.save(weights, fh))
+    _atomic(run_dir / f"{name}.npz", lambda fh: np.savez(fh, **arrays))
 
 
 def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:

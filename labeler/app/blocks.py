@@ -149,6 +149,17 @@ def build_app(workspace: str | Path, *, reviewer: str = "reviewer") -> gr.Blocks
         for control in (*filters, name):
             control.change(guarded(lambda n, i, g, *f: ui.show(n, to_filters(*f), release=i)), inputs, screen)
         export_button.click(lambda r: ui.export(include_removed=r), [include_removed], [export_files])
+
+        def start(reviewer: str) -> int:
+            """Scripted review: claim the reviewer's next item; its id, or -1 when the queue is done."""
+            return ui.show(reviewer).item_id or -1
+
+        def accept(reviewer: str, item_id: int) -> int:
+            """Scripted review: accept the suggestion for ``item_id``; the next item's id, or -1."""
+            return ui.act(reviewer, item_id, "accept").item_id or -1
+
+        gr.api(start, api_name="start")
+        gr.api(accept, api_name="accept")
         overview_tab.select(ui.overview, None, [overview_md, heatmap])
     return app
 

@@ -1,0 +1,133 @@
+"""The loop closed: retrain on cleaned labels, ActiveLab ordering, re-flagging, the headless demo."""
+
+import json
+
+import numpy as np
+import pytest
+
+from labeler.review import Filters, ReviewSession
+from labeler.workspace import Workspace
+from tests.test_training import FAST, _tiny_dataset
+
+
+@pytest.fixture
+def trained_ws(cli, tmp_path):
+    labels = _tiny_dataset(tmp_path / "ds")
+    cli("import", tmp_path / "ws", labels, "--min-per-class", "1")
+    cli("train", tmp_path / "ws", *FAST)
+    cli("flag", tmp_path / "ws")
+    return tmp_path / "ws"
+
+
+def test_retrain_without_decisions_says_so_and_records_a_round(cli, trained_ws):
+    out = cli("retrain", trained_ws).output
+    assert "no reviewer decisions yet" in out and "recorded round 2" in out
+    with Workspace.open(trained_ws) as ws:
+        second = ws.store.rounds()[1]
+        assert second.kind == "retrain" and second.params["config"]["size"] == 32  # the previous round's options
+        assert {"test_top1", "oof_top1", "labels_changed", "items_removed", "noise_rate"} <= set(second.metrics)
+
+
+def test_retrain_uses_cleaned_labels_and_reports_both_test_metrics(cli, trained_ws):
+    with Workspace.open(trained_ws) as ws:
+        items = ws.store.item_table()
+        fit = items[items["split"] != "test"]
+        relabel = int(fit[fit["label"] == "blue"]["id"].iloc[0])
+        remove = int(fit[fit["label"] == "red"]["id"].iloc[0])
+        conflict = int(fit[fit["label"] == "green"]["id"].iloc[0])
+        test_item = int(items[(items["split"] == "test") & (items["label"] == "red")]["id"].iloc[0])
+        s = ws.store
+        s.add_decision(relabel, reviewer="ann", action="relabel", label="green", old_label="blue")
+        s.add_decision(remove, reviewer="ann", action="remove", old_label="red", reason="unusable")
+        s.add_decision(conflict, reviewer="ann", action="confirm", label="green", old_label="green")
+        s.add_decision(conflict, reviewer="bob", action="relabel", label="red", old_label="green")
+        s.add_decision(test_item, reviewer="ann", action="relabel", label="blue", old_label="red")
+    out = cli("retrain", trained_ws).output
+    assert (
+        "3 changed, 1 removed, 1 in unresolved conflict (left out)" in out
+    )  # the conflicted item counts (latest decision)
+    with Workspace.open(trained_ws) as ws:
+        rid = ws.store.rounds()[-1].id
+        ids = ws.load_array(rid, "pred_ids").tolist()
+        labels = ws.load_array(rid, "labels")
+        vocab = ws.store.classes()
+        assert vocab[labels[ids.index(relabel)]] == "green"  # trained on the reviewer's label
+        assert remove not in ids and conflict not in ids
+        metrics = ws.store.rounds()[-1].metrics
+        assert metrics["test_n"] == 11 and metrics["test_cleaned_n"] == 11  # same test set, relabelled item
+        assert metrics["labels_changed"] == 3 and metrics["items_removed"] == 1 and metrics["conflicts_excluded"] == 1
+
+
+def test_folds_0_trains_one_model_and_flag_explains_what_is_missing(cli, trained_ws):
+    out = cli("retrain", trained_ws, "--folds", "0").output
+    assert "training one model on 37 images" in out
+    with Workspace.open(trained_ws) as ws:
+        last = ws.store.rounds()[-1]
+        assert set(ws.store.arrays(last.id)) == {"test_probs", "test_ids", "embeddings", "embed_ids"}
+        assert (ws.path / last.params["model_dir"] / "final.pth").exists()
+        assert 0 <= last.metrics["test_top1"] <= 1
+    assert "has no pred_probs" in cli("flag", trained_ws, expect=2).output
+
+
+def test_removing_a_whole_class_warns_and_keeps_its_column(cli, trained_ws):
+    with Workspace.open(trained_ws) as ws:
+        items = ws.store.item_table()
+        for item_id in items[(items["label"] == "rare") & (items["split"] != "test")]["id"]:
+            ws.store.add_decision(int(item_id), reviewer="ann", action="remove", old_label="rare", reason="unusable")
+    out = cli("retrain", trained_ws, "--folds", "0").output
+    assert "no train/valid images left for rare" in out
+    with Workspace.open(trained_ws) as ws:
+        assert ws.load_array(ws.store.rounds()[-1].id, "test_probs").shape[1] == 4
+
+
+def test_activelab_scores_order_the_queue_and_confirmed_items_are_not_reflagged(cli, tmp_path):
+    from tests.helpers import make_class_folders, record_synthetic_round
+
+    make_class_folders(tmp_path / "ds", {"hat": 20, "shoe": 20, "skirt": 20}, split="train")
+    make_class_folders(tmp_path / "ds", {"hat": 4, "shoe": 4, "skirt": 4}, split="test")
+    cli("import", tmp_path / "ws", tmp_path / "ds")
+    with Workspace.open(tmp_path / "ws") as ws:
+        record_synthetic_round(ws, seed=5, doubt=0.3)
+    cli("flag", tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        assert all(f.active_score is None for f in ws.store.issues(1))  # no decisions yet: no ActiveLab
+        session = ReviewSession(ws, "ann")
+        confirmed = []
+        for _ in range(3):
+            item = session.next_item()
+            session.decide(item.item_id, "keep")
+            confirmed.append(item.item_id)
+    cli("flag", tmp_path / "ws")
+    with Workspace.open(tmp_path / "ws") as ws:
+        flags = ws.store.issues(1)
+        assert flags and all(f.active_score is not None for f in flags)
+        assert all(f.contradicts for f in flags if f.item_id in confirmed)  # back only if the round disagrees strongly
+        first = ReviewSession(ws, "bob").next_item(Filters(order="active"))
+        open_flags = [f for f in flags if f.item_id not in confirmed]
+        best = max(open_flags, key=lambda f: (f.active_score, f.priority))
+        assert first.item_id == best.item_id
+
+
+@pytest.mark.slow
+def test_headless_demo_end_to_end(cli, tmp_path):
+    out = cli(
+        "demo", "--data", tmp_path / "d", "--workspace", tmp_path / "ws", "--images", 320, "--auto-review", 40
+    ).output
+    assert "against the known flips:" in out and "simulated reviewer: 40 reviewed" in out
+    assert "before: test top-1" in out and "after: test top-1" in out and "stage times:" in out
+    status = json.loads(cli("status", tmp_path / "ws", "--json").output)
+    assert [r["kind"] for r in status["rounds"]] == ["train", "retrain"] and status["reviewed"] == 40
+
+
+@pytest.mark.slow
+def test_bench_loop_on_a_tiny_set(cli, tmp_path):
+    labels = _tiny_dataset(tmp_path / "ds")
+    pairs = "blue:green,red:blue"
+    out = cli("bench", "loop", labels, "--out", tmp_path / "b", "--budgets", "0.2", "--pairs", pairs, "--noise", "0.3",
+              *FAST).output  # fmt: skip
+    for arm in ("noisy", "clean", "merged@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
+        assert arm in out
+    results = json.loads((tmp_path / "b" / "loop" / "results.json").read_text())
+    assert results["clean"]["flips_fixed"] == 1.0 and results["noisy"]["flips_fixed"] == 0.0
+    assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
+    assert np.isfinite(results["merged@0.2"]["test_top1"])
