@@ -49,13 +49,39 @@ def _fixtures(tmp_path: Path) -> dict[str, str]:
     return {"~/DeepFashion": str(deepfashion), "~/clothing-small": str(folders)}
 
 
-def test_every_console_example_runs(cli, tmp_path, monkeypatch):
-    commands = _console_commands()
-    assert len(commands) >= 7
-    substitutions = _fixtures(tmp_path / "home")
-    monkeypatch.chdir(tmp_path)
-    commands.sort(key=lambda c: not c.startswith("labeler demo"))  # the demo data comes first
+TRAINING = ("labeler train", "labeler retrain", "labeler flag", "labeler demo", "labeler bench noise",
+            "labeler export-model", "labeler predict", "labeler evaluate")  # fmt: skip
+FAST_TRAINING = ["--size", "32", "--epochs", "1", "--folds", "2", "--lr", "3e-3", "--workers", "0"]
+
+
+def _run_examples(cli, commands, substitutions):
     for command in commands:
         for placeholder, path in substitutions.items():
             command = command.replace(placeholder, path)
-        cli(*shlex.split(command)[1:])
+        args = shlex.split(command)[1:]
+        if command.startswith(("labeler train", "labeler bench noise")):
+            args += FAST_TRAINING  # the README's options, made tiny for CI
+        if command.startswith("labeler demo"):
+            args += ["--images", "200"]
+        cli(*args)
+
+
+def test_every_console_example_that_needs_no_training_runs(cli, tmp_path, monkeypatch):
+    from labeler.demo import DemoSpec, generate
+
+    commands = [c for c in _console_commands() if not c.startswith(TRAINING)]
+    assert len(commands) >= 8
+    substitutions = _fixtures(tmp_path / "home")
+    monkeypatch.chdir(tmp_path)
+    generate(tmp_path / "data" / "demo", DemoSpec(n_images=80, duplicates=4), progress=False)
+    _run_examples(cli, commands, substitutions)
+
+
+@pytest.mark.slow
+def test_every_console_example_runs_in_order(cli, tmp_path, monkeypatch):
+    """All README examples, in README order after the demo; training made tiny (see FAST_TRAINING)."""
+    commands = _console_commands()
+    commands.sort(key=lambda c: not c.startswith("labeler demo"))
+    substitutions = _fixtures(tmp_path / "home")
+    monkeypatch.chdir(tmp_path)
+    _run_examples(cli, commands, substitutions)
