@@ -51,7 +51,11 @@ def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=ORDERS, 
     p = plant_and_flag(
         source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=seed, resume=True, log=log
     )
-    final = replace(config, folds=0)
+    from labeler.workspace import Workspace
+
+    with Workspace.open(p.workspace) as ws:
+        found_lr = ws.store.rounds()[0].metrics.get("lr")
+    final = replace(config, folds=0, lr=config.lr or found_lr)  # one rate for every arm: they differ by labels only
     items = p.items.set_index("id")
     fit_ids = items.index[items["split"] != "test"].to_numpy()
     flipped = set(items.index[items["true"] != items["label"]])

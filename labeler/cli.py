@@ -341,20 +341,26 @@ def bench_import(source, rows, classes, verify_images):
     click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
 
 
+def _noise_options(func):
+    """The planted-noise options of `bench noise` and `bench loop`."""
+    options = [
+        click.option("--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."),
+        click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"])),
+        click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
+        click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),
+        click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 @bench.command("noise")
 @click.argument("source", type=click.Path(exists=True))
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), help="Where to keep the benchmark workspace [bench-noise/]."
 )
-@click.option(
-    "--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."
-)
-@click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"]))
-@click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs].")
-@click.option(
-    "--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label to start from clean labels."
-)
-@click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips.")
+@_noise_options
 @_train_options
 @click.option("--resume", is_flag=True, help="Reuse the benchmark workspace (and an interrupted training) in --out.")
 def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, preset, **options):
@@ -383,15 +389,7 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
 @click.option("--budgets", default="0.05,0.10", show_default=True, help="Review budgets, shares of train/valid images.")
 @click.option("--orders", default="merged,activelab,cleanlab,random", show_default=True)
-@click.option(
-    "--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."
-)
-@click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"]))
-@click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs].")
-@click.option(
-    "--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label to start from clean labels."
-)
-@click.option("--noise-seed", default=0, show_default=True)
+@_noise_options
 @_train_options
 def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise_seed, preset, **options):
     """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""

@@ -12,12 +12,11 @@ Files are written through a temporary file and a rename; the source CSV is never
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from labeler.errors import InputError
+from labeler.files import atomic_open
 from labeler.workspace import Workspace
 
 AUDIT_COLUMNS = ("image", "split", "old_label", "new_label", "action", "reason", "reviewer", "time", "undone")
@@ -107,16 +106,7 @@ def _columns(ws: Workspace, items) -> tuple[list[str], str | None]:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -9,8 +9,6 @@ current labels).
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labeler.errors import ArrayError, WorkspaceError
+from labeler.files import atomic_open
 from labeler.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
 from labeler.workspace import Workspace
@@ -142,22 +141,16 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path) -> None:
     """The ranked queue, one row per flagged item, image path exactly as imported; written atomically."""
     items = {i.id: i for i in ws.store.items(status=None)}
     current = _current_labels(ws)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(QUEUE_CSV_COLUMNS)
-            for rank, f in enumerate(flags, start=1):
-                item = items[f.item_id]
-                writer.writerow([
-                    rank, item.path, item.split, current.get(f.item_id, item.label), f.suggested_label,
-                    f"{f.suggested_prob:.4f}", f"{f.quality:.4f}", f"{f.priority:.4f}",
-                    ";".join(r["code"] for r in f.reasons), " | ".join(r["text"] for r in f.reasons),
-                ])  # fmt: skip
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(QUEUE_CSV_COLUMNS)
+        for rank, f in enumerate(flags, start=1):
+            item = items[f.item_id]
+            writer.writerow([
+                rank, item.path, item.split, current.get(f.item_id, item.label), f.suggested_label,
+                f"{f.suggested_prob:.4f}", f"{f.quality:.4f}", f"{f.priority:.4f}",
+                ";".join(r["code"] for r in f.reasons), " | ".join(r["text"] for r in f.reasons),
+            ])  # fmt: skip
 
 
 def format_summary(result: FlagResult, *, top: int = 8) -> str:

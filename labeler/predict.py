@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from labeler.errors import InputError, WorkspaceError
+from labeler.files import atomic_open
 from labeler.workspace import DB_NAME, Workspace
 
 
@@ -139,9 +138,7 @@ def _read_mapping(path: str | Path) -> dict[str, str]:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)

@@ -121,6 +121,8 @@ def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, resta
     if not previous:
         raise LabelerError(f"{ws.path} has no trained round to start from; run `labeler train {ws.path}` first")
     base = {k: v for k, v in previous[-1].params["config"].items() if k != "extra"}
+    if base.get("lr") is None and previous[-1].metrics.get("lr"):
+        base["lr"] = previous[-1].metrics["lr"]  # the rate lr_find chose last round: rounds stay comparable
     config = make_config(None, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
     counts = _review_counts(ws)
     if not ws.store.effective_decisions():

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from labeler.errors import ArrayError, WorkspaceError
+from labeler.files import atomic_open
 from labeler.store import ArrayRecord, Store
 
 DB_NAME = "labeler.db"
@@ -95,16 +95,8 @@ class Workspace:
 
         rel = f"arrays/round-{round_id:03d}-{name}.npy"
         target = self.path / rel
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, array)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(target) as fh:
+            np.save(fh, array)
         return ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
 
     def load_array(self, round_id: int, name: str):

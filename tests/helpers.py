@@ -110,3 +110,17 @@ def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15) -> int:
         "test_probs_folds": np.stack([probs[~fit]] * 2), "embeddings": emb, "embed_ids": ids,
     }  # fmt: skip
     return ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {"oof_top1": 0.85}, arrays)
+
+
+def flagged_workspace(cli, tmp_path, *, train: dict, test: dict, seed: int = 0, doubt: float = 0.15, flag: bool = True):
+    """tmp_path/ws: class folders imported, a synthetic round recorded, and (``flag``) flagged."""
+    from labeler.workspace import Workspace
+
+    make_class_folders(tmp_path / "ds", train, split="train")
+    make_class_folders(tmp_path / "ds", test, split="test")
+    cli("import", tmp_path / "ws", tmp_path / "ds")
+    with Workspace.open(tmp_path / "ws") as ws:
+        record_synthetic_round(ws, seed=seed, doubt=doubt)
+    if flag:
+        cli("flag", tmp_path / "ws")
+    return tmp_path / "ws"

@@ -16,22 +16,13 @@ import pytest
 from labeler.app.handlers import ReviewUI, file_url
 from labeler.review import Filters
 from labeler.workspace import Workspace
-from tests.helpers import make_class_folders, record_synthetic_round
-
-
-def _workspace(cli, tmp_path) -> Path:
-    make_class_folders(tmp_path / "ds", {"hat": 16, "shoe": 16, "skirt": 16}, split="train")
-    make_class_folders(tmp_path / "ds", {"hat": 3, "shoe": 3, "skirt": 3}, split="test")
-    cli("import", tmp_path / "ws", tmp_path / "ds")
-    with Workspace.open(tmp_path / "ws") as ws:
-        record_synthetic_round(ws, seed=4, doubt=0.3)
-    cli("flag", tmp_path / "ws")
-    return tmp_path / "ws"
+from tests.helpers import flagged_workspace
 
 
 @pytest.fixture
 def ws_path(cli, tmp_path):
-    return _workspace(cli, tmp_path)
+    counts = {"hat": 16, "shoe": 16, "skirt": 16}
+    return flagged_workspace(cli, tmp_path, train=counts, test={k: 3 for k in counts}, seed=4, doubt=0.3)
 
 
 def test_handlers_commit_each_action_and_return_the_next_view(ws_path):

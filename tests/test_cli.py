@@ -72,7 +72,8 @@ def test_python_dash_m_and_help_start_fast():
 
 def test_light_modules_do_not_import_heavy_libraries():
     code = (
-        "import sys, labeler.cli, labeler.store, labeler.workspace, labeler.status, labeler.ingest;"
+        "import sys, labeler.cli, labeler.store, labeler.export, labeler.workspace, labeler.status, labeler.ingest,"
+        " labeler.review, labeler.flag;"
         "print(','.join(sorted(m for m in ('torch', 'fastai', 'gradio', 'cleanlab', 'faiss', 'pandas') if m in sys.modules)))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

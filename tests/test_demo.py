@@ -33,9 +33,3 @@ def test_generate_reuses_existing_output_for_the_same_spec(tmp_path):
     labels = generate(tmp_path, spec, progress=False)
     stamp = labels.stat().st_mtime_ns
     assert generate(tmp_path, spec, progress=False).stat().st_mtime_ns == stamp
-
-
-def test_demo_command_generates_and_imports(cli, tmp_path):
-    out = cli("demo", "--data", tmp_path / "d", "--workspace", tmp_path / "ws", "--images", 80).output
-    assert "imported 96 images (csv)" in out
-    assert "classes (8): dress, hat, longsleeve, pants, shoes, shorts, skirt, t-shirt" in out

@@ -107,16 +107,10 @@ def test_knn_graph_is_cleanlab_shaped_csr_and_similar_works():
 
 @pytest.fixture
 def workspace_with_round(cli, tmp_path):
-    from tests.helpers import make_class_folders, record_synthetic_round
+    from tests.helpers import flagged_workspace
 
-    make_class_folders(tmp_path / "ds", {"hat": 15, "shoe": 15, "skirt": 15}, split="train")
-    make_class_folders(tmp_path / "ds", {"hat": 3, "shoe": 3, "skirt": 3}, split="test")
-    cli("import", tmp_path / "ws", tmp_path / "ds")
-    from labeler.workspace import Workspace
-
-    with Workspace.open(tmp_path / "ws") as ws:
-        record_synthetic_round(ws, seed=1)
-    return tmp_path / "ws"
+    counts = {"hat": 15, "shoe": 15, "skirt": 15}
+    return flagged_workspace(cli, tmp_path, train=counts, test={k: 3 for k in counts}, seed=1, flag=False)
 
 
 def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with_round, tmp_path):

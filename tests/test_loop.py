@@ -81,14 +81,10 @@ def test_removing_a_whole_class_warns_and_keeps_its_column(cli, trained_ws):
 
 
 def test_activelab_scores_order_the_queue_and_confirmed_items_are_not_reflagged(cli, tmp_path):
-    from tests.helpers import make_class_folders, record_synthetic_round
+    from tests.helpers import flagged_workspace
 
-    make_class_folders(tmp_path / "ds", {"hat": 20, "shoe": 20, "skirt": 20}, split="train")
-    make_class_folders(tmp_path / "ds", {"hat": 4, "shoe": 4, "skirt": 4}, split="test")
-    cli("import", tmp_path / "ws", tmp_path / "ds")
-    with Workspace.open(tmp_path / "ws") as ws:
-        record_synthetic_round(ws, seed=5, doubt=0.3)
-    cli("flag", tmp_path / "ws")
+    counts = {"hat": 20, "shoe": 20, "skirt": 20}
+    flagged_workspace(cli, tmp_path, train=counts, test={k: 4 for k in counts}, seed=5, doubt=0.3)
     with Workspace.open(tmp_path / "ws") as ws:
         assert all(f.active_score is None for f in ws.store.issues(1))  # no decisions yet: no ActiveLab
         session = ReviewSession(ws, "ann")

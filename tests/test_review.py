@@ -9,14 +9,10 @@ from labeler.workspace import Workspace
 
 @pytest.fixture
 def ws(cli, tmp_path):
-    from tests.helpers import make_class_folders, record_synthetic_round
+    from tests.helpers import flagged_workspace
 
-    make_class_folders(tmp_path / "ds", {"hat": 20, "shoe": 20, "skirt": 20}, split="train")
-    make_class_folders(tmp_path / "ds", {"hat": 4, "shoe": 4, "skirt": 4}, split="test")
-    cli("import", tmp_path / "ws", tmp_path / "ds")
-    with Workspace.open(tmp_path / "ws") as w:
-        record_synthetic_round(w, seed=2, doubt=0.25)
-    cli("flag", tmp_path / "ws")
+    counts = {"hat": 20, "shoe": 20, "skirt": 20}
+    flagged_workspace(cli, tmp_path, train=counts, test={k: 4 for k in counts}, seed=2, doubt=0.25)
     with Workspace.open(tmp_path / "ws") as w:
         yield w
 
