@@ -78,7 +78,7 @@ def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=ORDERS, 
 
 def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Path, log) -> dict:
     """Train one model on the labels after the oracle reviewed ``reviewed``; score on true test labels."""
-    cached = run_dir.with_suffix(".json")
+    cached = run_dir.parent / f"{run_dir.name}.json"  # not with_suffix: "merged@0.1" has a dot
     if cached.exists():
         return json.loads(cached.read_text())
     from training.crossval import run_final

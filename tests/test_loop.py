@@ -119,7 +119,7 @@ def test_headless_demo_end_to_end(cli, tmp_path):
 def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     labels = _tiny_dataset(tmp_path / "ds")
     pairs = "blue:green,red:blue"
-    out = cli("bench", "loop", labels, "--out", tmp_path / "b", "--budgets", "0.2", "--pairs", pairs, "--noise", "0.3",
+    out = cli("bench", "loop", labels, "--out", tmp_path / "b", "--budgets", "0.2,0.4", "--pairs", pairs, "--noise", "0.3",
               *FAST).output  # fmt: skip
     for arm in ("noisy", "clean", "merged@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
         assert arm in out
@@ -127,3 +127,4 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     assert results["clean"]["flips_fixed"] == 1.0 and results["noisy"]["flips_fixed"] == 0.0
     assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
     assert np.isfinite(results["merged@0.2"]["test_top1"])
+    assert results["random@0.4"]["reviewed"] == 2 * results["random@0.2"]["reviewed"]  # every budget is its own arm
