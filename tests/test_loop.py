@@ -127,4 +127,4 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     assert results["clean"]["flips_fixed"] == 1.0 and results["noisy"]["flips_fixed"] == 0.0
     assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
     assert np.isfinite(results["merged@0.2"]["test_top1"])
-    assert results["random@0.4"]["reviewed"] == 2 * results["random@0.2"]["reviewed"]  # every budget is its own arm
+    assert results["random@0.4"]["reviewed"] > results["random@0.2"]["reviewed"]  # every budget is its own arm
