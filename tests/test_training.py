@@ -251,3 +251,17 @@ def test_data_parallel_training_with_gloo_on_two_cpu_processes(tmp_path):
     assert done.stdout.count("recorded round 1") == 1  # rank 0 alone records
     with Workspace.open(ws) as w:
         assert len(w.store.rounds()) == 1 and w.load_array(1, "pred_probs").shape == (37, 4)
+
+
+def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
+    import torch
+
+    from training import learner
+    from training.errors import TrainingError
+
+    def explode(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(learner, "_fit", explode)
+    with pytest.raises(TrainingError, match="out of memory at --bs 64 .* try --bs 32"):
+        learner.fit(None, learner.make_config(None), 1e-3)

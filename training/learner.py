@@ -177,7 +177,17 @@ def find_lr(learn, iters: int, plot: Path | None = None) -> float:
 
 
 def fit(learn, config: TrainConfig, lr: float) -> None:
-    """fine_tune with discriminative rates, or plain one-cycle training from scratch."""
+    """fine_tune with discriminative rates, or plain one-cycle training from scratch; out of memory: a hint."""
+    try:
+        _fit(learn, config, lr)
+    except torch.OutOfMemoryError as exc:
+        raise TrainingError(
+            f"out of memory at --bs {config.bs} ({config.arch}, {config.size} px); try --bs {max(1, config.bs // 2)}"
+            " or a smaller --size; finished folds are kept, continue with --resume"
+        ) from exc
+
+
+def _fit(learn, config: TrainConfig, lr: float) -> None:
     from_scratch = not config.pretrained and config.weights is None
     if from_scratch:
         learn.unfreeze()
