@@ -111,3 +111,55 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
 {sections}
 <h2>Top of the queue</h2><table><tr><th>#</th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
 """
+
+
+def write_rounds_report(ws: Workspace) -> Path:
+    """reports/rounds.html: top-k by round (PNG) and the test confusion matrices of the first and latest rounds."""
+    rounds = [r for r in ws.store.rounds() if "test_top1" in r.metrics]
+    out = ws.path / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ids = [r.id for r in rounds]
+    for key, style in (
+        ("test_top1", "o-"),
+        ("test_top3", "s-"),
+        ("test_top5", "^-"),
+        ("test_cleaned_top1", "o--"),
+        ("oof_top1", "x:"),
+    ):
+        values = [r.metrics.get(key) for r in rounds]
+        if any(v is not None for v in values):
+            ax.plot(ids, [float("nan") if v is None else v for v in values], style, label=key)
+    ax.set(xlabel="round", ylabel="accuracy", title="top-k by round", xticks=ids)
+    ax.legend(fontsize=8)
+    fig.savefig(out / "rounds.png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    rows = "".join(
+        f"<tr><td>{r.id}</td><td>{r.kind}</td>"
+        + "".join(
+            f"<td>{_fmt(r.metrics.get(k))}</td>"
+            for k in ("test_top1", "test_top3", "test_top5", "test_cleaned_top1", "oof_top1", "noise_rate")
+        )
+        + f"<td>{r.metrics.get('labels_changed', 0)}</td><td>{r.metrics.get('items_removed', 0)}</td></tr>"
+        for r in rounds
+    )
+    pictures = "".join(
+        f"<figure><img src='round-{r.id:03d}/confusion_test.png' width=420><figcaption>round {r.id}</figcaption></figure>"
+        for r in (rounds[:1] + rounds[-1:] if len(rounds) > 1 else rounds)
+        if (out / f"round-{r.id:03d}" / "confusion_test.png").exists()
+    )
+    page = out / "rounds.html"
+    page.write_text(
+        "<!doctype html><meta charset='utf-8'><title>labeler rounds</title><style>body{font-family:sans-serif;margin:2em}"
+        "td,th{padding:2px 8px} figure{display:inline-block}</style><h1>Rounds</h1><img src='rounds.png'>"
+        "<table><tr><th>round</th><th>kind</th><th>test top-1</th><th>top-3</th><th>top-5</th><th>cleaned test top-1</th>"
+        f"<th>out-of-fold top-1</th><th>est. noise</th><th>labels changed</th><th>removed</th></tr>{rows}</table>"
+        f"<h2>Test confusion, first and latest round</h2>{pictures}",
+        encoding="utf-8",
+    )
+    return page
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"

@@ -109,6 +109,7 @@ def train_round(
     }  # fmt: skip
     recorded = ws.record_round(kind, params, metrics, arrays)
     assert recorded == round_id, (recorded, round_id)
+    _rounds_report(ws, log)
     return round_id
 
 
@@ -172,7 +173,15 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, lo
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "weights": "final"}
     arrays = {"test_probs": result.test_probs, "test_ids": result.test_ids.astype(np.int64),
               "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64)}  # fmt: skip
-    return ws.record_round(kind, params, metrics, arrays)
+    recorded = ws.record_round(kind, params, metrics, arrays)
+    _rounds_report(ws, log)
+    return recorded
+
+
+def _rounds_report(ws: Workspace, log) -> None:
+    from labeler.report import write_rounds_report
+
+    log(f"rounds so far: {write_rounds_report(ws)}")
 
 
 def _quiet(message: str) -> None:
