@@ -56,10 +56,11 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
     ids = np.concatenate([pred_ids, test_ids])
     probs = np.concatenate([ws.load_array(round_id, "pred_probs"), ws.load_array(round_id, "test_probs")])
-    for name, array in (("pred_probs/test_probs", probs),):
-        bad = ~np.isfinite(array).all(axis=1)
-        if bad.any():
-            raise ArrayError(f"round {round_id} {name} has NaN or inf in {int(bad.sum())} rows; retrain the round")
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        raise ArrayError(
+            f"round {round_id} pred_probs/test_probs have NaN or inf in {int(bad.sum())} rows; retrain the round"
+        )
     embed_ids, embeddings = ws.load_array(round_id, "embed_ids"), ws.load_array(round_id, "embeddings")
     position = {int(i): r for r, i in enumerate(embed_ids)}
     missing = [int(i) for i in ids if int(i) not in position]

@@ -222,10 +222,7 @@ class ReviewSession:
 
 def conflicted_items(store) -> list[int]:
     """Items whose reviewers' latest decisions disagree and that nobody adjudicated since."""
-    by_item: dict[int, list[Decision]] = {}
-    for d in store.decisions():
-        by_item.setdefault(d.item_id, []).append(d)
-    return [item for item, decisions in by_item.items() if _in_conflict(decisions)]
+    return [item for item in store.items_decided_by_several() if _in_conflict(store.item_decisions(item))]
 
 
 def _effective(decisions: list[Decision]) -> Decision | None:

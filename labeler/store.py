@@ -507,6 +507,14 @@ class Store:
         rows = self.conn.execute("SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,))
         return [Decision(*r) for r in rows]
 
+    def items_decided_by_several(self) -> list[int]:
+        """Items that two or more reviewers decided (the only ones that can be in conflict)."""
+        sql = (
+            "SELECT item_id FROM decisions WHERE action NOT IN ('skip', 'undo')"
+            " GROUP BY item_id HAVING COUNT(DISTINCT reviewer) > 1 ORDER BY item_id"
+        )
+        return [item for (item,) in self.conn.execute(sql)]
+
     def last_undoable(self, reviewer: str) -> Decision | None:
         """``reviewer``'s latest decision that is not an undo and not undone yet."""
         row = self.conn.execute(
