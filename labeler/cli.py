@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from labeler.cli_bench import bench
+from labeler.cli_options import train_options
 from labeler.errors import LabelerError
 
 
@@ -102,39 +104,9 @@ def status(workspace, as_json):
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
-def _train_options(func):
-    """Options shared by `train` (and later `retrain`); None means: the preset's value."""
-    options = [
-        click.option(
-            "--preset",
-            type=click.Choice(["gpu", "cpu", "demo"]),
-            help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px; demo: ResNet18 at 64 px, 3 folds.",
-        ),
-        click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
-        click.option("--size", type=int, help="Training image size [224]."),
-        click.option("--presize", type=int, help="Resize before batch augmentation [size x 460/224]."),
-        click.option("--epochs", type=int, help="Epochs after unfreezing [3]."),
-        click.option("--freeze-epochs", type=int, help="Epochs training the head only [1]."),
-        click.option("--lr", type=float, help="Learning rate [lr_find's suggestion]."),
-        click.option("--bs", type=int, help="Batch size [64]; lower it if memory runs out."),
-        click.option("--folds", type=int, help="Cross-validation folds [5]."),
-        click.option("--pretrained/--no-pretrained", default=None, help="Start from ImageNet weights [pretrained]."),
-        click.option(
-            "--weights", type=click.Path(), help="torchvision state_dict file to start from (offline machines)."
-        ),
-        click.option("--device", help="auto|cpu|cuda|cuda:N|mps [auto]."),
-        click.option("--seed", type=int, help="Seed of folds and training [42]."),
-        click.option("--workers", type=int, help="DataLoader worker processes [min(4, cores)]."),
-        click.option("--verify-images/--no-verify-images", default=None, help="Check images before training [verify]."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
-@_train_options
+@train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished fold.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
 @click.option("--fold", "only_fold", type=int, help="Train this fold only (folds as separate jobs; then --merge).")
@@ -282,7 +254,7 @@ def evaluate(model, source, mapping, reports, round_id, device):
 
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
-@_train_options
+@train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted retrain.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
 def retrain(workspace, resume, restart, preset, **options):
@@ -322,163 +294,7 @@ def demo(data, workspace, images, seed, auto_review, port):
         launch(build_app(workspace, reviewer=os.environ.get("USER", "reviewer")), port=port)
 
 
-@main.group()
-def bench():
-    """Benchmarks that print numbers (time, memory, detection quality)."""
-
-
-@bench.command("import")
-@click.argument("source", required=False, type=click.Path(exists=True))
-@click.option("--rows", default=289_222, show_default=True, help="Synthetic DeepFashion rows (without SOURCE).")
-@click.option("--classes", default=46, show_default=True, help="Synthetic DeepFashion classes (without SOURCE).")
-@click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
-def bench_import(source, rows, classes, verify_images):
-    """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""
-    from labeler.bench import bench_import as run_bench
-
-    result = run_bench(source, rows=rows, classes=classes, verify=verify_images)
-    click.echo(result["out"].strip())
-    click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
-
-
-def _noise_options(func):
-    """The planted-noise options of `bench noise` and `bench loop`."""
-    options = [
-        click.option("--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."),
-        click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"])),
-        click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
-        click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),
-        click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-@bench.command("noise")
-@click.argument("source", type=click.Path(exists=True))
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), help="Where to keep the benchmark workspace [bench-noise/]."
-)
-@_noise_options
-@_train_options
-@click.option("--resume", is_flag=True, help="Reuse the benchmark workspace (and an interrupted training) in --out.")
-def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, preset, **options):
-    """Plant label flips in SOURCE (dataset or workspace), train, flag; score each detector against them."""
-    from labeler.bench import bench_noise as run_bench
-    from training.learner import make_config
-
-    config = make_config(preset, **options)
-    out_dir = out_dir or "bench-noise"
-    r = run_bench(source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=noise_seed,
-                  resume=resume, log=click.echo)  # fmt: skip
-    click.echo(f"{r['planted']} planted flips among {r['images']} train/valid images ({kind}, rate {rate})")
-    click.echo(f"{'detector':<16}{'flagged':>8}{'precision':>10}{'recall':>8}{'F1':>7}{'AP':>7}{'P@n':>7}{'P@100':>7}")
-    for name, m in r["detectors"].items():
-        click.echo(f"{name:<16}{m['flagged']:>8}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
-                   f"{m['ap']:>7.3f}{m['p_at_n']:>7.3f}{m['p_at_100']:>7.3f}")  # fmt: skip
-    import json
-    from pathlib import Path
-
-    (Path(out_dir) / "bench-noise.json").write_text(json.dumps(r, indent=2))
-    click.echo(f"(n = number of planted flips; results in {Path(out_dir) / 'bench-noise.json'})")
-
-
-@bench.command("loop")
-@click.argument("source", type=click.Path(exists=True))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
-@click.option("--budgets", default="0.05,0.10", show_default=True, help="Review budgets, shares of train/valid images.")
-@click.option("--orders", default="merged,activelab,cleanlab,random", show_default=True)
-@_noise_options
-@_train_options
-def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise_seed, preset, **options):
-    """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""
-    from labeler.bench_loop import bench_loop as run_bench
-    from training.learner import make_config
-
-    config = make_config(preset, **options)
-    budgets_ = [float(b) for b in budgets.split(",")]
-    orders_ = [o.strip() for o in orders.split(",")]
-    out_dir = out_dir or "bench-loop"
-    r = run_bench(source, out_dir, config, budgets=budgets_, orders=orders_, rate=rate, kind=kind, pairs=pairs,
-                  truth=truth, seed=noise_seed, log=click.echo)  # fmt: skip
-    click.echo(
-        f"{'arm':<20}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'top-3':>8}{'top-5':>8}{'gap recovered':>15}"
-    )
-    for arm, m in r.items():
-        click.echo(f"{arm:<20}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}{m['test_top3']:>8.3f}"
-                   f"{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}")  # fmt: skip
-    click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
-
-
-@bench.command("flag")
-@click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
-@click.option("--rows", default=289_222, show_default=True, help="Synthetic items (DeepFashion has 289,222).")
-@click.option("--subset", default=50_000, show_default=True, help="Items for the exact vs approximate k-NN timing.")
-def bench_flag(out_dir, rows, subset):
-    """`labeler flag` at DeepFashion scale: wall time, peak memory, k-NN approximate vs exact vs scikit-learn."""
-    from pathlib import Path
-
-    from labeler.bench_scale import bench_flag as run_bench
-
-    r = run_bench(Path(out_dir), rows=rows, subset=subset, log=click.echo)
-    click.echo(f"flag on {r['rows']:,} items: {r['flag_seconds']:.1f}s, peak memory {r['flag_peak_mib']:.0f} MiB"
-               f" (exit {r['flag_rc']}); k-NN graph of all items {r['knn_all_seconds']:.1f}s")  # fmt: skip
-    click.echo(f"k-NN on {r['subset']:,} items: exact {r['subset_exact_seconds']:.1f}s, approximate "
-               f"{r['subset_approximate_seconds']:.1f}s (recall@10 {r['subset_recall_at_10']:.3f}), scikit-learn "
-               f"brute force {r['subset_sklearn_brute_seconds']:.1f}s")  # fmt: skip
-
-
-@bench.command("review")
-@click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
-@click.option("--rows", default=289_222, show_default=True)
-@click.option("--decisions", default=300, show_default=True, help="Decisions timed in-process.")
-@click.option("--reviewers", default=8, show_default=True, help="Concurrent HTTP reviewers (0: skip).")
-@click.option("--per-reviewer", default=200, show_default=True, help="Decisions per concurrent reviewer.")
-@click.option("--port", default=7871, show_default=True)
-def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
-    """Review latency on a DeepFashion-sized queue, and concurrent reviewers against a live server."""
-    from pathlib import Path
-
-    from labeler import bench_scale
-    from labeler.flag import flag_round
-    from labeler.workspace import Workspace
-
-    ws_path = bench_scale.synthetic_workspace(Path(out_dir), rows, log=click.echo)
-    with Workspace.open(ws_path) as ws:
-        if ws.store.flagged_round() is None:
-            flag_round(ws)
-    r = bench_scale.bench_review_latency(ws_path, decisions)
-    click.echo(f"decision -> next item ({decisions} decisions, {rows:,} items): core p50 {r['core_p50_ms']:.1f} ms, "
-               f"p95 {r['core_p95_ms']:.1f} ms; UI handler p50 {r['handler_p50_ms']:.1f} ms, p95 {r['handler_p95_ms']:.1f} ms")  # fmt: skip
-    if reviewers:
-        c = bench_scale.bench_review_concurrency(ws_path, reviewers=reviewers, decisions=per_reviewer, port=port)
-        click.echo(f"{c['reviewers']} concurrent reviewers: {c['acknowledged']} acknowledged, {c['stored']} stored, "
-                   f"{c['shown_to_two_at_once']} shown to two at once, p50 {c['p50_ms']:.0f} ms, p95 {c['p95_ms']:.0f} ms, "
-                   f"{c['decisions_per_s']:.1f} decisions/s")  # fmt: skip
-
-
-@bench.command("train-speed")
-@click.argument("workspace", type=click.Path(exists=True, file_okay=False))
-@click.option("--arch", default="resnet18", show_default=True)
-@click.option("--size", default=96, show_default=True)
-@click.option("--bs", default=64, show_default=True)
-@click.option("--epochs", default=1, show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@click.option("--limit", type=int, help="Use only this many train/valid images.")
-@click.option("--repeats", default=2, show_default=True, help="Alternate the two paths this many times; best kept.")
-def bench_train_speed(workspace, arch, size, bs, epochs, workers, limit, repeats):
-    """Training images/s: labeler's fastai path vs a minimal plain-PyTorch loop (same model and settings)."""
-    from labeler.bench import bench_train_speed as run_bench
-    from training.learner import make_config
-
-    config = make_config(
-        None, arch=arch, size=size, bs=bs, epochs=epochs, workers=workers, pretrained=False, device="cpu"
-    )
-    r = run_bench(workspace, config, limit=limit, repeats=repeats)
-    click.echo(f"{r['images']} images, {arch} at {size} px, bs {bs}, {workers} workers, {epochs} epoch(s): "
-               f"plain PyTorch {r['plain_images_per_s']:.1f} img/s, fastai {r['fastai_images_per_s']:.1f} img/s, "
-               f"fastai/plain = {r['ratio']:.2f}")  # fmt: skip
+main.add_command(bench)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,270 @@
+"""The store: opening and migrating the database, meta, items, decisions, rounds and arrays."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from labeler.errors import WorkspaceError
+from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, Round, item_from_row, now
+from labeler.store.review import FlagQueries
+from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS
+
+
+class Store(FlagQueries):
+    """One workspace database. Use ``Store.open(path)``; close with ``close()`` or ``with``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = False) -> Store:
+        """Open (and with ``create=True`` make) the database at ``path``, migrated to the latest schema."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise WorkspaceError(f"no workspace database at {path}; run `labeler import` first")
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        store = cls(conn, path)
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet applied; return their names."""
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        done = {name for (name,) in self.conn.execute("SELECT name FROM schema_migrations")}
+        unknown = done - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise WorkspaceError(
+                f"{self.path} was written by a newer labeler (migrations {sorted(unknown)}); upgrade labeler"
+            )
+        applied = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            self.conn.executescript(
+                f"BEGIN;\n{sql}\nINSERT INTO schema_migrations VALUES ('{name}', '{now()}');\nCOMMIT;"
+            )
+            applied.append(name)
+        return applied
+
+    def migrations(self) -> list[str]:
+        return [n for (n,) in self.conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # -- meta and classes ---------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def classes(self) -> list[str]:
+        """The pinned class vocabulary, in order (column order of every pred_probs array)."""
+        return [n for (n,) in self.conn.execute("SELECT name FROM classes ORDER BY idx")]
+
+    # -- items --------------------------------------------------------------------------
+    def import_items(self, records: Iterable[Sequence], classes: Sequence[str], meta: dict) -> ImportSummary:
+        """Replace the dataset with ``records`` (tuples in ``ITEM_COLUMNS`` order) in one transaction.
+
+        Items are matched to existing ones by (path, occurrence of that path), so item ids,
+        and the decisions and arrays that point at them, survive a re-import. Items no longer
+        in the source are kept with status 'gone'; nothing is deleted.
+        """
+        conn = self.conn
+        existing: dict[tuple[str, int], int] = {}
+        for item_id, path in conn.execute("SELECT id, path FROM items ORDER BY id"):
+            existing[(path, _occurrence(existing, path))] = item_id
+        seen: dict[tuple[str, int], int] = {}
+        inserts, updates = [], []
+        for rec in records:
+            rec = tuple(rec[:7]) + (json.dumps(rec[7] or {}, ensure_ascii=False),)
+            key = (rec[1], _occurrence(seen, rec[1]))
+            seen[key] = 1
+            if key in existing:
+                updates.append(rec + (existing[key],))
+            else:
+                inserts.append(rec)
+        gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "UPDATE items SET row=?, path=?, file=?, label=?, split=?, status=?, reason=?, extra=? WHERE id=?",
+                updates,
+            )
+            conn.executemany(
+                "INSERT INTO items (row, path, file, label, split, status, reason, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
+            conn.executemany(
+                "UPDATE items SET status='gone', reason='not in the source at the last import' WHERE id=?",
+                [(i,) for i in gone_ids],
+            )
+            conn.execute("DELETE FROM classes")
+            conn.executemany("INSERT INTO classes (idx, name) VALUES (?, ?)", list(enumerate(classes)))
+            for key, value in meta.items():
+                self.set_meta(key, value)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        on_gone = 0
+        if gone_ids:
+            on_gone = conn.execute(
+                "SELECT COUNT(*) FROM decisions WHERE item_id IN (SELECT id FROM items WHERE status='gone')"
+            ).fetchone()[0]
+        return ImportSummary(len(inserts), len(updates), len(gone_ids), on_gone)
+
+    def count_items(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    def item(self, item_id: int) -> Item:
+        row = self.conn.execute(f"SELECT id, {', '.join(ITEM_COLUMNS)} FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise WorkspaceError(f"no item with id {item_id}")
+        return item_from_row(row)
+
+    def items(self, *, status: str | None = "ok", split: str | None = None) -> list[Item]:
+        where, args = _item_filter(status, split)
+        sql = f"SELECT id, {', '.join(ITEM_COLUMNS)} FROM items{where} ORDER BY id"
+        return [item_from_row(r) for r in self.conn.execute(sql, args)]
+
+    def item_table(self, *, status: str | None = "ok", split: str | None = None):
+        """Items as a pandas DataFrame (columns: id, row, path, file, label, split, status, reason)."""
+        import pandas as pd
+
+        where, args = _item_filter(status, split)
+        sql = f"SELECT id, row, path, file, label, split, status, reason FROM items{where} ORDER BY id"
+        return pd.read_sql_query(sql, self.conn, params=args)
+
+    def split_counts(self) -> dict[str, int]:
+        rows = self.conn.execute("SELECT split, COUNT(*) FROM items WHERE status='ok' GROUP BY split")
+        counts = {"train": 0, "valid": 0, "test": 0}
+        counts.update(dict(rows.fetchall()))
+        return counts
+
+    def class_counts(self) -> dict[str, dict[str, int]]:
+        """{label: {split: n}} over importable (status 'ok') items."""
+        out: dict[str, dict[str, int]] = {}
+        sql = "SELECT label, split, COUNT(*) FROM items WHERE status='ok' GROUP BY label, split"
+        for label, split, n in self.conn.execute(sql):
+            out.setdefault(label, {"train": 0, "valid": 0, "test": 0})[split] = n
+        return out
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        sql = "SELECT path, reason FROM items WHERE status='quarantined' ORDER BY id"
+        return self.conn.execute(sql).fetchall()
+
+    # -- decisions ----------------------------------------------------------------------
+    def add_decision(
+        self,
+        item_id: int,
+        *,
+        reviewer: str,
+        action: str,
+        label: str | None = None,
+        old_label: str | None = None,
+        reason: str | None = None,
+        undoes: int | None = None,
+    ) -> int:
+        """Append one decision and commit it before returning its id."""
+        cur = self.conn.execute(
+            "INSERT INTO decisions (item_id, reviewer, action, label, old_label, reason, undoes, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (item_id, reviewer, action, label, old_label, reason, undoes, now()),
+        )
+        return cur.lastrowid
+
+    def last_decision_id(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
+
+    def decisions(self) -> list[Decision]:
+        return [Decision(*r) for r in self.conn.execute("SELECT * FROM decisions ORDER BY id")]
+
+    def effective_decisions(self) -> dict[int, Decision]:
+        """{item_id: its latest decision that is neither undone, a skip nor an undo}."""
+        sql = (
+            "SELECT * FROM decisions WHERE action NOT IN ('skip', 'undo')"
+            " AND id NOT IN (SELECT undoes FROM decisions WHERE undoes IS NOT NULL) ORDER BY id"
+        )
+        return {d.item_id: d for d in (Decision(*r) for r in self.conn.execute(sql))}
+
+    # -- rounds and arrays --------------------------------------------------------------
+    def next_round_id(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM rounds").fetchone()[0]
+
+    def add_round(
+        self, kind: str, params: dict, metrics: dict | None = None, arrays: Sequence[ArrayRecord] = ()
+    ) -> int:
+        """Record a round and its arrays in one transaction (a round is never half recorded)."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            round_id = self.next_round_id()
+            conn.execute(
+                "INSERT INTO rounds (id, kind, params, metrics, created_at) VALUES (?, ?, ?, ?, ?)",
+                (round_id, kind, json.dumps(params), json.dumps(metrics or {}), now()),
+            )
+            for rec in arrays:
+                if rec.round_id != round_id:
+                    raise WorkspaceError(f"array {rec.name} was written for round {rec.round_id}, not {round_id}")
+                conn.execute(
+                    "INSERT INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
+                    (round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return round_id
+
+    def set_round_metrics(self, round_id: int, metrics: dict) -> None:
+        self.conn.execute("UPDATE rounds SET metrics = ? WHERE id = ?", (json.dumps(metrics), round_id))
+
+    def rounds(self) -> list[Round]:
+        rows = self.conn.execute("SELECT id, kind, params, metrics, created_at FROM rounds ORDER BY id")
+        return [Round(i, k, json.loads(p), json.loads(m), c) for i, k, p, m, c in rows]
+
+    def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
+        rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
+        return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
+
+
+def _occurrence(counter: dict, path: str) -> int:
+    """How many keys (path, n) ``counter`` already holds for ``path``."""
+    n = 0
+    while (path, n) in counter:
+        n += 1
+    return n
+
+
+def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:
+    clauses, args = [], []
+    if status is not None:
+        clauses.append("status = ?")
+        args.append(status)
+    if split is not None:
+        clauses.append("split = ?")
+        args.append(split)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args

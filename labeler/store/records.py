@@ -1,0 +1,101 @@
+"""Plain records the store returns (never cursors), and the row -> record conversions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def now() -> str:
+    """UTC timestamp as stored in ``created_at`` columns."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    row: int
+    path: str
+    file: str
+    label: str
+    split: str
+    status: str
+    reason: str | None
+    extra: dict
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    item_id: int
+    reviewer: str
+    action: str
+    label: str | None
+    old_label: str | None
+    reason: str | None
+    undoes: int | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Round:
+    id: int
+    kind: str
+    params: dict
+    metrics: dict
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ArrayRecord:
+    round_id: int
+    name: str
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flagged item of a round (a row of the ``issues`` table)."""
+
+    item_id: int
+    kind: str
+    score: float
+    suggested_label: str | None
+    reasons: list
+    priority: float
+    quality: float | None
+    suggested_prob: float | None
+    top: list
+    group_id: int = -1
+    contradicts: bool = False
+    neighbours: list = field(default_factory=list)  # [[item_id, similarity], ...], nearest first
+    active_score: float | None = None
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    inserted: int
+    updated: int
+    gone: int
+    decisions_on_gone: int
+
+
+FLAG_COLUMNS = (
+    "item_id, kind, score, suggested_label, reasons, priority, quality, suggested_prob, top, group_id, contradicts,"
+    " neighbours, active_score"
+)
+
+
+def flag_from_row(r) -> Flag:
+    top = [tuple(t) for t in json.loads(r[8])]
+    return Flag(
+        r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], top, r[9], bool(r[10]), json.loads(r[11]), r[12]
+    )
+
+
+def item_from_row(row) -> Item:
+    return Item(*row[:8], extra=json.loads(row[8]) if row[8] else {})

@@ -1,0 +1,146 @@
+"""SQL of flagging and review: flags per round, the review queue, claims, conflicts, progress.
+
+A mixin of ``Store`` (it uses ``self.conn`` and the store's meta and decision queries).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from labeler.store.records import FLAG_COLUMNS, Decision, Flag, flag_from_row
+
+
+class FlagQueries:
+    def replace_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
+        """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
+        rows = [
+            (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
+             f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts), json.dumps(f.neighbours),
+             f.active_score)
+            for f in flags
+        ]  # fmt: skip
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
+            self.conn.executemany(
+                "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
+                " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self.set_meta("flagged_after_decision", self.last_decision_id())
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def flagged_round(self) -> int | None:
+        """The latest round that has flags."""
+        return self.conn.execute("SELECT MAX(round_id) FROM issues").fetchone()[0]
+
+    def issues(self, round_id: int, item_ids: Sequence[int] | None = None) -> list[Flag]:
+        """Flags of ``round_id`` (or of just ``item_ids``) by priority, highest first."""
+        where, args = "round_id = ?", [round_id]
+        if item_ids is not None:
+            where += f" AND item_id IN ({','.join('?' * len(item_ids))})"
+            args += list(item_ids)
+        sql = f"SELECT {FLAG_COLUMNS} FROM issues WHERE {where} ORDER BY priority DESC, item_id"
+        return [flag_from_row(r) for r in self.conn.execute(sql, args)]
+
+    # -- review queue -------------------------------------------------------------------
+    def next_flag(
+        self, round_id: int, reviewer: str, *, after_decision: int, claim_seconds: float, now: float,
+        exclude: Sequence[int] = (), reason: str | None = None, given: str | None = None,
+        suggested: str | None = None, any_label: str | None = None, order: str = "priority",
+    ) -> int | None:  # fmt: skip
+        """The highest-ranked flagged item nobody decided since flagging, ``reviewer`` did not skip, and no
+        other reviewer holds an unexpired claim on; None when the filtered queue is done."""
+        clauses = [
+            "i.round_id = :round",
+            "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.id > :after"
+            " AND (d.action NOT IN ('skip', 'undo') OR d.reviewer = :reviewer AND d.action = 'skip')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id))",
+            "NOT EXISTS (SELECT 1 FROM claims c WHERE c.item_id = i.item_id AND c.reviewer != :reviewer"
+            " AND c.claimed_at > :fresh)",
+        ]
+        args = {"round": round_id, "after": after_decision, "reviewer": reviewer, "fresh": now - claim_seconds}
+        if exclude:
+            clauses.append(f"i.item_id NOT IN ({','.join(str(int(e)) for e in exclude)})")
+        if reason:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(i.reasons) r WHERE json_extract(r.value, '$.code') = :reason)"
+            )
+            args["reason"] = reason
+        if given:
+            clauses.append("it.label = :given")
+            args["given"] = given
+        if suggested:
+            clauses.append("i.suggested_label = :suggested")
+            args["suggested"] = suggested
+        if any_label:
+            clauses.append("(it.label = :any OR i.suggested_label = :any)")
+            args["any"] = any_label
+        ordering = "i.active_score DESC, i.priority DESC" if order == "active" else "i.priority DESC"
+        sql = (
+            f"SELECT i.item_id FROM issues i JOIN items it ON it.id = i.item_id WHERE {' AND '.join(clauses)}"
+            f" ORDER BY {ordering}, i.item_id LIMIT 1"
+        )
+        row = self.conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+
+    def claim(self, item_id: int, reviewer: str, now: float) -> None:
+        self.conn.execute(
+            "INSERT INTO claims (item_id, reviewer, claimed_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (item_id) DO UPDATE SET reviewer = excluded.reviewer, claimed_at = excluded.claimed_at",
+            (item_id, reviewer, now),
+        )
+
+    def release(self, item_id: int, reviewer: str) -> None:
+        self.conn.execute("DELETE FROM claims WHERE item_id = ? AND reviewer = ?", (item_id, reviewer))
+
+    def item_decisions(self, item_id: int) -> list[Decision]:
+        rows = self.conn.execute("SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,))
+        return [Decision(*r) for r in rows]
+
+    def items_decided_by_several(self) -> list[int]:
+        """Items that two or more reviewers decided (the only ones that can be in conflict)."""
+        sql = (
+            "SELECT item_id FROM decisions WHERE action NOT IN ('skip', 'undo')"
+            " GROUP BY item_id HAVING COUNT(DISTINCT reviewer) > 1 ORDER BY item_id"
+        )
+        return [item for (item,) in self.conn.execute(sql)]
+
+    def last_undoable(self, reviewer: str) -> Decision | None:
+        """``reviewer``'s latest decision that is not an undo and not undone yet."""
+        row = self.conn.execute(
+            "SELECT * FROM decisions d WHERE d.reviewer = ? AND d.action != 'undo'"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id DESC LIMIT 1",
+            (reviewer,),
+        ).fetchone()
+        return Decision(*row) if row else None
+
+    def review_counts(self, round_id: int, after_decision: int) -> tuple[int, int, dict[str, int]]:
+        """(flagged, decided since flagging, {reviewer: decisions since flagging}) for the progress line."""
+        flagged = self.conn.execute("SELECT COUNT(*) FROM issues WHERE round_id = ?", (round_id,)).fetchone()[0]
+        decided = self.conn.execute(
+            "SELECT COUNT(DISTINCT d.item_id) FROM decisions d JOIN issues i ON i.item_id = d.item_id AND i.round_id = ?"
+            " WHERE d.id > ? AND d.action NOT IN ('skip', 'undo')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)",
+            (round_id, after_decision),
+        ).fetchone()[0]
+        per = self.conn.execute(
+            "SELECT reviewer, COUNT(*) FROM decisions d WHERE id > ? AND action NOT IN ('skip', 'undo')"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) GROUP BY reviewer",
+            (after_decision,),
+        ).fetchall()
+        return flagged, decided, dict(per)
+
+    def issues_in_group(self, round_id: int, group_id: int) -> list[Flag]:
+        sql = f"SELECT {FLAG_COLUMNS} FROM issues WHERE round_id = ? AND group_id = ? ORDER BY item_id"
+        return [flag_from_row(r) for r in self.conn.execute(sql, (round_id, group_id))]
+
+    def count_flagged(self) -> int:
+        """Items flagged in the latest round that has flags."""
+        sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"
+        return self.conn.execute(sql).fetchone()[0]
