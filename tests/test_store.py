@@ -93,3 +93,28 @@ def test_round_metrics_round_trip(tmp_path):
         store.set_round_metrics(rid, {"test_top1": 0.5})
         assert store.rounds()[0].metrics == {"test_top1": 0.5}
         assert store.rounds()[0].params == {"arch": "resnet18"}
+
+
+def _flag(item_id, priority):
+    from labeler.store import Flag
+
+    return Flag(item_id, "label_issue", priority, "a", [], priority, 0.1, 0.9, [["a", 0.9]])
+
+
+def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        store.import_items(_records([f"{n}.jpg" for n in "abcde"]), ["a"], {})
+        a, b, c, d, e = (i.id for i in store.items())
+        before = store.add_decision(e, reviewer="ann", action="confirm", label="a")  # before flagging: not counted
+        r1, r2 = store.add_round("train", {}), store.add_round("train", {})
+        store.replace_issues(r1, [_flag(d, 0.9)])
+        store.replace_issues(r2, [_flag(a, 0.2), _flag(b, 0.8), _flag(c, 0.5), _flag(e, 0.1)])
+        store.add_decision(a, reviewer="ann", action="relabel", label="b")
+        store.add_decision(a, reviewer="bob", action="confirm", label="a")  # same item twice: counted once
+        undone = store.add_decision(b, reviewer="ann", action="remove")
+        store.add_decision(b, reviewer="ann", action="undo", undoes=undone)
+        store.add_decision(c, reviewer="bob", action="skip")
+        store.add_decision(d, reviewer="bob", action="confirm", label="a")  # flagged in round 1 only
+        assert store.review_counts(r2, before) == (4, 1, {"ann": 1, "bob": 2})
+        assert [f.item_id for f in store.issues(r2, [c, b, d])] == [b, c]  # by priority; d is round 1's
+        assert [f.item_id for f in store.issues(r1, [a, d])] == [d]
