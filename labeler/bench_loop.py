@@ -6,8 +6,13 @@ first images of that order (fixing every planted flip it meets), one model is tr
 resulting labels (``--folds 0``) and scored on the test split against its true labels.
 Orders: ``merged`` (the review queue, then the rest by merged score), ``activelab`` (cleanlab's
 ActiveLab), ``cleanlab`` (label quality alone), ``random``. Two baselines bound the gain:
-``noisy`` (no review) and ``clean`` (every planted flip fixed). Each arm's result is kept in
-``OUT/loop/ARM.json``, so an interrupted benchmark resumes where it stopped.
+``noisy`` (no review) and ``clean`` (every planted flip fixed).
+
+The differences between arms are a few points of top-1, about the size of the run-to-run
+spread of one training, so ``repeats`` trains every arm with that many seeds and reports the
+mean (and the spread). Arms that review the very same images (ActiveLab and cleanlab order
+alike before any review) share one result. Each arm x seed is kept in
+``OUT/loop/ARM-seedS.json``, so an interrupted benchmark resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -45,8 +50,10 @@ def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=ORDERS, rate: float = 0.15,
-               kind: str = "pairs", pairs=None, truth=None, seed: int = 0, log=print) -> dict:  # fmt: skip
+               kind: str = "pairs", pairs=None, truth=None, seed: int = 0, repeats: int = 1, log=print) -> dict:  # fmt: skip
     """Run every arm (see the module docstring); return {arm: metrics} and write the table and curve."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
     out_dir = Path(out_dir)
     p = plant_and_flag(
         source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=seed, resume=True, log=log
@@ -65,15 +72,31 @@ def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=ORDERS, 
         n = int(round(budget * len(fit_ids)))
         for name in orders:
             arms[f"{name}@{budget:g}"] = set(orders_by_name[name][:n].tolist())
-    results = {}
+    seeds = [final.seed + r for r in range(repeats)]
+    results, done = {}, {}
     for arm, reviewed in arms.items():
-        results[arm] = _run_arm(p, items, reviewed, flipped, final, out_dir / "loop" / arm, log)
+        key = frozenset(reviewed)
+        if key in done:
+            log(f"{arm}: reviews the same images as {done[key]}; result shared")
+            results[arm] = dict(results[done[key]], same_as=done[key])
+            continue
+        runs = [_run_arm(p, items, reviewed, flipped, replace(final, seed=s), out_dir / "loop" / f"{arm}-seed{s}", log)
+                for s in seeds]  # fmt: skip
+        results[arm], done[key] = _mean(runs), arm
     noisy, clean = results["noisy"]["test_top1"], results["clean"]["test_top1"]
     for r in results.values():
         r["gap_recovered"] = (r["test_top1"] - noisy) / (clean - noisy) if clean != noisy else float("nan")
     (out_dir / "loop" / "results.json").write_text(json.dumps(results, indent=2))
     _plot(results, budgets, orders, out_dir / "loop" / "curve.png")
     return results
+
+
+def _mean(runs: list[dict]) -> dict:
+    """Mean of each metric over the seeds, with the per-seed top-1 and its standard deviation."""
+    out = {k: float(np.mean([r[k] for r in runs])) for k in ("test_top1", "test_top3", "test_top5", "flips_fixed")}
+    top1 = [r["test_top1"] for r in runs]
+    out.update(reviewed=runs[0]["reviewed"], seeds=len(runs), test_top1_runs=top1, test_top1_std=float(np.std(top1)))
+    return out
 
 
 def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Path, log) -> dict:
@@ -87,7 +110,10 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
     frame = items.reset_index()[["id", "file", "split", "label", "true"]].copy()
     fix = frame["id"].isin(reviewed) | (frame["split"] == "test")  # test labels are the true ones
     frame.loc[fix, "label"] = frame.loc[fix, "true"]
-    log(f"{run_dir.name}: {len(reviewed)} reviewed, {len(reviewed & flipped)} of {len(flipped)} flips fixed")
+    log(
+        f"{run_dir.name}: {len(reviewed)} reviewed, {len(reviewed & flipped)} of {len(flipped)} flips fixed,"
+        f" training seed {config.seed}"
+    )
     result = run_final(frame, p.root, p.vocab, config, run_dir, resume=True, log=log)
     index = {name: i for i, name in enumerate(p.vocab)}
     true = np.array([index[t] for t in frame.set_index("id").loc[result.test_ids, "true"]])
@@ -106,11 +132,14 @@ def _plot(results: dict, budgets, orders, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     xs = [0, *[100 * b for b in budgets]]
     for name in orders:
-        ys = [results["noisy"]["test_top1"], *[results[f"{name}@{b:g}"]["test_top1"] for b in budgets]]
-        ax.plot(xs, ys, "o-", label=name)
+        arms = [results["noisy"], *[results[f"{name}@{b:g}"] for b in budgets]]
+        ys, sd = [a["test_top1"] for a in arms], [a.get("test_top1_std", 0.0) for a in arms]
+        ax.errorbar(xs, ys, yerr=sd, fmt="o-", capsize=3, label=name)
     ax.axhline(results["clean"]["test_top1"], color="k", ls="--", lw=1, label="all flips fixed")
     ax.axhline(results["noisy"]["test_top1"], color="grey", ls=":", lw=1, label="no review")
-    ax.set(xlabel="images reviewed (% of train/valid)", ylabel="test top-1 (true labels)", title="what reviews buy")
+    seeds = results["noisy"].get("seeds", 1)
+    ax.set(xlabel="images reviewed (% of train/valid)", ylabel="test top-1 (true labels)",
+           title=f"what reviews buy (mean ± sd of {seeds} training seed{'s' if seeds > 1 else ''})")  # fmt: skip
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

@@ -60,9 +60,11 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
 @click.option("--budgets", default="0.05,0.10", show_default=True, help="Review budgets, shares of train/valid images.")
 @click.option("--orders", default="merged,activelab,cleanlab,random", show_default=True)
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
+              help="Train every arm with this many seeds (--seed, --seed+1, ...) and report the mean.")  # fmt: skip
 @noise_options
 @train_options
-def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise_seed, preset, **options):
+def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, truth, noise_seed, preset, **options):
     """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""
     from labeler.bench_loop import bench_loop as run_bench
     from training.learner import make_config
@@ -72,13 +74,14 @@ def bench_loop(source, out_dir, budgets, orders, rate, kind, pairs, truth, noise
     orders_ = [o.strip() for o in orders.split(",")]
     out_dir = out_dir or "bench-loop"
     r = run_bench(source, out_dir, config, budgets=budgets_, orders=orders_, rate=rate, kind=kind, pairs=pairs,
-                  truth=truth, seed=noise_seed, log=click.echo)  # fmt: skip
-    click.echo(
-        f"{'arm':<20}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'top-3':>8}{'top-5':>8}{'gap recovered':>15}"
-    )
+                  truth=truth, seed=noise_seed, repeats=repeats, log=click.echo)  # fmt: skip
+    click.echo(f"test accuracy on true labels, mean of {repeats} training seed(s); sd = spread of top-1 over seeds")
+    click.echo(f"{'arm':<16}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'sd':>7}{'top-3':>8}{'top-5':>8}"
+               f"{'gap recovered':>15}")  # fmt: skip
     for arm, m in r.items():
-        click.echo(f"{arm:<20}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}{m['test_top3']:>8.3f}"
-                   f"{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}")  # fmt: skip
+        click.echo(f"{arm:<16}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}"
+                   f"{m['test_top1_std']:>7.3f}{m['test_top3']:>8.3f}{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}"
+                   + (f"  (= {m['same_as']})" if "same_as" in m else ""))  # fmt: skip
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 

@@ -122,7 +122,7 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     labels = _tiny_dataset(tmp_path / "ds")
     pairs = "blue:green,red:blue"
     out = cli("bench", "loop", labels, "--out", tmp_path / "b", "--budgets", "0.2,0.4", "--pairs", pairs, "--noise", "0.3",
-              *FAST).output  # fmt: skip
+              "--repeats", "2", *FAST).output  # fmt: skip
     for arm in ("noisy", "clean", "merged@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
         assert arm in out
     results = json.loads((tmp_path / "b" / "loop" / "results.json").read_text())
@@ -130,3 +130,11 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
     assert np.isfinite(results["merged@0.2"]["test_top1"])
     assert results["random@0.4"]["reviewed"] > results["random@0.2"]["reviewed"]  # every budget is its own arm
+    assert results["noisy"]["seeds"] == 2 and len(results["noisy"]["test_top1_runs"]) == 2
+    assert results["noisy"]["test_top1"] == pytest.approx(np.mean(results["noisy"]["test_top1_runs"]))
+    assert (tmp_path / "b" / "loop" / "noisy-seed42.json").exists() and (
+        tmp_path / "b" / "loop" / "noisy-seed43.json"
+    ).exists()
+    for m in results.values():  # arms that review the same images share one result
+        if "same_as" in m:
+            assert m["test_top1_runs"] == results[m["same_as"]]["test_top1_runs"]
