@@ -9,6 +9,7 @@ current labels).
 from __future__ import annotations
 
 import csv
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from labeler.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
+CALIBRATION_SAMPLE = 20_000  # rows outside the queue that ActiveLab also sees (see active_scores)
 QUEUE_CSV_COLUMNS = ("rank", "image", "split", "given_label", "suggested_label", "suggested_prob", "label_quality", "priority", "reasons", "explanation")  # fmt: skip
 
 
@@ -74,8 +76,9 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     ids, probs = ids[keep], probs[keep]
     labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
-    file_of = {item.id: item.file for item in ws.store.items()}
-    files = [str(ws.root / file_of[int(i)]) for i in ids]
+    table = ws.store.item_table()
+    file_of, root = dict(zip(table["id"].tolist(), table["file"].tolist())), str(ws.root)
+    files = [os.path.join(root, file_of[int(i)]) for i in ids]
     return Evidence(ids, labels, probs, embeddings[[position[int(i)] for i in ids]], list(vocab), reviewed, files)
 
 
@@ -93,8 +96,10 @@ def flag_round(
     chosen = latest_round(ws, round_id)
     evidence = load_evidence(ws, chosen.id)
     queue = build_queue(evidence, **options)
-    active = active_scores(ws, chosen.id, evidence) if ws.store.effective_decisions() else None
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
+    active = None
+    if ws.store.effective_decisions():
+        active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in queue.entries])
     flags = [
         Flag(e.item_id, e.kind, 1 - e.quality, e.suggested, e.reasons, e.priority, e.quality, e.suggested_prob,
              e.top, e.group, e.contradicts, e.neighbours, None if active is None else float(active[row_of[e.item_id]]))
@@ -109,24 +114,34 @@ def flag_round(
     return FlagResult(chosen.id, queue, evidence, report)
 
 
-def active_scores(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray:
-    """ActiveLab review priority of every evidence row, from the given labels and every reviewer's decisions."""
+def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sample: int = CALIBRATION_SAMPLE,
+                  seed: int = 0) -> np.ndarray:  # fmt: skip
+    """ActiveLab review priority of evidence rows, from the given labels and every reviewer's decisions.
+
+    With ``focus`` (row numbers) only those rows are scored (NaN elsewhere): ActiveLab runs on them,
+    every reviewed row and a seeded sample of ``sample`` other rows, which is enough for its
+    estimates of annotator quality and model calibration; cleanlab's per-row Python loop over
+    all 289k DeepFashion rows took minutes."""
     from labeler.active import annotation_table, review_priority
 
     index = {name: i for i, name in enumerate(ev.vocab)}
-    given = {item.id: index[item.label] for item in ws.store.items() if item.label in index}
+    items = ws.store.item_table()
+    given = {i: index.get(label, -1) for i, label in zip(items["id"].tolist(), items["label"].tolist())}
+    split = dict(zip(items["id"].tolist(), items["split"].tolist()))
     reviews: dict[str, dict[int, int]] = {}
-    undone = {d.undoes for d in ws.store.decisions() if d.undoes is not None}
-    for d in ws.store.decisions():
+    decisions = ws.store.decisions()
+    undone = {d.undoes for d in decisions if d.undoes is not None}
+    for d in decisions:
         if d.action in ("confirm", "relabel") and d.id not in undone and d.label in index:
             reviews.setdefault(d.reviewer, {})[d.item_id] = index[d.label]
-    split = {item.id: item.split for item in ws.store.items()}
-    scores = np.zeros(len(ev.item_ids), dtype=np.float32)
+    chosen = _rows_to_score(ev, focus, {i for r in reviews.values() for i in r}, sample, seed)
+    scores = np.full(len(ev.item_ids), np.nan, dtype=np.float32)
     test_ids = ws.load_array(round_id, "test_ids")
     folds = ws.load_array(round_id, "test_probs_folds") if "test_probs_folds" in ws.store.arrays(round_id) else None
     test_col = {int(i): c for c, i in enumerate(test_ids)}
     for is_test in (False, True):
-        rows = np.flatnonzero([(split[int(i)] == "test") == is_test for i in ev.item_ids])
+        rows = chosen[[(split[int(i)] == "test") == is_test for i in ev.item_ids[chosen]]]
+        rows = rows[[given[int(i)] >= 0 for i in ev.item_ids[rows]]]  # given label outside the round's vocab: unscored
         if not len(rows):
             continue
         ids = ev.item_ids[rows]
@@ -136,6 +151,21 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray:
         ensemble = folds[:, [test_col[int(i)] for i in ids]] if is_test and folds is not None else None
         scores[rows] = review_priority(table, ev.pred_probs[rows], ensemble=ensemble)
     return scores
+
+
+def _rows_to_score(ev: Evidence, focus, reviewed_ids: set, sample: int, seed: int) -> np.ndarray:
+    """Sorted row numbers ActiveLab runs on: all rows, or ``focus`` + reviewed rows + a seeded sample."""
+    n = len(ev.item_ids)
+    if focus is None:
+        return np.arange(n)
+    keep = np.zeros(n, dtype=bool)
+    keep[np.asarray(list(focus), dtype=np.int64)] = True
+    keep |= np.isin(ev.item_ids, np.fromiter(reviewed_ids, dtype=np.int64, count=len(reviewed_ids)))
+    others = np.flatnonzero(~keep)
+    if len(others) > sample:
+        others = np.random.default_rng(seed).choice(others, size=sample, replace=False)
+    keep[others] = True
+    return np.flatnonzero(keep)
 
 
 def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path) -> None:

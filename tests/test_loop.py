@@ -138,3 +138,24 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     for m in results.values():  # arms that review the same images share one result
         if "same_as" in m:
             assert m["test_top1_runs"] == results[m["same_as"]]["test_top1_runs"]
+
+
+def test_activelab_on_a_large_queue_scores_the_queue_from_a_sample_of_the_rest(cli, tmp_path):
+    from labeler.flag import active_scores, load_evidence
+    from tests.helpers import flagged_workspace
+
+    counts = {"hat": 30, "shoe": 30, "skirt": 30}
+    flagged_workspace(cli, tmp_path, train=counts, test={k: 5 for k in counts}, seed=3, doubt=0.3)
+    with Workspace.open(tmp_path / "ws") as ws:
+        session = ReviewSession(ws, "ann")
+        for _ in range(3):
+            session.decide(session.next_item().item_id, "keep")
+        ev = load_evidence(ws, 1)
+        everything = active_scores(ws, 1, ev)
+        focus = list(range(0, len(ev.item_ids), 7))
+        sampled = active_scores(ws, 1, ev, focus=focus, sample=10)
+        whole_sample = active_scores(ws, 1, ev, focus=focus, sample=len(ev.item_ids))
+    assert np.isfinite(everything).all()
+    assert np.isfinite(sampled[focus]).all()
+    assert len(focus) <= np.isfinite(sampled).sum() <= len(focus) + 3 + 10  # focus + 3 reviewed + 10 sampled
+    np.testing.assert_allclose(whole_sample, everything, rtol=1e-5)  # a sample of everything is everything
