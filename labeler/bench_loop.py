@@ -134,7 +134,11 @@ def _plot(results: dict, budgets, orders, path: Path) -> None:
     for name in orders:
         arms = [results["noisy"], *[results[f"{name}@{b:g}"] for b in budgets]]
         ys, sd = [a["test_top1"] for a in arms], [a.get("test_top1_std", 0.0) for a in arms]
-        ax.errorbar(xs, ys, yerr=sd, fmt="o-", capsize=3, label=name)
+        same = {a["same_as"].split("@")[0] for a in arms[1:] if "same_as" in a}
+        if len(same) == 1 and all("same_as" in a for a in arms[1:]):  # drawn on top of the other order's line
+            ax.errorbar(xs, ys, yerr=sd, fmt="x--", capsize=3, label=f"{name} (same images as {same.pop()})")
+        else:
+            ax.errorbar(xs, ys, yerr=sd, fmt="o-", capsize=3, label=name)
     ax.axhline(results["clean"]["test_top1"], color="k", ls="--", lw=1, label="all flips fixed")
     ax.axhline(results["noisy"]["test_top1"], color="grey", ls=":", lw=1, label="no review")
     seeds = results["noisy"].get("seeds", 1)
