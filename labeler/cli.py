@@ -7,7 +7,6 @@ starts fast. A LabelerError becomes its message on stderr and exit code 2.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -182,17 +181,17 @@ def export(workspace, out, audit, include_removed, force):
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth.")
 @click.option("--port", default=7860, show_default=True)
-@click.option("--reviewer", default=lambda: os.environ.get("USER", "reviewer"), show_default="$USER",
-              help="Your name in the decision log (each browser can change it).")  # fmt: skip
+@click.option("--reviewer", help="A name to suggest in a new browser's name box (each browser asks once and keeps it).")
 @click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
 def review(workspace, host, port, reviewer, auth, share):
     """Open the review app: confirm, relabel, remove or skip each flagged image by keyboard."""
     from labeler.app import build_app, launch
+    from labeler.app.blocks import check_launch
 
+    check_launch(host, auth)
     app = build_app(workspace, reviewer=reviewer)
-    click.echo(f"reviewing {workspace} as {reviewer} on http://{host}:{port} (Ctrl-C to stop; every decision is saved)")
-    launch(app, host=host, port=port, auth=auth, share=share)
+    launch(app, host=host, port=port, auth=auth, share=share, on_ready=click.echo)
 
 
 @main.command("export-model")
@@ -277,7 +276,9 @@ def retrain(workspace, resume, restart, preset, **options):
 @click.option("--images", default=2000, show_default=True, help="Number of images to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
 @click.option(
-    "--auto-review", type=int, help="Headless: a simulated reviewer fixes the top N of the queue, then retrain."
+    "--auto-review",
+    type=click.IntRange(min=0),
+    help="Headless: a simulated reviewer works the top N of the queue (0: none), then retrain.",
 )
 @click.option("--port", default=7860, show_default=True, help="Port of the review app (without --auto-review).")
 def demo(data, workspace, images, seed, auto_review, port):
@@ -287,11 +288,10 @@ def demo(data, workspace, images, seed, auto_review, port):
     from labeler.demo import DemoSpec, run
 
     run(data, workspace, spec=DemoSpec(n_images=images, seed=seed), auto_review=auto_review, log=click.echo)
-    if not auto_review:
+    if auto_review is None:
         from labeler.app import build_app, launch
 
-        click.echo(f"review app: http://127.0.0.1:{port} (Ctrl-C to stop; decisions are saved as you go)")
-        launch(build_app(workspace, reviewer=os.environ.get("USER", "reviewer")), port=port)
+        launch(build_app(workspace), port=port, on_ready=click.echo)
 
 
 main.add_command(bench)

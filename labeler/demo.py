@@ -246,7 +246,7 @@ def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpe
         q = out["queue"]
         log(f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
             f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels")  # fmt: skip
-        if auto_review:
+        if auto_review is not None:
             before = ws.store.rounds()[-1].metrics
             stage = time.perf_counter()
             out["review"] = simulate_review(ws, truth, auto_review)

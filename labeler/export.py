@@ -42,6 +42,8 @@ def export_labels(
     """Write the corrected CSV to ``out`` (and the audit to ``audit``); see the module docstring."""
     out = Path(out)
     source = Path(ws.store.get_meta("source"))
+    if audit and Path(audit).resolve() == out.resolve():
+        raise InputError(f"the audit and the corrected CSV would be one file ({out}); give the audit another name")
     for target in [out] + ([Path(audit)] if audit else []):
         if target.resolve() == source.resolve():
             raise InputError(f"refusing to overwrite the source {source}; export to a new file")
@@ -78,7 +80,8 @@ def export_labels(
 
 
 def write_audit(ws: Workspace, path: Path) -> int:
-    """Every decision but skips and undo markers, in log order, with whether it was undone later."""
+    """Every decision, skips included, in log order, with whether it was undone later (undo rows themselves
+    are not listed: the ``undone`` column marks what they reverted)."""
     items = {i.id: i for i in ws.store.items(status=None)}
     decisions = ws.store.decisions()
     undone = {d.undoes for d in decisions if d.undoes is not None}
@@ -86,7 +89,7 @@ def write_audit(ws: Workspace, path: Path) -> int:
         [items[d.item_id].path, items[d.item_id].split, d.old_label or "", d.label or "", d.action, d.reason or "",
          d.reviewer, d.created_at, int(d.id in undone)]
         for d in decisions
-        if d.action not in ("skip", "undo")
+        if d.action != "undo"
     ]  # fmt: skip
     _write_csv(path, list(AUDIT_COLUMNS), rows)
     return len(rows)

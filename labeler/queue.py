@@ -143,7 +143,7 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
         mates = np.flatnonzero(c.groups == c.groups[row])
         other = next(m for m in mates if labels[m] != labels[row])
         text = f"near-duplicate of #{int(ev.item_ids[other])} labelled {vocab[labels[other]]}"
-        reasons.append(_reason("duplicate_conflict", text))
+        reasons.append(_reason("duplicate_conflict", text, item=int(ev.item_ids[other])))
     if c.merged.is_issue[row]:
         p_model = float(c.pred_probs[row, c.merged.suggested[row]])
         reasons.append(_reason("label_issue", f"model: {p_model:.2f} {suggested}; given {given}"))
@@ -176,8 +176,8 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
     )
 
 
-def _reason(code: str, text: str) -> dict:
-    return {"code": code, "text": text}
+def _reason(code: str, text: str, **extra) -> dict:
+    return {"code": code, "text": text, **extra}
 
 
 def _conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:

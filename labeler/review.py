@@ -10,7 +10,9 @@ item disagree, both stay in the log and the item is in conflict until someone ad
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from labeler.errors import LabelerError, WorkspaceError
@@ -20,6 +22,7 @@ from labeler.workspace import Workspace
 CLAIM_SECONDS = 600
 REMOVE_REASONS = {"not_garment": "not a garment", "several_garments": "several garments", "unusable": "unusable image"}
 ADJUDICATED = "adjudicated"
+_DUPLICATE_TEXT = re.compile(r"near-duplicate of #(\d+) ")
 
 
 @dataclass
@@ -29,6 +32,14 @@ class Filters:
     suggested: str | None = None
     any_label: str | None = None
     order: str = "priority"  # or "active" (active-learning score)
+
+    def matches(self, given: str, suggested: str) -> bool:
+        """Whether an item with these labels passes the label filters (used where SQL does not filter)."""
+        return (
+            (self.given is None or given == self.given)
+            and (self.suggested is None or suggested == self.suggested)
+            and (self.any_label is None or self.any_label in (given, suggested))
+        )
 
 
 @dataclass
@@ -57,6 +68,23 @@ class ReviewItem:
     like_suggested: list[Neighbour] = field(default_factory=list)
     others: list[Neighbour] = field(default_factory=list)
     contradicts: bool = False
+    competing: list[Decision] = field(default_factory=list)  # in conflict: each reviewer's latest decision
+
+
+@dataclass
+class GroupOutcome:
+    """What a whole-group decision did: the items decided, and the members left alone with why."""
+
+    decided: list[int]
+    skipped: list[tuple[int, str]]
+
+
+@dataclass
+class Undone:
+    """What an undo reverted: the item shown again and the decisions undone (several for a group)."""
+
+    item_id: int
+    decisions: list[Decision]
 
 
 class ReviewSession:
@@ -77,7 +105,7 @@ class ReviewSession:
         """Claim and return the next item of the (filtered) queue; None when it is done."""
         f = filters or Filters()
         if f.reason == "conflict":
-            return self._next_conflict(exclude)
+            return self._next_conflict(exclude, f)
         now = self.clock()
         item_id = self.store.next_flag(
             self.round_id, self.reviewer, after_decision=self.after, claim_seconds=CLAIM_SECONDS, now=now,
@@ -109,9 +137,11 @@ class ReviewSession:
         shown = ReviewItem(
             item_id=item_id, path=it.path, file=str(self.ws.image_path(it.file)), split=it.split, given=it.label,
             current=self.current_label(item_id), suggested=flag.suggested_label, suggested_prob=flag.suggested_prob,
-            top=[(str(a), float(b)) for a, b in flag.top], reasons=flag.reasons, priority=flag.priority,
+            top=[(str(a), float(b)) for a, b in flag.top], reasons=self._fresh(flag.reasons), priority=flag.priority,
             contradicts=flag.contradicts,
         )  # fmt: skip
+        if self.is_conflicted(item_id):
+            shown.competing = _latest_per_reviewer(self.store.item_decisions(item_id))
         if flag.group_id >= 0:
             shown.group = [
                 f.item_id for f in self.store.issues_in_group(self.round_id, flag.group_id) if f.item_id != item_id
@@ -119,6 +149,21 @@ class ReviewSession:
         if neighbours:
             self._add_neighbours(shown, flag.neighbours)
         return shown
+
+    def _fresh(self, reasons: list[dict]) -> list[dict]:
+        """Reasons as of now: a near-duplicate's label is its current one, not the one at flagging time."""
+        out = []
+        for r in reasons:
+            other = r.get("item")
+            if other is None and r["code"] == "duplicate_conflict":  # flags stored before the item was kept
+                match = _DUPLICATE_TEXT.match(r["text"])
+                other = int(match.group(1)) if match else None
+            if other is not None:
+                label = self.current_label(int(other))
+                now = f"labelled {label}" if label is not None else "since removed"
+                r = {**r, "item": int(other), "text": f"near-duplicate of #{other} {now}"}
+            out.append(r)
+        return out
 
     def _add_neighbours(self, shown: ReviewItem, neighbours: list) -> None:
         for other_id, similarity in neighbours:
@@ -144,7 +189,15 @@ class ReviewSession:
         return None if effective.action == "remove" else effective.label
 
     # -- decisions ----------------------------------------------------------------------
-    def decide(self, item_id: int, action: str, label: str | None = None, reason: str | None = None) -> int:
+    def decide(
+        self,
+        item_id: int,
+        action: str,
+        label: str | None = None,
+        reason: str | None = None,
+        *,
+        batch: str | None = None,
+    ) -> int:
         """Log one decision (committed before returning) and release the claim. Actions:
         accept (the suggestion), keep (the current label), relabel (to ``label``), remove (``reason``), skip."""
         current = self.current_label(item_id)
@@ -170,27 +223,63 @@ class ReviewSession:
         if self.is_conflicted(item_id):
             reason = ADJUDICATED
         decision = self.store.add_decision(
-            item_id, reviewer=self.reviewer, action=action, label=label, old_label=current, reason=reason
+            item_id, reviewer=self.reviewer, action=action, label=label, old_label=current, reason=reason, batch=batch
         )
         self.store.release(item_id, self.reviewer)
         return decision
 
-    def decide_group(self, item_id: int, action: str, label: str | None = None, reason: str | None = None) -> list[int]:
-        """Apply one decision to ``item_id`` and every member of its near-duplicate group, one row each."""
-        members = [item_id, *self.item(item_id, neighbours=False).group]
+    def decide_group(
+        self, item_id: int, action: str, label: str | None = None, reason: str | None = None
+    ) -> GroupOutcome:
+        """Apply one decision to ``item_id`` and the members of its near-duplicate group, one row each, in
+        one transaction sharing a batch token (an undo reverts them together). Members that another
+        reviewer decided since flagging, or has on screen, are left alone and listed as skipped."""
         if action == "accept":
             label = self.store.issues(self.round_id, [item_id])[0].suggested_label
             action = "relabel"
-        return [self.decide(m, action, label, reason) for m in members]
+        batch = uuid.uuid4().hex
+        outcome = GroupOutcome([], [])
+        with self.store.transaction():
+            for member in [item_id, *self.item(item_id, neighbours=False).group]:
+                why = None if member == item_id else self._held_elsewhere(member)
+                if why:
+                    outcome.skipped.append((member, why))
+                    continue
+                self.decide(member, action, label, reason, batch=batch)
+                outcome.decided.append(member)
+        return outcome
 
-    def undo(self) -> int | None:
-        """Undo this reviewer's latest decision (a new 'undo' row); return its item, now shown again."""
+    def _held_elsewhere(self, item_id: int) -> str | None:
+        """Why another reviewer's work on ``item_id`` keeps a group decision off it; None when free."""
+        for d in reversed(self.store.item_decisions(item_id)):
+            if d.id > self.after and d.reviewer != self.reviewer and d.action not in ("skip", "undo"):
+                return f"decided by {d.reviewer}"
+        claim = self.store.claim_of(item_id)
+        if claim and claim[0] != self.reviewer and claim[1] > self.clock() - CLAIM_SECONDS:
+            return f"on {claim[0]}'s screen"
+        return None
+
+    def claim_state(self, item_id: int) -> str:
+        """'held' (this reviewer's unexpired claim), 'expired' (theirs, or nobody's), or another reviewer's name."""
+        claim = self.store.claim_of(item_id)
+        if claim is None or claim[1] <= self.clock() - CLAIM_SECONDS:
+            return "expired"
+        return "held" if claim[0] == self.reviewer else claim[0]
+
+    def undo(self) -> Undone | None:
+        """Undo this reviewer's latest decision (new 'undo' rows; a group decision as a whole) and claim
+        its item again, to be shown; None when there is nothing to undo."""
         last = self.store.last_undoable(self.reviewer)
         if last is None:
             return None
-        self.store.add_decision(last.item_id, reviewer=self.reviewer, action="undo", undoes=last.id)
-        self.store.claim(last.item_id, self.reviewer, self.clock())
-        return last.item_id
+        targets = self.store.batch_decisions(last.batch) if last.batch else [last]
+        targets = [d for d in targets if d.reviewer == self.reviewer] or [last]
+        with self.store.transaction():
+            for d in targets:
+                self.store.add_decision(d.item_id, reviewer=self.reviewer, action="undo", undoes=d.id, batch=d.batch)
+        shown = targets[0].item_id
+        self.store.claim(shown, self.reviewer, self.clock())
+        return Undone(shown, targets)
 
     def _flag_kind(self, item_id: int) -> str | None:
         flags = self.store.issues(self.round_id, [item_id])
@@ -203,11 +292,15 @@ class ReviewSession:
     def conflicts(self) -> list[int]:
         return conflicted_items(self.store)
 
-    def _next_conflict(self, exclude) -> ReviewItem | None:
+    def _next_conflict(self, exclude, filters: Filters) -> ReviewItem | None:
         for item_id in self.conflicts():
-            if item_id not in exclude:
-                self.store.claim(item_id, self.reviewer, self.clock())
-                return self.item(item_id)
+            if item_id in exclude:
+                continue
+            flags = self.store.issues(self.round_id, [item_id])
+            if not flags or not filters.matches(self.store.item(item_id).label, flags[0].suggested_label):
+                continue
+            self.store.claim(item_id, self.reviewer, self.clock())
+            return self.item(item_id)
         return None
 
     def progress(self) -> dict:
@@ -231,13 +324,19 @@ def _effective(decisions: list[Decision]) -> Decision | None:
     return live[-1] if live else None
 
 
+def _latest_per_reviewer(decisions: list[Decision]) -> list[Decision]:
+    """Each reviewer's latest live decision, oldest first."""
+    undone = {d.undoes for d in decisions if d.undoes is not None}
+    latest: dict[str, Decision] = {}
+    for d in decisions:
+        if d.action not in ("skip", "undo") and d.id not in undone:
+            latest[d.reviewer] = d
+    return sorted(latest.values(), key=lambda d: d.id)
+
+
 def _in_conflict(decisions: list[Decision]) -> bool:
     """Reviewers' latest live decisions give different results, with no adjudication after them."""
-    undone = {d.undoes for d in decisions if d.undoes is not None}
-    live = [d for d in decisions if d.action not in ("skip", "undo") and d.id not in undone]
-    if not live or live[-1].reason == ADJUDICATED:
+    latest = _latest_per_reviewer(decisions)
+    if not latest or latest[-1].reason == ADJUDICATED:
         return False
-    latest: dict[str, Decision] = {}
-    for d in live:
-        latest[d.reviewer] = d
-    return len({None if d.action == "remove" else d.label for d in latest.values()}) > 1
+    return len({None if d.action == "remove" else d.label for d in latest}) > 1

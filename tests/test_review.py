@@ -63,7 +63,7 @@ def test_undo_appends_a_row_and_shows_the_item_again(ws):
     s = ReviewSession(ws, "ann")
     item = s.next_item()
     s.decide(item.item_id, "remove", reason="unusable")
-    assert s.undo() == item.item_id
+    assert s.undo().item_id == item.item_id
     assert [d.action for d in ws.store.decisions()] == ["remove", "undo"]
     assert s.current_label(item.item_id) == item.given
     assert s.next_item().item_id == item.item_id  # back in the queue, first
@@ -133,8 +133,8 @@ def test_group_decision_logs_each_member(cli, tmp_path):
         s = ReviewSession(w, "ann")
         first = s.next_item()
         assert first.reasons[0]["code"] == "duplicate_conflict" and len(first.group) == 2
-        ids = s.decide_group(first.item_id, "relabel", "hat")
-        assert len(ids) == 3
+        outcome = s.decide_group(first.item_id, "relabel", "hat")
+        assert len(outcome.decided) == 3 and not outcome.skipped
         decided = [d for d in w.store.decisions() if d.action in ("relabel", "confirm")]
         assert {d.item_id for d in decided} == {1, 2, shoe} and all(d.label == "hat" for d in decided)
         assert np.isfinite(first.priority)

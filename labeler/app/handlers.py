@@ -1,24 +1,28 @@
 """What the review UI does on each event, without Gradio: plain values in, a ``View`` out.
 
-Each handler takes the reviewer's name and the item on screen, calls ``labeler.review`` (which
-commits the decision) and returns the next screen. One lock serialises the handlers, as the
-store's SQLite connection is shared by Gradio's worker threads; each handler takes milliseconds.
+Every action the browser sends names the item that was on screen when the key was pressed
+(``Command.item``). The server remembers which item it last showed each reviewer and refuses an
+action on any other (a key pressed before the next image was painted, a second browser, an
+expired claim that another reviewer picked up): nothing is stored and the reviewer's current item
+is shown again with a note. One lock serialises the handlers, as the store's SQLite connection is
+shared by Gradio's worker threads; each handler takes milliseconds.
 """
 
 from __future__ import annotations
 
 import html
-import tempfile
+import itertools
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-from labeler.review import REMOVE_REASONS, Filters, ReviewItem, ReviewSession
+from labeler.errors import LabelerError
+from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession
 from labeler.workspace import Workspace
 
-PICKS = 9  # number keys 1-9 pick from the top classes
+PICKS = 9  # class buttons beside the image: the most probable classes, each with its fixed key code
+DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
 REASON_CHOICES = [
     "label_issue",
     "duplicate_conflict",
@@ -27,103 +31,243 @@ REASON_CHOICES = [
     "contradicts_review",
     "conflict",
 ]
+REMOVE_KEYS = dict(zip(REMOVE_REASONS, "xmq"))
+
+
+@dataclass
+class Command:
+    """One action from the browser: what, on which item (the one on screen at the key press)."""
+
+    action: str  # show | accept | keep | relabel | remove | skip | undo
+    item: int | None = None
+    label: str | None = None
+    reason: str | None = None
+    group: bool = False
+
+    @classmethod
+    def parse(cls, data: dict | None) -> Command:
+        data = data or {}
+        item = data.get("item")
+        return cls(
+            action=str(data.get("action") or "show"),
+            item=int(item) if item not in (None, "", "null") else None,
+            label=data.get("label") or None,
+            reason=data.get("reason") or None,
+            group=bool(data.get("group")),
+        )
 
 
 @dataclass
 class View:
-    """Everything on the review screen for one item (or the empty-queue screen)."""
+    """Everything on the review screen for one item (or the empty-queue / who-are-you screen)."""
 
     item_id: int | None
+    seq: int
     image_html: str
+    panel_html: str
     prefetch_html: str
-    info: str
-    top: dict[str, float]
-    picks: list[str]  # labels of the 1-9 buttons ("" = hidden)
     neighbours_html: str
     progress: str
-    group_size: int = 0
+    reviewer: str = ""
     elapsed_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
 
 
-def file_url(path: str) -> str:
-    """The URL Gradio serves a file under the dataset root at (refused outside it)."""
-    return "/gradio_api/file=" + quote(path, safe="/")
+def image_url(item_id: int) -> str:
+    """Where the app serves an item's image (only workspace items are served; see ``blocks.image_route``)."""
+    return f"/labeler/image/{int(item_id)}"
+
+
+def class_codes(vocab: list[str]) -> dict[str, str]:
+    """A fixed key code per class, in vocabulary order: 1-9 up to nine classes, else 01, 02, ... (two digits)."""
+    width = 1 if len(vocab) <= 9 else len(str(len(vocab)))
+    return {label: str(i).zfill(width) for i, label in enumerate(vocab, start=1)}
 
 
 class ReviewUI:
     """The review app's state and handlers for one workspace."""
 
-    def __init__(self, workspace: str | Path, default_reviewer: str = "reviewer"):
+    def __init__(self, workspace: str | Path, default_reviewer: str | None = None):
         self.ws = Workspace.open(workspace)
-        self.default_reviewer = default_reviewer
+        self.default_reviewer = (default_reviewer or "").strip()
         self.lock = threading.Lock()
         self.sessions: dict[str, ReviewSession] = {}
+        self.on_screen: dict[str, int | None] = {}  # reviewer -> the item last shown to them
         self.vocab = self.ws.store.classes()
+        self.codes = class_codes(self.vocab)
+        self._seq = itertools.count(1)
+        if self.ws.store.flagged_round() is None:
+            raise LabelerError(f"{self.ws.path} has no flagged round; run `labeler flag {self.ws.path}` first")
 
-    def session(self, reviewer: str | None) -> ReviewSession:
-        name = (reviewer or self.default_reviewer).strip() or self.default_reviewer
-        if name not in self.sessions:
-            self.sessions[name] = ReviewSession(self.ws, name)
-        return self.sessions[name]
+    def session(self, reviewer: str) -> ReviewSession:
+        if reviewer not in self.sessions:
+            self.sessions[reviewer] = ReviewSession(self.ws, reviewer)
+        return self.sessions[reviewer]
 
     # -- handlers -----------------------------------------------------------------------
-    def show(self, reviewer: str | None, filters: Filters | None = None, release: int | None = None) -> View:
-        """The reviewer's next item (the one they hold, if any: a restart resumes there)."""
+    def handle(self, reviewer: str | None, command: Command, filters: Filters | None = None) -> View:
+        """Run one command from the browser and return the next screen."""
         started = time.perf_counter()
+        name = (reviewer or "").strip()
+        if not name:
+            return self._ask_name(started)
         with self.lock:
-            s = self.session(reviewer)
-            if release is not None:
-                self.ws.store.release(release, s.reviewer)
-            return self._view(s, s.next_item(filters), filters, started)
+            s = self.session(name)
+            if command.action == "show":
+                if command.item is not None and command.item != self.on_screen.get(name):
+                    pass  # a stale page: keep the claim of what the server showed last
+                elif command.item is not None:
+                    self.ws.store.release(command.item, name)
+                    self.on_screen.pop(name, None)
+                return self._next(s, filters, started)
+            if command.action == "undo":
+                return self._undo(s, filters, started, shown=command.item)
+            if command.action not in DECISIONS:
+                raise LabelerError(f"unknown action {command.action!r}")
+            refusal = self._refusal(s, command)
+            if refusal:
+                current = self.on_screen.get(name)
+                item = s.item(current) if current is not None else s.next_item(filters)
+                return self._view(s, item, filters, started, notes=[refusal])
+            notes = self._decide(s, command)
+            return self._next(s, filters, started, notes=notes)
+
+    def show(self, reviewer: str | None, filters: Filters | None = None) -> View:
+        return self.handle(reviewer, Command("show"), filters)
 
     def act(self, reviewer: str | None, item_id: int | None, action: str, *, label: str | None = None,
             reason: str | None = None, group: bool = False, filters: Filters | None = None) -> View:  # fmt: skip
-        """Commit one decision on ``item_id`` (ignored if already made: a repeated key press), then the next view."""
-        started = time.perf_counter()
-        with self.lock:
-            s = self.session(reviewer)
-            if item_id is not None and not self._already_decided(s, item_id):
-                if group:
-                    s.decide_group(item_id, action, label, reason)
-                else:
-                    s.decide(item_id, action, label, reason)
-            return self._view(s, s.next_item(filters), filters, started)
+        """Commit one decision on ``item_id`` (the item on screen), then the next view."""
+        return self.handle(reviewer, Command(action, item_id, label, reason, group), filters)
 
-    def pick(
-        self, reviewer: str | None, item_id: int | None, rank: int, filters: Filters | None = None, group: bool = False
-    ) -> View:
-        """Relabel to the ``rank``-th (1-based) most probable class."""
-        with self.lock:
-            top = self.session(reviewer).item(item_id, neighbours=False).top if item_id is not None else []
-        if rank > len(top):
-            return self.show(reviewer, filters)
-        return self.act(reviewer, item_id, "relabel", label=top[rank - 1][0], group=group, filters=filters)
-
-    def undo(self, reviewer: str | None, filters: Filters | None = None, release: int | None = None) -> View:
-        """Undo the reviewer's last decision and show that item again."""
-        started = time.perf_counter()
-        with self.lock:
-            s = self.session(reviewer)
-            item_id = s.undo()
-            if item_id is not None and release is not None and release != item_id:
-                self.ws.store.release(release, s.reviewer)
-            shown = s.item(item_id) if item_id is not None else s.next_item(filters)
-            view = self._view(s, shown, filters, started)
-            if item_id is None:
-                view.notes.append("nothing to undo")
-            return view
+    def undo(self, reviewer: str | None, filters: Filters | None = None, item_id: int | None = None) -> View:
+        return self.handle(reviewer, Command("undo", item_id), filters)
 
     def export(self, include_removed: bool = False) -> list[str]:
-        """Write the corrected CSV and the audit to a temporary folder; return their paths."""
+        """Write the corrected CSV and the audit to the workspace's exports/ folder; return their paths."""
         from labeler.export import export_labels
 
-        folder = Path(tempfile.mkdtemp(prefix="labeler-export-"))
+        folder = self.ws.path / "exports"
+        folder.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out, audit = folder / f"labels-corrected-{stamp}.csv", folder / f"audit-{stamp}.csv"
         with self.lock:
-            export_labels(self.ws, out, audit=audit, include_removed=include_removed)
+            export_labels(self.ws, out, audit=audit, include_removed=include_removed, force=True)
         return [str(out), str(audit)]
+
+    def image_file(self, item_id: int) -> Path | None:
+        """The image file of a workspace item (None for anything else): the only files the app serves."""
+        with self.lock:
+            try:
+                item = self.ws.store.item(int(item_id))
+            except (LabelerError, ValueError):
+                return None
+        if item is None or item.status == "quarantined":
+            return None
+        path = self.ws.image_path(item.file)
+        root = self.ws.root.resolve()
+        try:
+            resolved = path.resolve(strict=True)
+        except OSError:
+            return None
+        return resolved if resolved.is_relative_to(root) and resolved.is_file() else None
+
+    # -- decisions ----------------------------------------------------------------------
+    def _refusal(self, s: ReviewSession, command: Command) -> str | None:
+        """Why ``command`` must not be stored; None when it may."""
+        item, name = command.item, s.reviewer
+        if item is None:
+            return "no image was on screen; nothing stored"
+        if name in self.on_screen:
+            if self.on_screen[name] != item:
+                return f"ignored a key pressed for #{item}, which is no longer on screen; nothing stored"
+        elif self.ws.store.last_undoable(name) is not None and self.ws.store.last_undoable(name).item_id == item:
+            return f"#{item} was decided already; nothing stored"
+        holder = s.claim_state(item)
+        if holder not in ("held", "expired"):
+            self.on_screen.pop(name, None)
+            return (
+                f"your claim on #{item} expired after {CLAIM_SECONDS // 60} minutes idle and {holder} has it "
+                "on screen now; nothing stored"
+            )
+        if command.action == "relabel" and command.label not in self.vocab:
+            return f"choose a class first ({command.label!r} is not one); nothing stored"
+        if command.action == "remove" and command.reason not in REMOVE_REASONS:
+            return "a removal needs a reason; nothing stored"
+        return None
+
+    def _decide(self, s: ReviewSession, command: Command) -> list[str]:
+        notes = []
+        if s.claim_state(command.item) == "expired":
+            notes.append(f"your claim on #{command.item} had expired ({CLAIM_SECONDS // 60} min idle); decision stored")
+        if command.group and command.action != "skip":
+            outcome = s.decide_group(command.item, command.action, command.label, command.reason)
+            notes.append(f"decided {len(outcome.decided)} images of the near-duplicate group")
+            notes += [f"left #{member} alone: {why}" for member, why in outcome.skipped]
+        else:
+            s.decide(command.item, command.action, command.label, command.reason)
+        self.on_screen.pop(s.reviewer, None)
+        return notes
+
+    def _undo(self, s: ReviewSession, filters: Filters | None, started: float, shown: int | None) -> View:
+        undone = s.undo()
+        if undone is None:
+            current = self.on_screen.get(s.reviewer)
+            item = s.item(current) if current is not None else s.next_item(filters)
+            return self._view(s, item, filters, started, notes=["nothing to undo"])
+        if shown is not None and shown != undone.item_id:
+            self.ws.store.release(shown, s.reviewer)
+        last = undone.decisions[-1]
+        what = _describe(last)
+        note = f"undone: {what}" if len(undone.decisions) == 1 else f"undone: {what} on {len(undone.decisions)} images"
+        return self._view(s, s.item(undone.item_id), filters, started, notes=[note])
+
+    def _next(self, s: ReviewSession, filters: Filters | None, started: float, notes: list[str] | None = None) -> View:
+        notes = list(notes or [])
+        if filters and filters.order == "active" and not self.ws.store.has_active_scores(s.round_id):
+            notes.append(
+                "no active-learning scores in this round yet: run `labeler flag` again once decisions exist; "
+                "showing priority order"
+            )
+        return self._view(s, s.next_item(filters), filters, started, notes=notes)
+
+    # -- rendering ----------------------------------------------------------------------
+    def _ask_name(self, started: float) -> View:
+        text = "<div id='current-item' data-item='' data-seq='0' class='lab-done'>Type your name above and press Enter to start reviewing.</div>"
+        return View(None, 0, text, "", "", "", "", elapsed_ms=_ms(started))
+
+    def _view(self, s: ReviewSession, item: ReviewItem | None, filters: Filters | None, started: float,
+              notes: list[str] | None = None) -> View:  # fmt: skip
+        seq = next(self._seq)
+        self.on_screen[s.reviewer] = item.item_id if item else None
+        progress = self._progress(s)
+        notes = list(notes or [])
+        if item is None:
+            done = (
+                f"<div id='current-item' data-item='' data-seq='{seq}' class='lab-done'>"
+                "Nothing left to review with these filters.</div>"
+            )
+            return View(None, seq, done, _notes_html(notes), "", "", progress, s.reviewer, _ms(started), notes)
+        after = s.peek_next(item.item_id, filters)
+        prefetch = f"<img src='{image_url(after.item_id)}' alt='' loading='eager'>" if after else ""
+        image = (
+            f"<div id='current-item' data-item='{item.item_id}' data-seq='{seq}'>"
+            f"<img class='lab-main' src='{image_url(item.item_id)}' alt='{html.escape(item.path)}'></div>"
+        )
+        panel = _notes_html(notes) + _panel(item, self.codes, _pixel_size(item.file))
+        return View(item.item_id, seq, image, panel, prefetch, _neighbours(item), progress, s.reviewer,
+                    _ms(started), notes)  # fmt: skip
+
+    def _progress(self, s: ReviewSession) -> str:
+        p = s.progress()
+        share = p["reviewed"] / p["flagged"] if p["flagged"] else 0
+        people = ", ".join(f"{html.escape(name)} {n:,}" for name, n in sorted(p["per_reviewer"].items()))
+        text = f"reviewed {p['reviewed']:,} / {p['flagged']:,} flagged ({share:.0%})"
+        if people:
+            text += f" · {people}"
+        if p["conflicts"]:
+            text += f" · {p['conflicts']} in conflict (filter: conflict)"
+        return text
 
     def overview(self) -> tuple[str, str | None]:
         """Markdown of counts, rounds and confused pairs, and the noise-matrix image path (if any)."""
@@ -159,78 +303,117 @@ class ReviewUI:
             heatmap = str(path) if path.exists() else None
         return "\n".join(lines), heatmap
 
-    # -- rendering ----------------------------------------------------------------------
-    def _already_decided(self, s: ReviewSession, item_id: int) -> bool:
-        """True when the reviewer's latest live decision is on ``item_id``: a repeated trigger, not a new choice."""
-        last = self.ws.store.last_undoable(s.reviewer)
-        return last is not None and last.item_id == item_id and last.id > s.after
 
-    def _view(self, s: ReviewSession, item: ReviewItem | None, filters: Filters | None, started: float) -> View:
-        progress = self._progress(s)
-        if item is None:
-            done = (
-                "<div id='current-item' data-item='' class='lab-done'>Nothing left to review with these filters.</div>"
-            )
-            return View(None, done, "", "", {}, [""] * PICKS, "", progress, elapsed_ms=_ms(started))
-        after = s.peek_next(item.item_id, filters)
-        prefetch = f"<img src='{file_url(after.file)}' alt='' loading='eager'>" if after else ""
-        image = (
-            f"<div id='current-item' data-item='{item.item_id}'>"
-            f"<img class='lab-main' src='{file_url(item.file)}' alt='{html.escape(item.path)}'></div>"
-        )
-        picks = [label for label, _ in item.top[:PICKS]] + [""] * (PICKS - len(item.top[:PICKS]))
-        return View(
-            item_id=item.item_id, image_html=image, prefetch_html=prefetch, info=_info(item),
-            top={label: float(p) for label, p in item.top[:5]}, picks=picks, neighbours_html=_neighbours(item),
-            progress=progress, group_size=len(item.group) + 1 if item.group else 0, elapsed_ms=_ms(started),
-        )  # fmt: skip
-
-    def _progress(self, s: ReviewSession) -> str:
-        p = s.progress()
-        share = p["reviewed"] / p["flagged"] if p["flagged"] else 0
-        people = ", ".join(f"{name} {n:,}" for name, n in sorted(p["per_reviewer"].items()))
-        text = f"reviewed {p['reviewed']:,} / {p['flagged']:,} flagged ({share:.0%})"
-        if people:
-            text += f" · {people}"
-        if p["conflicts"]:
-            text += f" · {p['conflicts']} in conflict (filter: conflict)"
-        return text
+def _describe(d) -> str:
+    if d.action == "remove":
+        return f"removal of #{d.item_id} ({REMOVE_REASONS.get(d.reason or '', d.reason)})"
+    if d.action == "relabel":
+        return f"#{d.item_id} {d.old_label} -> {d.label}"
+    if d.action == "skip":
+        return f"skip of #{d.item_id}"
+    return f"#{d.item_id} kept as {d.label}"
 
 
-def _info(item: ReviewItem) -> str:
+def _button(act: str, text: str, key: str, *, extra: str = "", css: str = "") -> str:
+    return (
+        f"<button class='lab-btn {css}' data-act='{act}' {extra}>{html.escape(text)}"
+        f" <kbd>{html.escape(key)}</kbd></button>"
+    )
+
+
+def _panel(item: ReviewItem, codes: dict[str, str], size: str) -> str:
+    """The decision side of the screen: labels, reasons, the decision buttons with their keys, class picks."""
+    e = html.escape
     current = item.current if item.current is not None else "removed"
-    label_line = f"Given **{html.escape(item.given)}**"
+    labels = f"Given <b>{e(item.given)}</b>"
     if current != item.given:
-        label_line += f" · now **{html.escape(current)}**"
-    lines = [
-        f"#{item.item_id} · {item.split} · `{item.path}`",
-        "",
-        f"{label_line} · Suggested **{html.escape(item.suggested)}** ({item.suggested_prob:.2f})",
-        "",
-        *[f"- {html.escape(r['text'])}" for r in item.reasons],
+        labels += f" · now <b>{e(current)}</b>"
+    same = item.suggested == current
+    labels += f" · Suggested <b>{e(item.suggested)}</b> ({item.suggested_prob:.2f})"
+    parts = [
+        f"<div class='lab-meta'>#{item.item_id} · {e(item.split)} · {e(size)} · <code>{e(item.path)}</code></div>",
+        f"<div class='lab-labels'>{labels}</div>",
     ]
-    if item.group:
-        lines += ["", f"Near-duplicate group of {len(item.group) + 1} images (tick *whole group* to decide for all)."]
+    if item.competing:
+        rows = "".join(
+            f"<tr><td>{e(d.reviewer)}</td><td>{e(d.action)}</td><td>{e(d.label or '-')}</td>"
+            f"<td>{e(d.created_at[:19].replace('T', ' '))}</td></tr>"
+            for d in item.competing
+        )
+        parts.append(
+            "<div class='lab-conflict'><b>In conflict</b>: reviewers decided differently; your decision settles it."
+            f"<table><tr><th>reviewer</th><th>action</th><th>label</th><th>time (UTC)</th></tr>{rows}</table></div>"
+        )
+    parts.append("<ul class='lab-reasons'>" + "".join(f"<li>{e(r['text'])}</li>" for r in item.reasons) + "</ul>")
     if item.contradicts:
-        lines += ["", "**Reviewed before; the new round disagrees.**"]
-    return "\n".join(lines)
+        parts.append("<div class='lab-warn'>Reviewed before; the new round disagrees.</div>")
+    if same:
+        buttons = [_button("keep", f"Keep {current} (model agrees)", "Enter / k", css="lab-primary")]
+    else:
+        buttons = [
+            _button("accept", f"Accept {item.suggested}", "Enter", css="lab-primary"),
+            _button("keep", f"Keep {current}", "k"),
+        ]
+    buttons += [_button("skip", "Skip", "s"), _button("undo", "Undo", "u")]
+    parts.append("<div class='lab-row'>" + "".join(buttons) + "</div>")
+    picks = "".join(
+        _button("relabel", f"{label} {p:.2f}", codes[label], extra=f"data-label='{e(label)}'", css="lab-pick")
+        for label, p in item.top[:PICKS]
+        if label in codes
+    )
+    parts.append(f"<div class='lab-row'>{picks}" + _button("search", "Other class…", "/", css="lab-pick") + "</div>")
+    removes = "".join(
+        _button("remove", f"Remove: {text}", REMOVE_KEYS[code], extra=f"data-reason='{code}'", css="lab-stop")
+        for code, text in REMOVE_REASONS.items()
+    )
+    parts.append(f"<div class='lab-row'>{removes}</div>")
+    if item.group:
+        parts.append(
+            "<label class='lab-group'><input type='checkbox' id='whole-group'> decide the whole near-duplicate "
+            f"group ({len(item.group) + 1} images) <kbd>g</kbd></label>"
+        )
+    return "\n".join(parts)
+
+
+def _notes_html(notes: list[str]) -> str:
+    return "".join(f"<div class='lab-note'>{html.escape(n)}</div>" for n in notes)
 
 
 def _neighbours(item: ReviewItem) -> str:
-    def strip(title: str, neighbours) -> str:
+    def strip(title: str, neighbours, empty: str) -> str:
         if not neighbours:
-            return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(title)}: none nearby</div></div>"
+            return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(empty)}</div></div>"
         cells = "".join(
-            f"<figure><img src='{file_url(n.file)}' alt='#{n.item_id}'><figcaption>{html.escape(n.label)}"
+            f"<figure><img src='{image_url(n.item_id)}' alt='#{n.item_id}'><figcaption>{html.escape(n.label)}"
             f" · {n.similarity:.2f}</figcaption></figure>"
             for n in neighbours[:6]
         )
         return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(title)}</div>{cells}</div>"
 
     current = item.current or item.given
-    return strip(f"nearest images labelled {current}", item.like_given) + strip(
-        f"nearest images labelled {item.suggested}", item.like_suggested
+    near = len(item.like_given) + len(item.like_suggested) + len(item.others)
+    own = strip(
+        f"nearest images labelled {current} (this image's label)",
+        item.like_given,
+        f"none of its {near} nearest images is labelled {current}",
     )
+    if item.suggested == current:
+        return own + strip("nearest images labelled otherwise", item.others, "no nearby image is labelled otherwise")
+    return own + strip(
+        f"nearest images labelled {item.suggested} (the suggestion)",
+        item.like_suggested,
+        f"none of its {near} nearest images is labelled {item.suggested}",
+    )
+
+
+def _pixel_size(file: str) -> str:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            return f"{image.width}×{image.height} px"
+    except OSError:
+        return "unreadable image"
 
 
 def _pct(value) -> str:
@@ -241,4 +424,4 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["ReviewUI", "View", "Filters", "REMOVE_REASONS", "REASON_CHOICES", "PICKS", "file_url"]
+__all__ = ["ReviewUI", "View", "Command", "Filters", "REMOVE_REASONS", "REASON_CHOICES", "PICKS", "image_url"]

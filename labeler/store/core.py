@@ -187,14 +187,19 @@ class Store(FlagQueries):
         old_label: str | None = None,
         reason: str | None = None,
         undoes: int | None = None,
+        batch: str | None = None,
     ) -> int:
         """Append one decision and commit it before returning its id."""
         cur = self.conn.execute(
-            "INSERT INTO decisions (item_id, reviewer, action, label, old_label, reason, undoes, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (item_id, reviewer, action, label, old_label, reason, undoes, now()),
+            "INSERT INTO decisions (item_id, reviewer, action, label, old_label, reason, undoes, created_at, batch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item_id, reviewer, action, label, old_label, reason, undoes, now(), batch),
         )
         return cur.lastrowid
+
+    def transaction(self):
+        """``with store.transaction():`` runs the block's writes as one transaction (all or none)."""
+        return _Transaction(self.conn)
 
     def last_decision_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
@@ -268,3 +273,15 @@ def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:
         clauses.append("split = ?")
         args.append(split)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

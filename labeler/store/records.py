@@ -36,6 +36,7 @@ class Decision:
     reason: str | None
     undoes: int | None
     created_at: str
+    batch: str | None = None  # shared by the decisions of one whole-group decision
 
 
 @dataclass(frozen=True)

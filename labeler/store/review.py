@@ -146,3 +146,22 @@ class FlagQueries:
         """Items flagged in the latest round that has flags."""
         sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"
         return self.conn.execute(sql).fetchone()[0]
+
+    def batch_decisions(self, batch: str) -> list[Decision]:
+        """The decisions of one whole-group decision that are not undone yet."""
+        rows = self.conn.execute(
+            "SELECT * FROM decisions d WHERE d.batch = ? AND d.action != 'undo'"
+            " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id",
+            (batch,),
+        )
+        return [Decision(*r) for r in rows]
+
+    def has_active_scores(self, round_id: int) -> bool:
+        """Whether any flag of ``round_id`` has an active-learning score (computed once decisions exist)."""
+        sql = "SELECT 1 FROM issues WHERE round_id = ? AND active_score IS NOT NULL LIMIT 1"
+        return self.conn.execute(sql, (round_id,)).fetchone() is not None
+
+    def claim_of(self, item_id: int) -> tuple[str, float] | None:
+        """(reviewer, claimed_at) of the claim on ``item_id``, expired or not; None when unclaimed."""
+        row = self.conn.execute("SELECT reviewer, claimed_at FROM claims WHERE item_id = ?", (item_id,)).fetchone()
+        return (row[0], row[1]) if row else None

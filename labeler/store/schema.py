@@ -84,6 +84,17 @@ CREATE TABLE claims (
 CREATE INDEX decisions_reviewer ON decisions (reviewer, id);
 """
 
-MIGRATIONS: tuple[tuple[str, str], ...] = (("0001_initial", SCHEMA_0001), ("0002_flags_and_claims", SCHEMA_0002))
+# A decision made for a whole near-duplicate group carries the group's batch token, so that an
+# undo reverts the group as one.
+SCHEMA_0003 = """
+ALTER TABLE decisions ADD COLUMN batch TEXT;                          -- shared by one group decision
+CREATE INDEX decisions_batch ON decisions (batch) WHERE batch IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001_initial", SCHEMA_0001),
+    ("0002_flags_and_claims", SCHEMA_0002),
+    ("0003_decision_batches", SCHEMA_0003),
+)
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
