@@ -46,8 +46,13 @@ def test_round_trip_applies_decisions_and_keeps_untouched_rows(cli, tmp_path):
     audit = _read(tmp_path / "audit.csv")
     assert audit[0] == ["image", "split", "old_label", "new_label", "action", "reason", "reviewer", "time", "undone"]
     assert [(r[0], r[3], r[4], r[8]) for r in audit[1:]] == [
-        (NAMES[0], "Dress", "relabel", "0"), (NAMES[1], "", "remove", "0"), (NAMES[2], "Tee", "relabel", "1"),
-    ]  # fmt: skip
+        (NAMES[0], "Dress", "relabel", "0"),
+        (NAMES[1], "", "remove", "0"),
+        (NAMES[2], "Tee", "relabel", "1"),
+        (NAMES[3], "", "skip", "0"),
+    ]  # fmt: skip  (skips are listed; the undo row is not, it marks what it undid)
+    same = cli("export", tmp_path / "ws", tmp_path / "x.csv", "--audit", tmp_path / "x.csv", expect=2).output
+    assert "would be one file" in same and not (tmp_path / "x.csv").exists()
     cli("export", tmp_path / "ws", tmp_path / "all.csv", "--include-removed")
     marked = _read(tmp_path / "all.csv")
     assert marked[0][-1] == "labeler_removed" and marked[2][-1] == "several_garments" and len(marked) == 7

@@ -26,7 +26,7 @@ CSS = """
 #current-item {height: min(68vh, calc(100vh - 250px)); overflow: auto; background: #f3f3f3;}
 .lab-main {width: 100%; height: 100%; object-fit: contain; display: block; margin: auto; cursor: zoom-in;}
 #current-item.lab-zoomed .lab-main {width: auto; height: auto; max-width: none; object-fit: none; cursor: zoom-out;}
-#prefetch, #lab-go, #lab-cmd {display: none !important;}
+#prefetch, #lab-go, #lab-clear, #lab-cmd {display: none !important;}
 .lab-meta {font-size: 12px; opacity: .8; word-break: break-all;}
 .lab-labels {font-size: 17px; margin: 4px 0;}
 .lab-reasons {margin: 4px 0 6px 18px; padding: 0; font-size: 14px;}
@@ -90,11 +90,12 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None) -> gr.Block
                 export_files = gr.File(label="Download", file_count="multiple")
             command = gr.Textbox(elem_id="lab-cmd", container=False, show_label=False)
             go = gr.Button("go", elem_id="lab-go")
+            clear = gr.Button("clear", elem_id="lab-clear")
         with gr.Tab("Overview") as overview_tab:
             overview_md = gr.Markdown()
             heatmap = gr.Image(label="Estimated noise matrix P(given | true)", type="pil", interactive=False)
 
-        screen = [image, panel, prefetch, neighbours, progress, *filters]
+        screen = [image, panel, prefetch, neighbours, progress]
 
         def run(cmd: str, any_label, reason, given, suggested, order, request: gr.Request):
             """The one event handler: a command from review.js -> the next screen."""
@@ -113,13 +114,16 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None) -> gr.Block
                 view = ui.handle(who, Command.parse(data), chosen)
             except LabelerError as exc:
                 raise gr.Error(str(exc)) from exc
-            return _render(view, clear)
+            return _render(view) + ([gr.update(value="")] * (n - 1) + [gr.update(value="priority")] if clear else [])
 
         n = len(FILTER_NAMES)
-        app.load(run, [command, *filters], screen, js=script)
-        go.click(run, [command, *filters], screen, js=f"(c, ...f) => [window.labeler.take(), ...f.slice(0, {n})]")
+        fast = {"queue": False, "show_progress": "hidden"}  # milliseconds of work: no queue, no spinner
+        app.load(run, [command, *filters], screen, js=script, **fast)
+        take = f"(c, ...f) => [window.labeler.take(), ...f.slice(0, {n})]"
+        go.click(run, [command, *filters], screen, js=take, **fast)
+        clear.click(run, [command, *filters], screen + filters, js=take, **fast)
         for control in filters:  # a filter chosen by the reviewer (not one the app reset) shows the new queue
-            control.input(run, [command, *filters], screen,
+            control.input(run, [command, *filters], screen, **fast,
                           js=f"(c, ...f) => [window.labeler.command({{action: 'show'}}), ...f.slice(0, {n})]")  # fmt: skip
         export_button.click(lambda r: ui.export(include_removed=r), [include_removed], [export_files])
 

@@ -22,7 +22,7 @@
     L.current = () => { const el = $('#current-item'); return el ? el.dataset.item || null : null; };
     L.command = (cmd) => JSON.stringify(Object.assign({item: L.current(), reviewer: L.name()}, cmd));
     L.take = () => { const cmd = L.pending; L.pending = null; return cmd || L.command({action: 'show'}); };
-    L.send = (cmd, force) => {
+    L.send = (cmd, force, button) => {
       if (L.busy && !force) { say('wait: the next image is still loading'); return false; }
       const group = $('#whole-group');
       L.pending = L.command(Object.assign({group: !!(group && group.checked)}, cmd));
@@ -30,7 +30,7 @@
       L.busySeq = ($('#current-item') || {dataset: {}}).dataset.seq;
       clearTimeout(L.safety);
       L.safety = setTimeout(() => { L.busy = false; say(''); }, 10000);  // a server error leaves the screen as it was
-      const go = document.getElementById('lab-go');
+      const go = document.getElementById(button || 'lab-go');
       if (go) go.click();
       return true;
     };
@@ -112,7 +112,7 @@
       if (['not_garment', 'several_garments', 'unusable'].includes(name)) return L.send({action: 'remove', reason: name});
       if (name === 'relabel') return L.send({action: 'relabel', label: data.label});
       if (name === 'remove') return L.send({action: 'remove', reason: data.reason});
-      if (name === 'clear') return L.send({action: 'clear'}, true);
+      if (name === 'clear') return L.send({action: 'clear'}, true, 'lab-clear');
       return L.send({action: name});
     };
     document.addEventListener('keydown', (e) => {
