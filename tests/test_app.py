@@ -460,3 +460,32 @@ def test_a_conflict_shows_both_decisions(ws_path, browser):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
     assert "bob" in text and "carol" in text and "confirm" in text and "remove" in text
+
+
+def test_an_expired_claim_taken_by_another_reviewer_stores_nothing_and_says_so(ws_path):
+    from labeler.review import CLAIM_SECONDS
+
+    ui = ReviewUI(ws_path)
+    a = ui.show("ann").item_id
+    ui.ws.store.conn.execute("UPDATE claims SET claimed_at = claimed_at - ?", (CLAIM_SECONDS + 1,))
+    assert ui.show("bob").item_id == a  # ann walked away; bob is shown her image
+    view = ui.act("ann", a, "keep")
+    assert "bob has it on screen" in view.notes[0] and ui.ws.store.decisions() == []
+    ui.ws.store.conn.execute("UPDATE claims SET claimed_at = claimed_at - ?", (CLAIM_SECONDS + 1,))
+    b = ui.show("cid").item_id  # an expired claim nobody took: the decision is stored, with a warning
+    ui.ws.store.conn.execute("UPDATE claims SET claimed_at = claimed_at - ?", (CLAIM_SECONDS + 1,))
+    view = ui.act("cid", b, "keep")
+    assert "had expired" in view.notes[0] and [d.item_id for d in ui.ws.store.decisions()] == [b]
+
+
+def test_a_group_decision_leaves_members_held_by_others_alone(group_ws):
+    ws_path, members = group_ws
+    ui = ReviewUI(ws_path)
+    first = ui.show("ann").item_id
+    others = [m for m in members if m != first]
+    ui.ws.store.add_decision(others[0], reviewer="bob", action="confirm", label="hat", old_label="hat")
+    ui.ws.store.claim(others[1], "carol", time.time())
+    view = ui.act("ann", first, "keep", group=True)
+    assert [d.item_id for d in ui.ws.store.decisions() if d.reviewer == "ann"] == [first]
+    assert f"left #{others[0]} alone: decided by bob" in view.notes
+    assert f"left #{others[1]} alone: on carol's screen" in view.notes

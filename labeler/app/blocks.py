@@ -189,7 +189,7 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: s
             css=CSS, prevent_thread_lock=True, show_error=True, quiet=True, app_kwargs={"routes": routes(ui)},
         )  # fmt: skip
     except OSError as exc:
-        raise LabelerError(f"port {port} on {host} is busy ({exc}); pass another with --port") from exc
+        raise LabelerError(f"port {port} on {host} is in use; pass another one, e.g. --port {port + 1}") from exc
     if on_ready:
         on_ready(f"reviewing {ui.ws.path} on {app.local_url} (Ctrl-C to stop; every decision is saved)")
     if block:
