@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from labeler.errors import LabelerError
 
 # DeepFashion's list_category_cloth.txt, in file order: (name, type); ids are 1-based positions.
 _TYPES = {
@@ -236,9 +239,15 @@ def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=Non
     from labeler.workspace import Workspace
 
     out_dir = Path(out_dir)
-    frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
+    created = not out_dir.exists()
+    try:
+        frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
+        partners = confusion_partners(vocab, pairs) if kind == "pairs" else None
+    except LabelerError:
+        if created:  # a refused benchmark leaves nothing behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     codes = np.array([vocab.index(label) for label in frame["label"]])
-    partners = confusion_partners(vocab, pairs) if kind == "pairs" else None
     new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
                                partners=partners, confusion=confusion)  # fmt: skip
     planted = out_dir / "planted.csv"

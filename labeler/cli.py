@@ -7,19 +7,26 @@ starts fast. A LabelerError becomes its message on stderr and exit code 2.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 
 import click
 
 from labeler.cli_bench import bench
-from labeler.cli_options import train_options
-from labeler.errors import LabelerError
+from labeler.cli_options import POSITIVE, train_options
+from labeler.errors import LabelerError, explain
 
 
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (OSError, sqlite3.DatabaseError, RuntimeError) as exc:
+                known = explain(exc)
+                if known is None:
+                    raise
+                raise known from exc
         except LabelerError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
@@ -42,22 +49,43 @@ def main():
 @click.argument("source", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["deepfashion", "csv", "folder"]), help="Source layout [auto].")
 @click.option("--force", is_flag=True, help="Re-import into an existing workspace (decisions are kept).")
+@click.option("--allow-new-classes", is_flag=True, help="With --force: accept a source whose classes differ.")
 @click.option(
     "--root", type=click.Path(file_okay=False), help="CSV: folder image paths are relative to [CSV's folder]."
 )
 @click.option("--image-col", help="CSV: column with image paths [image, image_name, path, ...].")
 @click.option("--label-col", help="CSV: column with labels [label, category_name, class, ...].")
 @click.option("--split-col", help="CSV: column with train/valid/test [split, evaluation_status, is_valid].")
-@click.option("--valid-pct", default=0.2, show_default=True, help="Share for valid when the source has no splits.")
-@click.option("--test-pct", default=0.1, show_default=True, help="Share for test when the source has no splits.")
+@click.option(
+    "--valid-pct",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share for valid when the source has no splits.",
+)
+@click.option(
+    "--test-pct",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share for test when the source has no splits.",
+)
 @click.option("--seed", default=42, show_default=True, help="Seed of the split made when the source has none.")
 @click.option("--verify-images/--no-verify-images", default=True, show_default=True,
               help="Open and fully decode every image (quarantining bad ones), or trust the files.")  # fmt: skip
-@click.option("--workers", type=int, help="Processes for image checks [all cores].")
+@click.option("--workers", type=click.IntRange(1), help="Processes for image checks [all cores].")
 @click.option("--merge-label-variants", is_flag=True, help="Merge labels differing only in case/spaces.")
-@click.option("--min-per-class", default=5, show_default=True, help="Warn for classes with fewer train/valid images.")
-@click.option("--max-pixels", default=89_478_485, show_default=True, help="Quarantine larger images (bomb guard).")
-def import_(workspace, source, fmt, force, root, image_col, label_col, split_col, **options):
+@click.option(
+    "--min-per-class",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Warn for classes with fewer train/valid images.",
+)
+@click.option(
+    "--max-pixels", default=89_478_485, show_default=True, type=POSITIVE, help="Quarantine larger images (bomb guard)."
+)
+def import_(workspace, source, fmt, force, allow_new_classes, root, image_col, label_col, split_col, **options):
     """Import SOURCE (DeepFashion folder, labels CSV or class folders) into WORKSPACE."""
     from pathlib import Path
 
@@ -65,7 +93,7 @@ def import_(workspace, source, fmt, force, root, image_col, label_col, split_col
     from labeler.ingest.validate import Options
 
     result = import_dataset(
-        workspace, source, format=fmt, force=force, options=Options(**options),
+        workspace, source, format=fmt, force=force, allow_new_classes=allow_new_classes, options=Options(**options),
         root=Path(root) if root else None, image_col=image_col, label_col=label_col, split_col=split_col,
     )  # fmt: skip
     click.echo(_format_import(result))
@@ -98,7 +126,7 @@ def status(workspace, as_json):
     from labeler.status import format_status, workspace_status
     from labeler.workspace import Workspace
 
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, readonly=True) as ws:
         report = workspace_status(ws)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
@@ -108,7 +136,9 @@ def status(workspace, as_json):
 @train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last finished fold.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
-@click.option("--fold", "only_fold", type=int, help="Train this fold only (folds as separate jobs; then --merge).")
+@click.option(
+    "--fold", "only_fold", type=click.IntRange(0), help="Train this fold only (folds as separate jobs; then --merge)."
+)
 @click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
 def train(workspace, resume, restart, only_fold, merge, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
@@ -118,7 +148,8 @@ def train(workspace, resume, restart, only_fold, merge, preset, **options):
 
     config = make_config(preset, **options)
     device = pick_device(config.device)
-    if device.type == "cpu" and preset is None:
+    explicit = any(options.get(name) is not None for name in ("arch", "size", "epochs", "bs"))
+    if device.type == "cpu" and preset is None and not explicit:
         click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
     with Workspace.open(workspace) as ws:
         round_id = train_round(
@@ -138,7 +169,9 @@ def train(workspace, resume, restart, only_fold, merge, preset, **options):
               type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]))  # fmt: skip
 @click.option("--rank-by", default="self_confidence", show_default=True,
               type=click.Choice(["self_confidence", "normalized_margin", "confidence_weighted_entropy"]))  # fmt: skip
-@click.option("-k", "--neighbours", "k", default=10, show_default=True, help="Nearest neighbours per image.")
+@click.option(
+    "-k", "--neighbours", "k", default=10, show_default=True, type=POSITIVE, help="Nearest neighbours per image."
+)
 @click.option("--duplicate-radius", default=0.13, show_default=True,
               help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.")  # fmt: skip
 @click.option(
@@ -167,7 +200,7 @@ def export(workspace, out, audit, include_removed, force):
     from labeler.export import export_labels
     from labeler.workspace import Workspace
 
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, readonly=True) as ws:
         s = export_labels(ws, out, audit=audit, include_removed=include_removed, force=force)
     click.echo(f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
                + (" (kept, marked)" if include_removed else " (left out)"))  # fmt: skip
@@ -180,7 +213,7 @@ def export(workspace, out, audit, include_removed, force):
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth.")
-@click.option("--port", default=7860, show_default=True)
+@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--reviewer", help="A name to suggest in a new browser's name box (each browser asks once and keeps it).")
 @click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
@@ -198,13 +231,13 @@ def review(workspace, host, port, reviewer, auth, share):
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--round", "round_id", type=int, help="Round to export [latest].")
-@click.option("--fold", default=0, show_default=True, help="Which fold model of the round.")
+@click.option("--fold", default=0, show_default=True, type=click.IntRange(0), help="Which fold model of the round.")
 def export_model(workspace, out_dir, round_id, fold):
     """Write a trained model as plain PyTorch: model.pth + vocab.json + preprocess.json."""
     from labeler.predict import export_round_model
     from labeler.workspace import Workspace
 
-    with Workspace.open(workspace) as ws:
+    with Workspace.open(workspace, readonly=True) as ws:
         out = export_round_model(ws, out_dir, round_id=round_id, fold=fold)
     click.echo(f"exported to {out}; load it with training.predict.Predictor({str(out)!r})")
 
@@ -213,7 +246,7 @@ def export_model(workspace, out_dir, round_id, fold):
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--csv", "out_csv", type=click.Path(dir_okay=False), help="Also write the predictions to this CSV.")
-@click.option("-k", default=5, show_default=True, help="Classes to show per image.")
+@click.option("-k", default=5, show_default=True, type=POSITIVE, help="Classes to show per image.")
 @click.option("--round", "round_id", type=int, help="Workspace round [latest].")
 @click.option("--device", default="cpu", show_default=True)
 def predict(model, images, out_csv, k, round_id, device):
@@ -222,7 +255,10 @@ def predict(model, images, out_csv, k, round_id, device):
 
     rows = predict_images(model, list(images), k=k, out_csv=out_csv, round_id=round_id, device=device)
     for row in rows:
-        top = ", ".join(f"{row[f'label_{i}']} {row[f'prob_{i}']:.2f}" for i in range(1, k + 1) if f"label_{i}" in row)
+        if row["error"]:
+            click.echo(f"{row['image']}: skipped, {row['error']}", err=True)
+            continue
+        top = ", ".join(f"{row[f'label_{i}']} {row[f'prob_{i}']:.2f}" for i in range(1, k + 1) if row[f"label_{i}"])
         click.echo(f"{row['image']}: {top}")
     if out_csv:
         click.echo(f"wrote {len(rows)} rows to {out_csv}")
@@ -273,7 +309,7 @@ def retrain(workspace, resume, restart, preset, **options):
 @main.command()
 @click.option("--data", default="data/demo", show_default=True, type=click.Path(), help="Where to write the images.")
 @click.option("--workspace", default="data/demo-workspace", show_default=True, type=click.Path(), help="Workspace.")
-@click.option("--images", default=2000, show_default=True, help="Number of images to draw.")
+@click.option("--images", default=2000, show_default=True, type=click.IntRange(16), help="Number of images to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
 @click.option(
     "--auto-review",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from labeler.cli_options import noise_options, train_options
+from labeler.cli_options import POSITIVE, noise_options, train_options
 
 
 @click.group()
@@ -14,8 +14,16 @@ def bench():
 
 @bench.command("import")
 @click.argument("source", required=False, type=click.Path(exists=True))
-@click.option("--rows", default=289_222, show_default=True, help="Synthetic DeepFashion rows (without SOURCE).")
-@click.option("--classes", default=46, show_default=True, help="Synthetic DeepFashion classes (without SOURCE).")
+@click.option(
+    "--rows", default=289_222, show_default=True, type=POSITIVE, help="Synthetic DeepFashion rows (without SOURCE)."
+)
+@click.option(
+    "--classes",
+    default=46,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Synthetic DeepFashion classes (without SOURCE).",
+)
 @click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
 def bench_import(source, rows, classes, verify_images):
     """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""
@@ -87,8 +95,12 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
 
 @bench.command("flag")
 @click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
-@click.option("--rows", default=289_222, show_default=True, help="Synthetic items (DeepFashion has 289,222).")
-@click.option("--subset", default=50_000, show_default=True, help="Items for the exact vs approximate k-NN timing.")
+@click.option(
+    "--rows", default=289_222, show_default=True, type=POSITIVE, help="Synthetic items (DeepFashion has 289,222)."
+)
+@click.option(
+    "--subset", default=50_000, show_default=True, type=POSITIVE, help="Items for the exact vs approximate k-NN timing."
+)
 def bench_flag(out_dir, rows, subset):
     """`labeler flag` at DeepFashion scale: wall time, peak memory, k-NN approximate vs exact vs scikit-learn."""
     from pathlib import Path
@@ -105,10 +117,14 @@ def bench_flag(out_dir, rows, subset):
 
 @bench.command("review")
 @click.option("--out", "out_dir", default="bench-scale", show_default=True, type=click.Path(file_okay=False))
-@click.option("--rows", default=289_222, show_default=True)
-@click.option("--decisions", default=300, show_default=True, help="Decisions timed in-process.")
-@click.option("--reviewers", default=8, show_default=True, help="Concurrent HTTP reviewers (0: skip).")
-@click.option("--per-reviewer", default=200, show_default=True, help="Decisions per concurrent reviewer.")
+@click.option("--rows", default=289_222, show_default=True, type=POSITIVE)
+@click.option("--decisions", default=300, show_default=True, type=POSITIVE, help="Decisions timed in-process.")
+@click.option(
+    "--reviewers", default=8, show_default=True, type=click.IntRange(0), help="Concurrent HTTP reviewers (0: skip)."
+)
+@click.option(
+    "--per-reviewer", default=200, show_default=True, type=POSITIVE, help="Decisions per concurrent reviewer."
+)
 @click.option("--port", default=7871, show_default=True)
 def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
     """Review latency on a DeepFashion-sized queue, and concurrent reviewers against a live server."""
@@ -135,12 +151,14 @@ def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
 @bench.command("train-speed")
 @click.argument("workspace", type=click.Path(exists=True, file_okay=False))
 @click.option("--arch", default="resnet18", show_default=True)
-@click.option("--size", default=96, show_default=True)
-@click.option("--bs", default=64, show_default=True)
-@click.option("--epochs", default=1, show_default=True)
-@click.option("--workers", default=2, show_default=True)
-@click.option("--limit", type=int, help="Use only this many train/valid images.")
-@click.option("--repeats", default=2, show_default=True, help="Alternate the two paths this many times; best kept.")
+@click.option("--size", default=96, show_default=True, type=POSITIVE)
+@click.option("--bs", default=64, show_default=True, type=POSITIVE)
+@click.option("--epochs", default=1, show_default=True, type=POSITIVE)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(0))
+@click.option("--limit", type=POSITIVE, help="Use only this many train/valid images.")
+@click.option(
+    "--repeats", default=2, show_default=True, type=POSITIVE, help="Alternate the two paths this many times; best kept."
+)
 def bench_train_speed(workspace, arch, size, bs, epochs, workers, limit, repeats):
     """Training images/s: labeler's fastai path vs a minimal plain-PyTorch loop (same model and settings)."""
     from labeler.bench import bench_train_speed as run_bench

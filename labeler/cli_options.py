@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is refused before any work
+
 
 def train_options(func):
     """Options shared by `train` , `retrain` and the training benchmarks; None means: the preset's value."""
@@ -14,20 +16,20 @@ def train_options(func):
             help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px; demo: ResNet18 at 64 px, 3 folds.",
         ),
         click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
-        click.option("--size", type=int, help="Training image size [224]."),
-        click.option("--presize", type=int, help="Resize before batch augmentation [size x 460/224]."),
-        click.option("--epochs", type=int, help="Epochs after unfreezing [3]."),
-        click.option("--freeze-epochs", type=int, help="Epochs training the head only [1]."),
-        click.option("--lr", type=float, help="Learning rate [lr_find's suggestion]."),
-        click.option("--bs", type=int, help="Batch size [64]; lower it if memory runs out."),
-        click.option("--folds", type=int, help="Cross-validation folds [5]."),
+        click.option("--size", type=POSITIVE, help="Training image size [224]."),
+        click.option("--presize", type=POSITIVE, help="Resize before batch augmentation [size x 460/224]."),
+        click.option("--epochs", type=click.IntRange(0), help="Epochs after unfreezing [3]."),
+        click.option("--freeze-epochs", type=click.IntRange(0), help="Epochs training the head only [1]."),
+        click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate [lr_find's suggestion]."),
+        click.option("--bs", type=POSITIVE, help="Batch size [64]; lower it if memory runs out."),
+        click.option("--folds", type=click.IntRange(0), help="Cross-validation folds [5]."),
         click.option("--pretrained/--no-pretrained", default=None, help="Start from ImageNet weights [pretrained]."),
         click.option(
             "--weights", type=click.Path(), help="torchvision state_dict file to start from (offline machines)."
         ),
         click.option("--device", help="auto|cpu|cuda|cuda:N|mps [auto]."),
         click.option("--seed", type=int, help="Seed of folds and training [42]."),
-        click.option("--workers", type=int, help="DataLoader worker processes [min(4, cores)]."),
+        click.option("--workers", type=click.IntRange(0), help="DataLoader worker processes [min(4, cores)]."),
         click.option("--verify-images/--no-verify-images", default=None, help="Check images before training [verify]."),
     ]
     for option in reversed(options):
@@ -38,7 +40,7 @@ def train_options(func):
 def noise_options(func):
     """The planted-noise options of `bench noise` and `bench loop`."""
     options = [
-        click.option("--noise", "rate", default=0.15, show_default=True, help="Share of (eligible) train/valid labels to flip."),
+        click.option("--noise", "rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Share of (eligible) train/valid labels to flip."),
         click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"])),
         click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
         click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),

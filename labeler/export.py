@@ -70,7 +70,7 @@ def export_labels(
         if include_removed:
             row.append((decision.reason or "removed") if is_removed else "")
         rows.append(row)
-    _write_csv(out, header, rows)
+    _write_csv(out, header, rows, **_style(ws))
     from labeler.review import conflicted_items
 
     summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)))
@@ -108,8 +108,19 @@ def _columns(ws: Workspace, items) -> tuple[list[str], str | None]:
     return ["image", "label", "split"], "split"
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+def _style(ws: Workspace) -> dict:
+    """The source CSV's delimiter, line end and BOM (recorded at import), so the export has its shape."""
+    spec = ws.store.get_meta("columns", {}) if ws.store.get_meta("format") == "csv" else {}
+    return {
+        "delimiter": spec.get("delimiter", ","),
+        "newline": spec.get("newline", "\r\n"),
+        "bom": spec.get("bom", False),
+    }
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list], *, delimiter: str = ",", newline: str = "\r\n",
+               bom: bool = False) -> None:  # fmt: skip
+    with atomic_open(path, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)
         writer.writerow(header)
         writer.writerows(rows)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.errors import ArrayError, WorkspaceError
+from labeler.errors import ArrayError, LabelerError, WorkspaceError
 from labeler.files import atomic_open
 from labeler.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
@@ -72,7 +72,9 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         )
     current = _current_labels(ws)
     index = {name: i for i, name in enumerate(vocab)}
-    keep = np.array([int(i) in current for i in ids])  # items removed since the round are not flagged
+    # items removed since the round are not flagged, nor items whose label the round has no column for
+    # (a class added by a later import: the round's own class list is used by name)
+    keep = np.array([current.get(int(i)) in index for i in ids], dtype=bool)
     ids, probs = ids[keep], probs[keep]
     labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
@@ -105,12 +107,20 @@ def flag_round(
              e.top, e.group, e.contradicts, e.neighbours, None if active is None else float(active[row_of[e.item_id]]))
         for e in queue.entries
     ]  # fmt: skip
-    ws.store.replace_issues(chosen.id, flags)
-    if csv_path is not None:
+    if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         write_queue_csv(ws, flags, Path(csv_path))
+    ws.store.replace_issues(chosen.id, flags)
+    from labeler.errors import explain
     from labeler.report import write_flag_report
 
-    report = write_flag_report(ws, chosen.id, queue, evidence)
+    try:
+        report = write_flag_report(ws, chosen.id, queue, evidence)
+    except OSError as exc:
+        why = explain(exc) or exc
+        raise LabelerError(
+            f"the queue of round {chosen.id} is stored ({len(flags):,} images; `labeler review {ws.path}` works), "
+            f"but its report could not be written: {why}"
+        ) from exc
     return FlagResult(chosen.id, queue, evidence, report)
 
 

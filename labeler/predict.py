@@ -39,17 +39,57 @@ def _spec(config: dict) -> dict:
 
 
 def load_predictor(model: str | Path, *, round_id: int | None = None, fold: int = 0, device: str = "cpu"):
-    """A Predictor for an exported model folder, or for a workspace's round (latest by default)."""
+    """A Predictor for an exported model folder, or for a workspace's round (latest by default).
+
+    A damaged folder (missing or broken JSON, a truncated or foreign model.pth, a vocabulary that does not
+    match the weights) is refused with what is wrong and the fix; weights load with ``weights_only=True``."""
     from training.predict import Predictor
 
     model = Path(model)
-    if (model / "model.pth").exists() and (model / "vocab.json").exists():
-        return Predictor(model, device=device)
+    if (model / "model.pth").exists() or (model / "vocab.json").exists():
+        vocab = _read_json(model / "vocab.json", list)
+        preprocess = _read_json(model / "preprocess.json", dict)
+        missing = {"arch", "size", "presize", "mean", "std"} - set(preprocess)
+        if missing or not vocab or not all(isinstance(v, str) for v in vocab):
+            what = f"lacks {', '.join(sorted(missing))}" if missing else "has no class list"
+            raise InputError(f"{model}: {'preprocess.json' if missing else 'vocab.json'} {what}; {_REEXPORT}")
+        return _load(lambda: Predictor.from_weights(model / "model.pth", vocab, preprocess, device=device), model)
     if not (model / DB_NAME).exists():
         raise InputError(f"{model} is neither a workspace nor a folder written by `labeler export-model`")
-    with Workspace.open(model) as ws:
+    with Workspace.open(model, readonly=True) as ws:
         weights, config, vocab = _checkpoint(ws, round_id, fold)
-    return Predictor.from_weights(weights, vocab, _spec(config), device=device)
+    return _load(lambda: Predictor.from_weights(weights, vocab, _spec(config), device=device), weights)
+
+
+_REEXPORT = "write the folder again with `labeler export-model WORKSPACE OUT`"
+
+
+def _read_json(path: Path, kind: type):
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing; {_REEXPORT}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not valid JSON ({exc}); {_REEXPORT}") from None
+    if not isinstance(value, kind):
+        raise InputError(f"{path} should hold a JSON {kind.__name__}, not {type(value).__name__}; {_REEXPORT}")
+    return value
+
+
+def _load(make, where: Path):
+    """Build the predictor; a weights file that is not this model's state_dict becomes a clear error."""
+    import pickle
+
+    try:
+        return make()
+    except FileNotFoundError as exc:
+        raise InputError(f"{exc.filename} is missing; {_REEXPORT}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"{where}: the model weights cannot be loaded ({first}). The file is truncated, not a PyTorch "
+            f"state_dict (only plain tensors are loaded, never code), or made for other classes; {_REEXPORT}"
+        ) from None
 
 
 def export_round_model(ws: Workspace, out_dir: str | Path, *, round_id: int | None = None, fold: int = 0) -> Path:
@@ -76,12 +116,19 @@ def predict_images(model, images: list[str], *, k: int = 5, out_csv: str | Path 
             raise InputError(f"{image}: no such image or folder")
     if not paths:
         raise InputError("no images to predict (give image files or folders holding .jpg/.png images)")
+    from labeler.ingest.validate import check_image
+
     predictor = load_predictor(model, **options)
+    problems = {path: check_image(path) for path in paths}
+    good = [path for path in paths if not problems[path]]
+    tops = dict(zip(good, predictor.predict(good, k=k))) if good else {}
     rows = []
-    for path, top in zip(paths, predictor.predict(paths, k=k)):
-        row = {"image": path}
-        for rank, (label, prob) in enumerate(top, start=1):
-            row[f"label_{rank}"], row[f"prob_{rank}"] = label, round(prob, 6)
+    for path in paths:  # an unusable image is reported (in the CSV too) and the rest go on
+        row, top = {"image": path}, tops.get(path, [])
+        for rank in range(1, k + 1):
+            label, prob = top[rank - 1] if rank <= len(top) else ("", "")
+            row[f"label_{rank}"], row[f"prob_{rank}"] = label, round(prob, 6) if prob != "" else ""
+        row["error"] = problems[path]
         rows.append(row)
     if out_csv is not None:
         _write_csv(Path(out_csv), rows)
@@ -100,7 +147,7 @@ def evaluate_source(
 
     predictor = load_predictor(model, **options)
     table = read_source(source)
-    checked = validate(table, Options(min_per_class=0))
+    checked = validate(table, Options(min_per_class=0, single_class=True))
     rows = [r for r in checked.records if r[5] == "ok"]
     names = _read_mapping(mapping) if mapping else {}
     labels = [names.get(r[3], r[3]) for r in rows]
@@ -126,7 +173,8 @@ def evaluate_source(
 def _read_mapping(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.suffix.lower() == ".json":
-        return json.loads(path.read_text())
+        mapping = _read_json(path, dict)
+        return {str(a): str(b) for a, b in mapping.items()}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = [row for row in csv.reader(fh) if row]
     if rows and rows[0][:2] == ["source_label", "model_label"]:

@@ -33,9 +33,11 @@ class Workspace:
         if path.exists() and not path.is_dir():
             raise WorkspaceError(f"{path} is a file; choose a new folder for the workspace")
         if (path / DB_NAME).exists():
-            if force:
+            with Store.open(path / DB_NAME, readonly=True) as store:
+                unfinished = store.get_meta("source") is None and store.count_items() == 0
+            if force or unfinished:  # an interrupted import left only the schema: start again
                 return
-            with Store.open(path / DB_NAME) as store:
+            with Store.open(path / DB_NAME, readonly=True) as store:
                 items, decisions = store.count_items(), len(store.decisions())
                 source = store.get_meta("source", "?")
             raise WorkspaceError(
@@ -55,11 +57,18 @@ class Workspace:
         return cls(path, Store.open(path / DB_NAME, create=True))
 
     @classmethod
-    def open(cls, path: str | Path) -> Workspace:
+    def open(cls, path: str | Path, *, readonly: bool = False) -> Workspace:
+        """Open an imported workspace (``readonly``: for commands that only read it; works on read-only mounts)."""
         path = Path(path)
         if not (path / DB_NAME).exists():
             raise WorkspaceError(f"{path} is not a labeler workspace (no {DB_NAME}); create one with `labeler import`")
-        return cls(path, Store.open(path / DB_NAME))
+        store = Store.open(path / DB_NAME, readonly=readonly)
+        if store.get_meta("source") is None:
+            store.close()
+            raise WorkspaceError(
+                f"{path} holds no finished import (an earlier `labeler import` was interrupted); run it again"
+            )
+        return cls(path, store)
 
     def close(self) -> None:
         self.store.close()

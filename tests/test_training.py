@@ -140,7 +140,7 @@ def test_predict_and_evaluate_commands(trained, cli, tmp_path):
     out = cli("predict", path, root / "img" / "red_test_0.png", "--csv", tmp_path / "p.csv", "-k", "3").output
     assert "red_test_0.png:" in out
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
-    assert header == "image,label_1,prob_1,label_2,prob_2,label_3,prob_3"
+    assert header == "image,label_1,prob_1,label_2,prob_2,label_3,prob_3,error"
     mine = root / "mine.csv"
     mine.write_text("image,label\nimg/red_test_1.png,rouge\nimg/blue_test_0.png,blue\n")
     result = cli("evaluate", path, mine, expect=2)

@@ -20,6 +20,9 @@ import torchvision
 from PIL import Image
 from torch import nn
 
+# Modes whose samples are not 0-255; convert("RGB") would clip them (labeler's import quarantines them too).
+HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
+
 PRESIZE_RATIO = 460 / 224  # fastai's presizing recipe: resize to 460, augment down to 224
 
 
@@ -57,6 +60,8 @@ def build_model(arch: str, n_classes: int) -> nn.Sequential:
 def load_square(path: str | Path, presize: int) -> torch.Tensor:
     """Centre-crop the largest square and resize it to ``presize`` (fastai's Resize on validation)."""
     with Image.open(path) as img:
+        if img.mode in HIGH_DEPTH_MODES:
+            raise ValueError(f"16-bit or floating-point image (mode {img.mode}); convert it to 8-bit RGB")
         img = img.convert("RGB")
         w, h = img.size
         side = min(w, h)

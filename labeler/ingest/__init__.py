@@ -40,6 +40,11 @@ def detect_format(source: Path) -> str:
         raise InputError(f"{source} does not exist")
     if deepfashion.looks_like(source):
         return "deepfashion"
+    if deepfashion.looks_like_without_eval(source):
+        raise InputError(
+            f"{source} has DeepFashion annotations but no Eval/list_eval_partition.txt; copy the Eval/ folder "
+            "of the download beside Anno/ (or Anno_coarse/) and Img/"
+        )
     if csv.looks_like(source):
         return "csv"
     if folder.looks_like(source):
@@ -62,21 +67,60 @@ def read_source(source: str | Path, *, format: str | None = None, **csv_options)
     return deepfashion.read(source) if format == "deepfashion" else folder.read(source)
 
 
+def _check_apart(workspace: Path, source: Path, format: str) -> None:
+    """Refuse a source inside the workspace, or a workspace inside a source whose files are all taken in."""
+    ws, src = workspace.resolve(), source.resolve()
+    if src == ws or src.is_relative_to(ws):
+        raise InputError(f"{source} is inside the workspace {workspace}; import from the dataset's own folder")
+    if format != "csv" and ws.is_relative_to(src):
+        raise InputError(
+            f"the workspace {workspace} is inside the dataset folder {source}, whose files would be imported "
+            "(its reports as a class); put the workspace outside the dataset"
+        )
+
+
+def _check_vocabulary(workspace: Path, classes: list[str], allow_new_classes: bool) -> None:
+    """Refuse a re-import that changes the pinned class list, unless asked for."""
+    from labeler.workspace import DB_NAME
+
+    if not (workspace / DB_NAME).exists():
+        return
+    from labeler.store import Store
+
+    with Store.open(workspace / DB_NAME, readonly=True) as store:
+        old = store.classes() if store.get_meta("source") is not None else []
+    if not old or old == list(classes) or allow_new_classes:
+        return
+    added, missing = sorted(set(classes) - set(old)), sorted(set(old) - set(classes))
+    raise InputError(
+        f"re-importing would change the pinned classes of {workspace} (new: {', '.join(added) or 'none'}; "
+        f"no longer in the source: {', '.join(missing) or 'none'}). Every round's class order depends on them: "
+        "pass --allow-new-classes to accept (earlier rounds keep their own class list), or import into a new "
+        "workspace"
+    )
+
+
 def import_dataset(
     workspace: str | Path,
     source: str | Path,
     *,
     format: str | None = None,
     force: bool = False,
+    allow_new_classes: bool = False,
     options: Options | None = None,
     **csv_options,
 ) -> ImportResult:
-    """Read, validate and store ``source`` in ``workspace`` (created; refused if it holds data, unless force)."""
+    """Read, validate and store ``source`` in ``workspace`` (created; refused if it holds data, unless force).
+
+    A re-import that would change the pinned classes is refused unless ``allow_new_classes``."""
     started = time.perf_counter()
     options = options or Options()
     Workspace.check_creatable(workspace, force=force)
+    format = format or detect_format(Path(source))
+    _check_apart(Path(workspace), Path(source), format)
     table = read_source(source, format=format, **csv_options)
     checked = validate(table, options)
+    _check_vocabulary(Path(workspace), checked.classes, allow_new_classes)
     meta = {
         "format": table.format,
         "source": str(Path(source).resolve()),

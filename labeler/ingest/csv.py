@@ -7,6 +7,7 @@ CR line ends, UTF-8 with or without a BOM, and quoted fields.
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def read(
     split_col: str | None = None,
 ) -> RawTable:
     """Read a labels CSV; columns are found by name (or the given names)."""
-    frame = _read_frame(source)
+    frame, style = _read_frame(source)
     image_col = _column(frame, source, image_col, IMAGE_COLUMNS, "--image-col")
     label_col = _column(frame, source, label_col, LABEL_COLUMNS, "--label-col")
     split_col = _column(frame, source, split_col, SPLIT_COLUMNS, "--split-col", required=False)
@@ -43,7 +44,7 @@ def read(
             range(1, len(frame) + 1), frame[image_col], frame[label_col], splits, *(frame[c] for c in others)
         )
     ]
-    columns = {"image": image_col, "label": label_col, "split": split_col, "order": list(frame.columns)}
+    columns = {"image": image_col, "label": label_col, "split": split_col, "order": list(frame.columns), **style}
     return RawTable(make_frame(records), Path(root or source.parent), "csv", source, columns)
 
 
@@ -57,7 +58,13 @@ def _read_frame(source: Path):
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{source} is not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from exc
-    sep = "\t" if source.suffix.lower() == ".tsv" else ","
+    header = text.splitlines()[0] if text.splitlines() else ""
+    sep = _delimiter(header, source)
+    names = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise InputError(f"{source}: the header names the column(s) {', '.join(repeated)} more than once; "
+                         "rename them so that each column has one name")  # fmt: skip
     try:
         frame = pd.read_csv(io.StringIO(text, newline=None), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.ParserError as exc:
@@ -65,7 +72,17 @@ def _read_frame(source: Path):
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise InputError(f"{source} has a header ({', '.join(frame.columns)}) but no rows")
-    return frame
+    newline = "\r\n" if "\r\n" in text[:65536] else "\r" if "\r" in text[:65536] else "\n"
+    style = {"delimiter": sep, "bom": data.startswith(b"\xef\xbb\xbf"), "newline": newline}  # export writes the same
+    return frame, style
+
+
+def _delimiter(header: str, source: Path) -> str:
+    """The field separator: a tab for .tsv, else the one of , ; tab | that the header uses (comma first)."""
+    if source.suffix.lower() == ".tsv":
+        return "\t"
+    counts = {sep: header.count(sep) for sep in (",", ";", "\t", "|")}
+    return "," if counts[","] else max(counts, key=lambda sep: counts[sep]) if any(counts.values()) else ","
 
 
 def _column(frame, source: Path, name: str | None, candidates, option: str, *, required: bool = True) -> str | None:

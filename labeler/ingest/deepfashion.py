@@ -13,8 +13,14 @@ from pathlib import Path
 
 from labeler.errors import InputError
 from labeler.ingest.table import RawTable, make_frame
+from labeler.ingest.validate import SPLIT_ALIASES
 
 ANNO_DIRS = ("Anno_coarse", "Anno")
+
+
+def looks_like_without_eval(source: Path) -> bool:
+    """DeepFashion annotations are there but Eval/ is not (a partial download or copy)."""
+    return source.is_dir() and _anno_dir(source) is not None and not (source / "Eval").is_dir()
 
 
 def looks_like(source: Path) -> bool:
@@ -33,7 +39,14 @@ def read(source: Path) -> RawTable:
     warnings: list[str] = []
     names = _category_names(anno / "list_category_cloth.txt", warnings)
     labels = _read_list(anno / "list_category_img.txt", 2, warnings)
-    splits = dict(_read_list(_require(source / "Eval" / "list_eval_partition.txt"), 2, warnings))
+    partition = _read_list(_require(source / "Eval" / "list_eval_partition.txt"), 2, warnings)
+    for record, (path, value) in enumerate(partition, start=1):
+        if value.strip().lower() not in SPLIT_ALIASES:
+            raise InputError(
+                f"{source / 'Eval' / 'list_eval_partition.txt'}, record {record} ({path}): unknown evaluation "
+                f"status {value!r}; use train, val or test"
+            )
+    splits = dict(partition)
     bbox_file = anno / "list_bbox.txt"
     bboxes = {r[0]: r[1:] for r in _read_list(bbox_file, 5, warnings)} if bbox_file.exists() else {}
     records = []

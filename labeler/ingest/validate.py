@@ -39,6 +39,7 @@ class Options:
     min_per_class: int = 5
     max_pixels: int = DEFAULT_MAX_PIXELS
     progress: bool = True
+    single_class: bool = False  # `evaluate` scores a model on any labelled set, one class included
 
 
 @dataclass
@@ -84,6 +85,17 @@ def validate(table: RawTable, options: Options) -> Validated:
     return Validated(records, classes, warnings, assigned)
 
 
+# Modes whose samples are not 0-255: Pillow's convert("RGB") clips them (a 16-bit photo becomes white).
+HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
+
+
+def high_depth_reason(mode: str) -> str:
+    return (
+        f"16-bit or floating-point image (mode {mode}) would be clipped to white or black by the 8-bit pipeline; "
+        "convert it to 8-bit RGB (e.g. PIL: scale to 0-255, then convert('RGB'))"
+    )
+
+
 def check_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """ "" when ``path`` is a complete, decodable image of at most ``max_pixels``; else the reason."""
     from PIL import Image, UnidentifiedImageError
@@ -95,6 +107,8 @@ def check_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
         return "file not found"
     except OSError as exc:
         return f"cannot read file ({exc.strerror})"
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        return f"unusable path ({exc})"
     Image.MAX_IMAGE_PIXELS = None  # the size check below replaces Pillow's warning/exception
     try:
         with Image.open(path) as img:
@@ -104,6 +118,8 @@ def check_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
                     f"image too large ({width}x{height} = {width * height:,} pixels > {max_pixels:,}, "
                     "decompression-bomb guard; pass --max-pixels to allow it)"
                 )
+            if img.mode in HIGH_DEPTH_MODES:
+                return high_depth_reason(img.mode)
             img.draft("RGB", (max(1, width // 4), max(1, height // 4)))  # JPEG: decode at 1/4 scale, all data
             img.load()
     except UnidentifiedImageError:
@@ -145,7 +161,10 @@ def _check_labels(labels, rows, problems, table, options, warnings) -> list[str]
         )
     canonical = {}
     for counter in variants.values():
-        target = counter.most_common(1)[0][0].strip()
+        stripped = Counter()  # 'Dress' and 'Dress ' are one spelling once spaces are trimmed
+        for label, n in counter.items():
+            stripped[label.strip()] += n
+        target = stripped.most_common(1)[0][0]
         for label in counter:
             canonical[label] = target
         warnings.append(f"merged label spellings {sorted(counter)} into {target!r}")
@@ -154,7 +173,7 @@ def _check_labels(labels, rows, problems, table, options, warnings) -> list[str]
 
 def _relative_file(file: str, root_real: str) -> str:
     """An absolute path under the root becomes relative to it; anything else is kept as written."""
-    if os.path.isabs(file):
+    if os.path.isabs(file) and "\x00" not in file:
         real = os.path.realpath(file)
         if real.startswith(root_real + os.sep):
             return os.path.relpath(real, root_real).replace(os.sep, "/")
@@ -164,6 +183,8 @@ def _relative_file(file: str, root_real: str) -> str:
 def _path_problem(file: str, root_real: str) -> str:
     if not file.strip():
         return "empty image path"
+    if "\x00" in file:
+        return "image path contains a NUL byte (a damaged or binary CSV field)"
     if os.path.isabs(file) or (len(file) > 1 and file[1] == ":"):
         return f"absolute path outside the dataset root {root_real}; pass --root to a folder that contains it"
     norm = posixpath.normpath(file)
@@ -262,6 +283,8 @@ def check_files(
 
 
 def _check_one(path: str, root_real: str, max_pixels: int) -> str:
+    if "\x00" in path:
+        return "image path contains a NUL byte (a damaged or binary CSV field)"
     real = os.path.realpath(path)
     if not real.startswith(root_real + os.sep):
         return f"resolves outside the dataset root (symlink to {real})"
@@ -273,7 +296,7 @@ def _check_classes(classes, labels, splits, problems, table, options, warnings) 
         reasons = Counter(p.split(";")[0] for p in problems).most_common(3)
         shown = "; ".join(f"{reason} ({n})" for reason, n in reasons)
         raise InputError(f"{table.source}: no usable images left after validation, all were quarantined: {shown}")
-    if len(classes) == 1:
+    if len(classes) == 1 and not options.single_class:
         raise InputError(
             f"{table.source}: only one class ({classes[0]!r}) has usable images; finding wrong labels needs at least two"
         )

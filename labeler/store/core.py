@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,17 +22,37 @@ class Store(FlagQueries):
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = False) -> Store:
-        """Open (and with ``create=True`` make) the database at ``path``, migrated to the latest schema."""
+    def open(cls, path: str | Path, *, create: bool = False, readonly: bool = False) -> Store:
+        """Open (and with ``create=True`` make) the database at ``path``, migrated to the latest schema.
+
+        ``readonly`` opens without writing anything (no migration, no WAL set-up), which also works
+        on a read-only folder or mount. A damaged file is refused with a message, never rewritten."""
         path = Path(path)
         if not create and not path.exists():
             raise WorkspaceError(f"no workspace database at {path}; run `labeler import` first")
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
+        if path.exists():
+            check_database_file(path)
+        if readonly:
+            conn = _connect_readonly(path)
+        else:
+            if not _writable(path):
+                raise WorkspaceError(
+                    f"{path.parent} is not writable (read-only folder, file or mount); this command writes to the "
+                    "workspace. Commands that only read it (status, export, export-model, predict, evaluate) work"
+                )
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         store = cls(conn, path)
-        store.migrate()
+        try:
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                store.migrate()
+            else:
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise damaged(path, exc) from exc
         return store
 
     def close(self) -> None:
@@ -273,6 +294,42 @@ def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:
         clauses.append("split = ?")
         args.append(split)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database_file(path: Path) -> None:
+    """Refuse an empty or non-SQLite ``labeler.db`` before SQLite touches (and rewrites) it."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {path}: {exc.strerror}") from exc
+    if header != SQLITE_HEADER:
+        what = "is empty (0 bytes)" if not header else "is not an SQLite database"
+        raise damaged(path, what)
+
+
+def damaged(path: Path, what) -> WorkspaceError:
+    """The error for a damaged workspace database: which file, and what to do."""
+    wal = path.with_name(path.name + "-wal")
+    hint = f"; keep {wal} beside it (it holds the latest writes)" if wal.exists() else ""
+    return WorkspaceError(
+        f"the workspace database {path} is damaged ({what}); nothing was changed. Restore it from a backup{hint}, "
+        "or re-import into a new workspace"
+    )
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; on a folder nobody can write, SQLite's immutable mode (no -shm file needed)."""
+    mode = "ro" if _writable(path) else "ro&immutable=1"
+    uri = f"{path.resolve().as_uri()}?mode={mode}"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False)
 
 
 class _Transaction:
