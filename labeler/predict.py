@@ -53,12 +53,13 @@ def load_predictor(model: str | Path, *, round_id: int | None = None, fold: int 
         if missing or not vocab or not all(isinstance(v, str) for v in vocab):
             what = f"lacks {', '.join(sorted(missing))}" if missing else "has no class list"
             raise InputError(f"{model}: {'preprocess.json' if missing else 'vocab.json'} {what}; {_REEXPORT}")
-        return _load(lambda: Predictor.from_weights(model / "model.pth", vocab, preprocess, device=device), model)
+        weights = model / "model.pth"
+        return _load(lambda: Predictor.from_weights(weights, vocab, preprocess, device=device), weights, len(vocab))
     if not (model / DB_NAME).exists():
         raise InputError(f"{model} is neither a workspace nor a folder written by `labeler export-model`")
     with Workspace.open(model, readonly=True) as ws:
         weights, config, vocab = _checkpoint(ws, round_id, fold)
-    return _load(lambda: Predictor.from_weights(weights, vocab, _spec(config), device=device), weights)
+    return _load(lambda: Predictor.from_weights(weights, vocab, _spec(config), device=device), weights, len(vocab))
 
 
 _REEXPORT = "write the folder again with `labeler export-model WORKSPACE OUT`"
@@ -76,7 +77,7 @@ def _read_json(path: Path, kind: type):
     return value
 
 
-def _load(make, where: Path):
+def _load(make, where: Path, n_classes: int):
     """Build the predictor; a weights file that is not this model's state_dict becomes a clear error."""
     import pickle
 
@@ -88,7 +89,8 @@ def _load(make, where: Path):
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"{where}: the model weights cannot be loaded ({first}). The file is truncated, not a PyTorch "
-            f"state_dict (only plain tensors are loaded, never code), or made for other classes; {_REEXPORT}"
+            f"state_dict (only plain tensors are loaded, never code), or made for other classes than the "
+            f"{n_classes} of vocab.json; {_REEXPORT}"
         ) from None
 
 

@@ -175,6 +175,7 @@ def _open(page, port: int, name: str = "ann") -> str:
     """Open the app and confirm the reviewer's name (asked once per browser); the first item's id."""
     page.goto(f"http://127.0.0.1:{port}/")
     page.wait_for_selector("#lab-name")
+    page.wait_for_function("window.labeler && window.labeler.installed", timeout=30_000)  # keys work from here
     if page.input_value("#lab-name") != name:
         page.fill("#lab-name", name)
     page.press("#lab-name", "Enter")
@@ -369,6 +370,7 @@ def test_the_name_is_asked_once_and_kept_across_reloads(ws_path, browser):
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#current-item")
+        page.wait_for_function("window.labeler && window.labeler.installed", timeout=30_000)
         assert "your name" in page.inner_text("#current-item")  # no name yet: nothing shown, nothing claimed
         page.click("#lab-name")
         page.keyboard.type("alice")  # typing claims nothing; Enter commits
