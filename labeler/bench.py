@@ -167,19 +167,24 @@ def confusion_partners(vocab: list[str], pairs: str | None = None) -> dict[int, 
     return partners
 
 
-def plant_flips(labels, splits, k: int, *, rate: float, kind: str, seed: int = 0, partners=None, confusion=None):
+def plant_flips(labels, splits, k: int, *, rate: float, kind: str, seed: int = 0, partners=None, confusion=None,
+                features=None, groups=None):  # fmt: skip
     """New label codes with ``rate`` of the train/valid items flipped; returns (labels, flipped mask).
 
     uniform: any other class; pairs: a partner class (only classes that have one are touched, at
-    ``rate`` each); confusion: sampled from the off-diagonal row of ``confusion`` (K x K counts).
+    ``rate`` each); confusion: sampled from the off-diagonal row of ``confusion`` (K x K counts);
+    clustered: like pairs, but flips come in clusters of look-alike images (``features``, one row per
+    item) and whole ``groups`` at once, as a person labelling a batch of similar photos would err.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels).copy()
     eligible = np.asarray(splits) != "test"
-    if kind == "pairs":
+    if kind in ("pairs", "clustered"):
         eligible &= np.isin(labels, list(partners))
+    if kind == "clustered":
+        return _plant_clusters(labels, eligible, rate, rng, partners, features, groups)
     flipped = np.zeros(len(labels), dtype=bool)
     for c in range(k):
         rows = np.flatnonzero(eligible & (labels == c))
@@ -196,6 +201,48 @@ def plant_flips(labels, splits, k: int, *, rate: float, kind: str, seed: int = 0
             weights[c] = 0
             new[i] = rng.choice(k, p=weights / weights.sum()) if weights.sum() else (c + rng.integers(1, k)) % k
     return new, new != labels
+
+
+CLUSTER_SIZE = 5  # a seed image and its 4 nearest look-alikes of the same class
+
+
+def _plant_clusters(labels, eligible, rate, rng, partners, features, groups):
+    import numpy as np
+
+    new = labels.copy()
+    flipped = np.zeros(len(labels), dtype=bool)
+    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    for c in partners:
+        rows = np.flatnonzero(eligible & (labels == c))
+        target = int(round(rate * len(rows)))
+        x = features[rows] if features is not None else None
+        while flipped[rows].sum() < target:
+            free = np.flatnonzero(~flipped[rows])
+            start = free[rng.integers(len(free))]
+            near = free[np.argsort(((x[free] - x[start]) ** 2).sum(axis=1))] if x is not None else free
+            partner = rng.choice(partners[c])
+            for r in near[:CLUSTER_SIZE]:
+                for member in np.flatnonzero(groups == groups[rows[r]]):  # the whole group goes with it
+                    if eligible[member] and labels[member] == c and not flipped[member]:
+                        new[member], flipped[member] = partner, True
+                if flipped[rows].sum() >= target:
+                    break
+    return new, flipped
+
+
+def thumbnails(files, size: int = 12):
+    """Tiny standardised RGB thumbnails (N, size*size*3): which images look alike, before any model."""
+    import numpy as np
+    from PIL import Image
+
+    out = np.zeros((len(files), size * size * 3), dtype=np.float32)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as img:
+                out[i] = np.asarray(img.convert("RGB").resize((size, size)), dtype=np.float32).ravel() / 255
+        except OSError:
+            pass
+    return (out - out.mean(axis=0)) / (out.std(axis=0) + 1e-6)
 
 
 def detection_metrics(truth, scores, flagged) -> dict:
@@ -242,17 +289,24 @@ def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=Non
     created = not out_dir.exists()
     try:
         frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
-        partners = confusion_partners(vocab, pairs) if kind == "pairs" else None
+        partners = confusion_partners(vocab, pairs) if kind in ("pairs", "clustered") else None
     except LabelerError:
         if created:  # a refused benchmark leaves nothing behind
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     codes = np.array([vocab.index(label) for label in frame["label"]])
+    features = groups = None
+    if kind == "clustered":
+        from labeler import groups as grouping
+
+        features = thumbnails([str(Path(root) / f) for f in frame["file"]])
+        groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
     new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
-                               partners=partners, confusion=confusion)  # fmt: skip
+                               partners=partners, confusion=confusion, features=features, groups=groups)  # fmt: skip
     planted = out_dir / "planted.csv"
     frame = frame.assign(true=frame["label"], label=[vocab[c] for c in new])
     frame[["file", "label", "split"]].to_csv(planted, index=False)
+    frame[["file", "true", "label"]].to_csv(out_dir / "flips.csv", index=False)  # the answers, beside (for bench rank)
     log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
     ws_path = out_dir / "workspace"
     if not (resume and (ws_path / "labeler.db").exists()):

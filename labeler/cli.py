@@ -140,7 +140,9 @@ def status(workspace, as_json):
     "--fold", "only_fold", type=click.IntRange(0), help="Train this fold only (folds as separate jobs; then --merge)."
 )
 @click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
-def train(workspace, resume, restart, only_fold, merge, preset, **options):
+@click.option("--group-by", default=None, metavar="auto|folder|hash|none|column:NAME",
+              help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].")  # fmt: skip
+def train(workspace, resume, restart, only_fold, merge, group_by, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
     from labeler.train import train_round
     from labeler.workspace import Workspace
@@ -153,8 +155,9 @@ def train(workspace, resume, restart, only_fold, merge, preset, **options):
         click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
     with Workspace.open(workspace) as ws:
         round_id = train_round(
-            ws, config, resume=resume, restart=restart, only_fold=only_fold, merge=merge, log=click.echo
-        )
+            ws, config, resume=resume, restart=restart, only_fold=only_fold, merge=merge,
+            group_by=group_by or "auto", log=click.echo,
+        )  # fmt: skip
     if round_id is not None:
         click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
     elif only_fold is not None:
@@ -292,7 +295,9 @@ def evaluate(model, source, mapping, reports, round_id, device):
 @train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted retrain.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
-def retrain(workspace, resume, restart, preset, **options):
+@click.option("--group-by", default=None, metavar="auto|folder|hash|none|column:NAME",
+              help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].")  # fmt: skip
+def retrain(workspace, resume, restart, group_by, preset, **options):
     """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
     from labeler.train import retrain_round
     from labeler.workspace import Workspace
@@ -302,7 +307,7 @@ def retrain(workspace, resume, restart, preset, **options):
 
         options = {**PRESETS[preset], **{k: v for k, v in options.items() if v is not None}}
     with Workspace.open(workspace) as ws:
-        round_id = retrain_round(ws, options, resume=resume, restart=restart, log=click.echo)
+        round_id = retrain_round(ws, {**options, "group_by": group_by}, resume=resume, restart=restart, log=click.echo)
     click.echo(f"recorded round {round_id}; compare rounds with: labeler status {workspace}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from labeler.cli_options import POSITIVE, noise_options, train_options
@@ -91,6 +93,41 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
                    f"{m['test_top1_std']:>7.3f}{m['test_top3']:>8.3f}{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}"
                    + (f"  (= {m['same_as']})" if "same_as" in m else ""))  # fmt: skip
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
+
+
+@bench.command("rank")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
+def bench_rank(runs, json_out):
+    """Rank the same out-of-fold evidence many ways; score each against the flips planted by `bench noise` (RUNS)."""
+    import json
+
+    import numpy as np
+
+    from labeler.bench_rank import BASELINE
+    from labeler.bench_rank import bench_rank as run_bench
+
+    r = run_bench(list(runs), log=click.echo)
+    names = list(next(iter(r.values()))["rankers"])
+    click.echo(f"mean over {len(r)} run(s) (sd between runs); AP ratio to {BASELINE} with the paired-bootstrap "
+               "95% interval of each run")  # fmt: skip
+    click.echo(f"{'ranker':<34}{'AP':>13}{'recall@5%':>15}{'recall@10%':>15}  AP / {BASELINE} [95% interval]")
+    for name in names:
+        cells = []
+        for metric in ("ap", "recall_5", "recall_10"):
+            values = [run["rankers"][name][metric] for run in r.values()]
+            cells.append(f"{np.mean(values):.3f} ({np.std(values):.3f})")
+        ratios = "; ".join(
+            f"{run['rankers'][name]['ap'] / run['rankers'][BASELINE]['ap']:.2f} "
+            f"[{run['rankers'][name]['ap_ratio_ci'][0]:.2f}, {run['rankers'][name]['ap_ratio_ci'][1]:.2f}]"
+            for run in r.values() if "ap_ratio_ci" in run["rankers"][name]
+        )  # fmt: skip
+        click.echo(f"{name:<34}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
+    for name in next(iter(r.values()))["f1"]:
+        values = [run["f1"][name] for run in r.values()]
+        click.echo(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})")
+    if json_out:
+        Path(json_out).write_text(json.dumps(r, indent=2))
 
 
 @bench.command("flag")

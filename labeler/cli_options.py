@@ -41,7 +41,7 @@ def noise_options(func):
     """The planted-noise options of `bench noise` and `bench loop`."""
     options = [
         click.option("--noise", "rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Share of (eligible) train/valid labels to flip."),
-        click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion"])),
+        click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion", "clustered"])),
         click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
         click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),
         click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),

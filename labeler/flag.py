@@ -81,7 +81,13 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     table = ws.store.item_table()
     file_of, root = dict(zip(table["id"].tolist(), table["file"].tolist())), str(ws.root)
     files = [os.path.join(root, file_of[int(i)]) for i in ids]
-    return Evidence(ids, labels, probs, embeddings[[position[int(i)] for i in ids]], list(vocab), reviewed, files)
+    groups = None
+    if "groups" in ws.store.arrays(round_id):  # rounds before group-aware folds have none
+        pairs = ws.load_array(round_id, "groups")
+        group_of = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
+        groups = np.array([group_of.get(int(i), -1 - n) for n, i in enumerate(ids)], dtype=np.int64)
+    embedded = embeddings[[position[int(i)] for i in ids]]
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups)
 
 
 def _current_labels(ws: Workspace) -> dict[int, str]:

@@ -111,15 +111,21 @@ def outlier_scores(neighbours: Neighbours) -> np.ndarray:
 
 
 def neighbour_votes(
-    neighbours: Neighbours, labels: np.ndarray, k_classes: int, *, smoothing: float = 1.0
+    neighbours: Neighbours, labels: np.ndarray, k_classes: int, *, smoothing: float = 1.0, groups=None
 ) -> np.ndarray:
     """(N, K) label distribution of each row's neighbours, similarity-weighted, add-``smoothing`` prior.
 
     Read as a kNN classifier's pred_probs: row i's neighbours' labels (never its own) vote for
-    what its label should be.
+    what its label should be. With ``groups`` (a group id per row) neighbours of the row's own
+    group do not vote either: a copy of an image, or another photo of the same product, carries
+    the same label, right or wrong, and would only echo it.
     """
     idx, sims = neighbours.indices, neighbours.similarities
     weights = np.where(idx >= 0, np.clip(sims, 0, None), 0).astype(np.float64)
+    if groups is not None:
+        groups = np.asarray(groups)
+        same = groups[np.where(idx >= 0, idx, 0)] == groups[:, None]
+        weights[same & (idx >= 0)] = 0
     votes = np.full((len(idx), k_classes), smoothing / k_classes)
     rows = np.repeat(np.arange(len(idx)), idx.shape[1])
     np.add.at(votes, (rows, labels[np.where(idx >= 0, idx, 0)].ravel()), weights.ravel())

@@ -44,6 +44,7 @@ class Evidence:
     vocab: list[str]
     reviewed: dict = field(default_factory=dict)  # item_id -> (reviewer, action, label)
     files: list[str] | None = None  # image files, to confirm near-duplicates by their pixels
+    groups: np.ndarray | None = None  # (N,) group per row (labeler.groups): same-group rows do not vote
 
 
 @dataclass
@@ -78,7 +79,7 @@ def build_queue(
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     n_classes = pred_probs.shape[1]
     nn = neighbors.knn(ev.embeddings, k=k)
-    votes = neighbors.neighbour_votes(nn, labels, n_classes)
+    votes = neighbors.neighbour_votes(nn, labels, n_classes, groups=ev.groups)
     merged_probs = (pred_probs + votes) / 2
     model = detect.find_issues(labels, pred_probs, filter_by=filter_by, rank_by=rank_by)
     merged = detect.find_issues(labels, merged_probs, filter_by=filter_by, rank_by=rank_by)

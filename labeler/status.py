@@ -17,6 +17,8 @@ SCHEMA_VERSION = 1
 def workspace_status(ws: Workspace) -> dict:
     store = ws.store
     splits = store.split_counts()
+    rounds = store.rounds()
+    grouping = next((r.params["grouping"] for r in reversed(rounds) if r.params.get("grouping")), None)
     return {
         "schema_version": SCHEMA_VERSION,
         "workspace": str(ws.path),
@@ -28,9 +30,8 @@ def workspace_status(ws: Workspace) -> dict:
         "classes": store.classes(),
         "class_counts": store.class_counts(),
         "quarantined": [{"path": path, "reason": reason} for path, reason in store.quarantined()],
-        "rounds": [
-            {"round": r.id, "kind": r.kind, "created_at": r.created_at, "metrics": r.metrics} for r in store.rounds()
-        ],
+        "rounds": [{"round": r.id, "kind": r.kind, "created_at": r.created_at, "metrics": r.metrics} for r in rounds],
+        "grouping": grouping,
         "flagged": store.count_flagged(),
         "reviewed": len(store.effective_decisions()),
         "decisions": len(store.decisions()),
@@ -59,6 +60,10 @@ def format_status(status: dict) -> str:
         lines.append(f"  {q['path']}: {q['reason']}")
     if len(quarantined) > 20:
         lines.append(f"  ... and {len(quarantined) - 20:,} more (labeler status --json lists all)")
+    g = status.get("grouping")
+    if g:
+        lines.append(f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
+                     f"largest {g['largest']}): never split across folds")  # fmt: skip
     lines.append(f"rounds     {len(status['rounds'])}")
     for r in status["rounds"]:
         scalars = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}

@@ -63,12 +63,14 @@ def train_round(
     restart: bool = False,
     only_fold: int | None = None,
     merge: bool = False,
+    group_by: str = "auto",
     log: Callable[[str], None] = print,
 ) -> int | None:
     """Train ``config.folds`` fold models, evaluate, save arrays and reports; return the new round id.
 
-    With ``only_fold`` one fold is trained and None returned; ``merge`` assembles the folds
-    trained as separate jobs. Under torchrun only rank 0 records the round.
+    Folds are stratified and group-aware (``group_by``, see ``labeler.groups``): the images of one
+    group are held out together. With ``only_fold`` one fold is trained and None returned; ``merge``
+    assembles the folds trained as separate jobs. Under torchrun only rank 0 records the round.
     """
     from training.crossval import run_crossval
 
@@ -84,9 +86,12 @@ def train_round(
     if config.folds == 0:
         return _final_round(ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, log=log)
     _check_folds(frame, vocab, config.folds, log)
+    groups, grouping = _groups(ws, frame, group_by, log)
+    fit_groups = groups[(frame["split"] != "test").to_numpy()]
     result = run_crossval(
-        frame, ws.root, vocab, config, run_dir, resume=resume, only_fold=only_fold, merge=merge, log=log
-    )
+        frame, ws.root, vocab, config, run_dir, resume=resume, only_fold=only_fold, merge=merge, groups=fit_groups,
+        log=log,
+    )  # fmt: skip
     if result is None:
         return None
     round_id = ws.store.next_round_id()
@@ -99,13 +104,14 @@ def train_round(
     )
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, folds=[asdict(f) for f in result.folds])
     metrics["train_images_per_s"] = float(np.mean([f.images_per_s for f in result.folds if f.images_per_s]) or 0)
-    params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab}
+    params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
     codes = _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
     arrays = {
         "pred_probs": result.pred_probs, "pred_ids": result.fit_ids.astype(np.int64), "labels": codes,
         "folds": result.fold_of.astype(np.int16), "test_probs": result.test_probs,
         "test_ids": result.test_ids.astype(np.int64), "test_probs_folds": result.test_probs_folds,
         "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
+        "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }  # fmt: skip
     recorded = ws.record_round(kind, params, metrics, arrays)
     assert recorded == round_id, (recorded, round_id)
@@ -124,6 +130,8 @@ def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, resta
     base = {k: v for k, v in previous[-1].params["config"].items() if k != "extra"}
     if base.get("lr") is None and previous[-1].metrics.get("lr"):
         base["lr"] = previous[-1].metrics["lr"]  # the rate lr_find chose last round: rounds stay comparable
+    overrides = dict(overrides)
+    group_by = overrides.pop("group_by", None) or previous[-1].params.get("grouping", {}).get("by", "auto")
     config = make_config(None, **{**base, **{k: v for k, v in overrides.items() if v is not None}})
     counts = _review_counts(ws)
     if not ws.store.effective_decisions():
@@ -136,7 +144,20 @@ def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, resta
     if emptied:
         log(f"warning: no train/valid images left for {', '.join(emptied)}; the class keeps its column "
             "(pinned vocabulary) but the model cannot learn it")  # fmt: skip
-    return train_round(ws, config, kind="retrain", resume=resume, restart=restart, log=log)
+    return train_round(ws, config, kind="retrain", resume=resume, restart=restart, group_by=group_by, log=log)
+
+
+def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]:
+    """Group ids of ``frame``'s rows and their description (logged and kept in the round's params)."""
+    from labeler import groups
+
+    by = groups.resolve(group_by, ws.store.get_meta("format"))
+    extra = {i.id: i.extra for i in ws.store.items()} if by.startswith("column:") else None
+    ids = groups.group_ids(frame, str(ws.root), by, extra=extra, log=log)
+    info = groups.describe(ids, by)
+    log(f"groups ({by}): {info['groups']:,} groups; {info['images_sharing']:,} images share a group with another "
+        f"(largest {info['largest']}); a group is never split across folds")  # fmt: skip
+    return ids, info
 
 
 def _review_counts(ws: Workspace) -> dict:

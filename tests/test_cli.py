@@ -7,7 +7,7 @@ from labeler.workspace import Workspace
 
 STATUS_KEYS = {
     "schema_version", "workspace", "format", "source", "root", "items", "splits", "classes",
-    "class_counts", "quarantined", "rounds", "flagged", "reviewed", "decisions",
+    "class_counts", "quarantined", "rounds", "grouping", "flagged", "reviewed", "decisions",
 }  # fmt: skip
 
 

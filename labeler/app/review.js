@@ -38,6 +38,10 @@
       const el = $('#current-item');
       if (!el || el.dataset.seq === L.busySeq) return;
       L.busySeq = el.dataset.seq;
+      if (!L.loaded) {  // the page's first screen: a name confirmed before it arrived is sent now, after it
+        L.loaded = true;
+        if (L.afterLoad) { const send = L.afterLoad; L.afterLoad = null; setTimeout(send, 0); }
+      }
       const reviewer = el.dataset.reviewer;
       const box = $('#lab-name');
       if (reviewer && box && document.activeElement !== box) box.value = reviewer;
@@ -100,7 +104,8 @@
         if (!name) { say('type your name first'); return; }
         localStorage.setItem(NAME_KEY, name);
         e.target.blur();
-        L.send({action: 'show'}, true);
+        const start = () => L.send({action: 'show'}, true);
+        if (L.loaded) start(); else L.afterLoad = start;  // never race the page's own first request
       } else if (e.key === 'Escape') { e.target.value = L.name(); e.target.blur(); }
     }, true);
 
