@@ -61,7 +61,7 @@ def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
     rows = np.arange(len(run.labels))
     out = {}
     for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
-        for adjust in (False, True):
+        for adjust in (False, True) if method != "confidence_weighted_entropy" else (False,):  # cleanlab: no adjust
             name = method + ("_adjusted" if adjust else "")
             quality = get_label_quality_scores(run.labels, run.pred_probs, method=method, adjust_pred_probs=adjust)
             out[name] = 1 - quality

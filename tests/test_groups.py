@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -93,3 +94,72 @@ def test_an_unknown_grouping_is_refused(cli, tmp_path):
 
     ws = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 1, "b": 1}, flag=False)
     assert "--group-by 'colour'" in cli("train", ws, "--group-by", "colour", "--device", "cpu", expect=2).output
+
+
+def test_clustered_noise_flips_look_alikes_and_whole_groups_together():
+    from labeler.bench import plant_flips
+
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = np.repeat([0, 1], n // 2)
+    features = rng.normal(size=(n, 2))
+    groups_ = np.arange(n) // 2  # pairs of photos of one product
+    new, flipped = plant_flips(labels, np.array(["train"] * n), 2, rate=0.15, kind="clustered", seed=1,
+                               partners={0: [1], 1: [0]}, features=features, groups=groups_)  # fmt: skip
+    assert abs(flipped[labels == 0].mean() - 0.15) < 0.02 and (new[flipped] != labels[flipped]).all()
+    assert all(flipped[groups_ == g].all() or not flipped[groups_ == g].any() for g in np.unique(groups_)[:-1])
+    # a flipped image's nearest same-class look-alike is flipped far more often than the 15% base rate
+    others = groups_[:, None] != groups_[None, :]  # the nearest look-alike that is not its own group mate
+    nearest = [np.argmin(np.where(others[i] & (labels == labels[i]), ((features - features[i]) ** 2).sum(1), np.inf))
+               for i in np.flatnonzero(flipped)]  # fmt: skip
+    assert np.mean(flipped[nearest]) > 0.3  # uniform planting would give about 0.15
+
+
+def _bench_folder(cli, tmp_path, name: str, seed: int) -> Path:
+    """A folder shaped like `bench noise`'s: a workspace with a round, and flips.csv."""
+    from tests.helpers import flagged_workspace
+
+    folder = tmp_path / name
+    folder.mkdir()
+    ws = flagged_workspace(cli, folder, train={"a": 30, "b": 30, "c": 30}, test={"a": 2, "b": 2, "c": 2}, seed=seed,
+                           doubt=0.2, flag=False)  # fmt: skip
+    ws.rename(folder / "workspace")
+    from labeler.flag import latest_round, load_evidence
+    from labeler.workspace import Workspace
+
+    with Workspace.open(folder / "workspace") as w:
+        ev = load_evidence(w, latest_round(w).id)
+        items = {i.id: i for i in w.store.items()}
+    # the "model" doubts 20% of the labels; call the doubted ones with p < 0.5 the planted flips
+    rows = np.arange(len(ev.labels))
+    wrong = ev.pred_probs[rows, ev.labels] < 0.5
+    lines = ["file,true,label"] + [f"{items[int(i)].file},{'x' if w_ else items[int(i)].label},{items[int(i)].label}"
+                                   for i, w_ in zip(ev.item_ids, wrong)]  # fmt: skip
+    (folder / "flips.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
+    folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
+    out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
+    import json
+
+    result = json.loads((tmp_path / "rank.json").read_text())
+    assert set(result) == {"run1", "run2"}
+    for run in result.values():
+        assert run["weight"] in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+        assert {"self_confidence", "normalized_margin_adjusted", "neighbours", "blend_crossfit"} <= set(run["rankers"])
+        for name, m in run["rankers"].items():
+            assert 0 <= m["ap"] <= 1 and 0 <= m["recall_10"] <= 1
+            if name != "self_confidence":
+                lo, hi = m["ap_ratio_ci"]
+                assert lo <= hi
+    assert "blend_crossfit" in out and "flagged set F1" in out
+
+
+@pytest.mark.parametrize("rank_by", ["self_confidence", "normalized_margin", "confidence_weighted_entropy"])
+def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 12, "b": 12}, test={"a": 2, "b": 2}, doubt=0.2, flag=False)
+    assert "queued" in cli("flag", ws, "--rank-by", rank_by).output
