@@ -58,6 +58,25 @@ def check_inputs(labels, pred_probs) -> tuple[np.ndarray, np.ndarray]:
     return labels.astype(np.int64), pred_probs.astype(np.float32)
 
 
+def find_issues_by_part(labels, pred_probs, parts=None, **options) -> LabelIssues:
+    """``find_issues`` run separately on each part (e.g. out-of-fold rows and test rows, whose
+    probabilities come from differently calibrated models), stitched back in row order."""
+    if parts is None or len(np.unique(parts)) < 2:
+        return find_issues(labels, pred_probs, **options)
+    labels, pred_probs = np.asarray(labels), np.asarray(pred_probs)
+    out = None
+    for part in np.unique(parts):
+        rows = np.flatnonzero(parts == part)
+        found = find_issues(labels[rows], pred_probs[rows], **options)
+        if out is None:
+            out = LabelIssues(np.zeros(len(labels), bool), np.ones(len(labels), np.float32),
+                              np.zeros(len(labels), found.suggested.dtype), np.zeros(len(labels), np.float32),
+                              np.zeros((len(labels), found.top.shape[1]), found.top.dtype))  # fmt: skip
+        for name in ("is_issue", "quality", "suggested", "suggested_prob", "top"):
+            getattr(out, name)[rows] = getattr(found, name)
+    return out
+
+
 def find_issues(
     labels,
     pred_probs,

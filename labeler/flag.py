@@ -57,6 +57,7 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     vocab = params.get("vocab") or ws.store.classes()
     pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
     ids = np.concatenate([pred_ids, test_ids])
+    is_test = np.concatenate([np.zeros(len(pred_ids), bool), np.ones(len(test_ids), bool)])
     probs = np.concatenate([ws.load_array(round_id, "pred_probs"), ws.load_array(round_id, "test_probs")])
     bad = ~np.isfinite(probs).all(axis=1)
     if bad.any():
@@ -75,7 +76,7 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     # items removed since the round are not flagged, nor items whose label the round has no column for
     # (a class added by a later import: the round's own class list is used by name)
     keep = np.array([current.get(int(i)) in index for i in ids], dtype=bool)
-    ids, probs = ids[keep], probs[keep]
+    ids, probs, is_test = ids[keep], probs[keep], is_test[keep]
     labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
     table = ws.store.item_table()
@@ -87,7 +88,7 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         group_of = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
         groups = np.array([group_of.get(int(i), -1 - n) for n, i in enumerate(ids)], dtype=np.int64)
     embedded = embeddings[[position[int(i)] for i in ids]]
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups)
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test)
 
 
 def _current_labels(ws: Workspace) -> dict[int, str]:

@@ -45,6 +45,7 @@ class Evidence:
     reviewed: dict = field(default_factory=dict)  # item_id -> (reviewer, action, label)
     files: list[str] | None = None  # image files, to confirm near-duplicates by their pixels
     groups: np.ndarray | None = None  # (N,) group per row (labeler.groups): same-group rows do not vote
+    is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
 
 
 @dataclass
@@ -81,8 +82,8 @@ def build_queue(
     nn = neighbors.knn(ev.embeddings, k=k)
     votes = neighbors.neighbour_votes(nn, labels, n_classes, groups=ev.groups)
     merged_probs = (pred_probs + votes) / 2
-    model = detect.find_issues(labels, pred_probs, filter_by=filter_by, rank_by=rank_by)
-    merged = detect.find_issues(labels, merged_probs, filter_by=filter_by, rank_by=rank_by)
+    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
+    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
     confirm = None
     if ev.files is not None:
         from labeler.duplicates import pixel_match

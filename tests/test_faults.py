@@ -412,3 +412,10 @@ def test_explicit_cpu_settings_get_no_gpu_recipe_note(cli, ws, monkeypatch):
     note = "training the GPU recipe on the CPU"
     assert note not in cli("train", ws, "--arch", "resnet18", "--size", "32", "--device", "cpu", expect=None).output
     assert note in cli("train", ws, "--device", "cpu", expect=None).output
+
+
+def test_separate_fold_jobs_need_a_fixed_learning_rate(cli, ws):
+    fast = ["--no-pretrained", "--arch", "resnet18", "--size", "32", "--folds", "2", "--epochs", "1", "--workers", "0"]
+    result = cli("train", ws, *fast, "--fold", "0", expect=2)
+    assert "--fold 0 needs a fixed --lr" in result.output
+    assert not (ws / "models" / "pending" / "fold-0.npz").exists()

@@ -163,3 +163,15 @@ def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
 
     ws = flagged_workspace(cli, tmp_path, train={"a": 12, "b": 12}, test={"a": 2, "b": 2}, doubt=0.2, flag=False)
     assert "queued" in cli("flag", ws, "--rank-by", rank_by).output
+
+
+def test_test_rows_are_scored_apart_from_out_of_fold_rows():
+    from labeler.detect import find_issues, find_issues_by_part
+    from tests.helpers import synthetic_evidence
+
+    _, given, probs, _, _, _ = synthetic_evidence(n=400, k=4, seed=3)
+    parts = np.arange(400) >= 300
+    both = find_issues_by_part(given, probs, parts)
+    alone = find_issues(given[parts], probs[parts])
+    assert np.array_equal(both.is_issue[parts], alone.is_issue)
+    assert np.allclose(both.quality[parts], alone.quality)

@@ -110,6 +110,12 @@ def run_crossval(
         body_weights(config.arch, config.weights)  # fail before any state is written
     if world_size() > 1 and config.lr is None:
         raise TrainingError("distributed training needs a fixed --lr (run lr_find once without torchrun)")
+    if only_fold is not None and config.lr is None:
+        raise TrainingError(
+            f"--fold {only_fold} needs a fixed --lr: separate fold jobs would each run lr_find and the merged "
+            "round would mix their rates; pass the same --lr to every job (e.g. the rate a full `labeler train` "
+            "printed)"
+        )
     several_jobs = only_fold is not None or merge
     state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume or several_jobs)
     folds = [only_fold] if only_fold is not None else [] if merge else range(config.folds)

@@ -2,7 +2,7 @@
 
 Presizing: every image is first resized (cropped to a square from the centre on validation,
 at a random position on training) to ``presize`` on the CPU, then batch augmentation
-(``aug_transforms(size=size)``) warps, flips, lights and resizes to ``size`` on the device,
+(``aug_transforms(size=size, min_scale=0.75)``: random-resized crops of at least 75%) warps, flips, lights and resizes to ``size`` on the device,
 then ImageNet normalisation. ``CategoryBlock(vocab=...)`` pins the class order so every
 fold and round has the same pred_probs columns, even when a class is missing from a fold.
 """
@@ -46,7 +46,7 @@ def make_dataloaders(
         get_y=ColReader("label"),
         splitter=IndexSplitter(list(valid_idx)),
         item_tfms=Resize(presize or default_presize(size)),
-        batch_tfms=[*aug_transforms(size=size), Normalize.from_stats(*imagenet_stats)],
+        batch_tfms=[*aug_transforms(size=size, min_scale=0.75), Normalize.from_stats(*imagenet_stats)],
     )
     dls = block.dataloaders(frame, bs=bs, num_workers=workers, device=device, seed=seed)
     if list(dls.vocab) != list(vocab):

@@ -118,6 +118,7 @@ def build_learner(dls, config: TrainConfig):
     learn = vision_learner(dls, arch, pretrained=pretrained, normalize=False, metrics=accuracy, cbs=LossHistory())
     if config.weights:
         load_body_weights(learn.model, config.arch, config.weights)
+        learn.freeze()  # as with downloaded weights: lr_find and the first epochs train the head only
     if pick_device(config.device).type == "cuda":
         learn = learn.to_fp16()
     if not sys.stdout.isatty():  # in logs and CI: one plain line per epoch instead of redrawn bars
@@ -198,7 +199,7 @@ def _fit(learn, config: TrainConfig, lr: float) -> None:
     else:
         learn.fine_tune(
             config.epochs, base_lr=lr, freeze_epochs=config.freeze_epochs
-        )  # unfreezes with slice(lr/100, lr)
+        )  # fastai halves the rate on unfreezing: slice(lr/200, lr/2)
 
 
 def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:
