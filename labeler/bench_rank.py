@@ -26,7 +26,8 @@ class Run:
     labels: np.ndarray  # (N,) planted label codes of the train/valid rows
     truth: np.ndarray  # (N,) bool: the label was flipped
     pred_probs: np.ndarray  # (N, K) out-of-fold
-    votes: np.ndarray  # (N, K) neighbour vote (same-group neighbours left out)
+    votes: np.ndarray  # (N, K) neighbour vote as `flag` takes it (out-of-sample lists, same group left out)
+    votes_before: np.ndarray  # (N, K) the vote before group-aware, out-of-sample neighbours (fold-0 space)
 
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
@@ -48,10 +49,14 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         file_of = {i.id: i.file for i in ws.store.items()}
         split_of = {i.id: i.split for i in ws.store.items()}
     fit = np.array([split_of[int(i)] != "test" for i in ev.item_ids])
+    from labeler.queue import _out_of_sample
+
     nn = neighbors.knn(ev.embeddings, k=k)
-    votes = neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab), groups=ev.groups)
+    voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
+    votes = neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab), groups=ev.groups)
+    before = neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab))
     truth = np.array([bool(flipped.get(file_of[int(i)], False)) for i in ev.item_ids])
-    return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit])
+    return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit])
 
 
 def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
@@ -70,6 +75,8 @@ def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
     corrected = run.votes / np.maximum(prior, 1e-6)  # a vote relative to how common the class is
     corrected /= corrected.sum(axis=1, keepdims=True)
     out["neighbours_class_corrected"] = 1 - corrected[rows, run.labels]
+    out["neighbours_before"] = 1 - run.votes_before[rows, run.labels]
+    out["merged_equal_before"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes_before) / 2)
     out["merged_equal"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes) / 2)
     blend = weight * run.pred_probs + (1 - weight) * run.votes
     out["blend_crossfit"] = 1 - get_label_quality_scores(run.labels, blend)

@@ -88,7 +88,34 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         group_of = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
         groups = np.array([group_of.get(int(i), -1 - n) for n, i in enumerate(ids)], dtype=np.int64)
     embedded = embeddings[[position[int(i)] for i in ids]]
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test)
+    oos = _oos_neighbours(ws, round_id, pred_ids, ids)
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each of ``values`` in ``keys`` (unique ids), -1 where absent or negative."""
+    if len(keys) == 0:
+        return np.full(np.shape(values), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    pos = np.clip(np.searchsorted(keys[order], values), 0, len(keys) - 1)
+    return np.where((values >= 0) & (keys[order][pos] == values), order[pos], -1)
+
+
+def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.ndarray):
+    """The round's out-of-sample neighbour lists as evidence rows (None for rounds that have none)."""
+    from labeler.neighbors import Neighbours
+
+    if "oos_neighbour_ids" not in ws.store.arrays(round_id):
+        return None
+    nbr, sims = ws.load_array(round_id, "oos_neighbour_ids"), ws.load_array(round_id, "oos_neighbour_sims")
+    rows = _lookup(ids, nbr)  # neighbour item ids -> evidence rows (-1: not in the evidence)
+    source = _lookup(pred_ids, ids)  # evidence rows -> rows of the stored lists (-1: a test row)
+    has = source >= 0
+    out_i = np.full((len(ids), nbr.shape[1]), -1, dtype=np.int64)
+    out_s = np.zeros((len(ids), nbr.shape[1]), dtype=np.float32)
+    out_i[has] = rows[source[has]]
+    out_s[has] = np.where(out_i[has] >= 0, sims[source[has]], 0)
+    return Neighbours(out_i, out_s)
 
 
 def _current_labels(ws: Workspace) -> dict[int, str]:

@@ -46,6 +46,7 @@ class Evidence:
     files: list[str] | None = None  # image files, to confirm near-duplicates by their pixels
     groups: np.ndarray | None = None  # (N,) group per row (labeler.groups): same-group rows do not vote
     is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
+    oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
 
 
 @dataclass
@@ -80,7 +81,8 @@ def build_queue(
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     n_classes = pred_probs.shape[1]
     nn = neighbors.knn(ev.embeddings, k=k)
-    votes = neighbors.neighbour_votes(nn, labels, n_classes, groups=ev.groups)
+    voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
+    votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
     merged_probs = (pred_probs + votes) / 2
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
@@ -176,6 +178,16 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
             if j >= 0
         ],
     )
+
+
+def _out_of_sample(nn: neighbors.Neighbours, oos: neighbors.Neighbours) -> neighbors.Neighbours:
+    """The voters: each row's out-of-sample neighbours where the round kept them (train/valid rows), else
+    its neighbours in the shared embedding space (test rows, whose labels no fold model trained on)."""
+    k = min(nn.indices.shape[1], oos.indices.shape[1])
+    has = (oos.indices >= 0).any(axis=1)
+    idx = np.where(has[:, None], oos.indices[:, :k], nn.indices[:, :k])
+    sims = np.where(has[:, None], oos.similarities[:, :k], nn.similarities[:, :k])
+    return neighbors.Neighbours(idx, sims)
 
 
 def _reason(code: str, text: str, **extra) -> dict:

@@ -113,6 +113,8 @@ def train_round(
         "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }  # fmt: skip
+    if result.neighbour_ids is not None:  # rows as pred_ids: neighbours in the space of the model that held it out
+        arrays.update(oos_neighbour_ids=result.neighbour_ids, oos_neighbour_sims=result.neighbour_sims)
     recorded = ws.record_round(kind, params, metrics, arrays)
     assert recorded == round_id, (recorded, round_id)
     _rounds_report(ws, log)

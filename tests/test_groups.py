@@ -175,3 +175,26 @@ def test_test_rows_are_scored_apart_from_out_of_fold_rows():
     alone = find_issues(given[parts], probs[parts])
     assert np.array_equal(both.is_issue[parts], alone.is_issue)
     assert np.allclose(both.quality[parts], alone.quality)
+
+
+def test_nearest_is_exact_and_never_the_image_itself():
+    from training.crossval import nearest
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rows = np.array([0, 7, 49])
+    idx, sims = nearest(x, rows, 5, chunk=2)
+    for r, row in enumerate(rows):
+        brute = x @ x[row]
+        brute[row] = -np.inf
+        assert idx[r].tolist() == np.argsort(-brute)[:5].tolist() and np.allclose(sims[r], np.sort(brute)[::-1][:5])
+
+
+def test_the_vote_uses_out_of_sample_lists_where_the_round_kept_them():
+    from labeler.queue import _out_of_sample
+
+    shared = Neighbours(np.array([[1, 2], [0, 2], [0, 1]]), np.full((3, 2), 0.9, np.float32))
+    oos = Neighbours(np.array([[2, -1], [-1, -1], [-1, -1]]), np.array([[0.5, 0], [0, 0], [0, 0]], np.float32))
+    voters = _out_of_sample(shared, oos)
+    assert voters.indices.tolist() == [[2, -1], [0, 2], [0, 1]]  # row 0 out-of-sample; rows 1-2 (test) shared

@@ -79,6 +79,16 @@ def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
         embeddings = ws.load_array(1, "embeddings")
         assert embeddings.shape == (len(items), 512)
         assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-4)
+        # out-of-sample neighbours: per train/valid row, from the model that held it out; never itself
+        nbr, sims = ws.load_array(1, "oos_neighbour_ids"), ws.load_array(1, "oos_neighbour_sims")
+        assert nbr.shape == (len(ids), 10) and sims.shape == (len(ids), 10)
+        assert not (nbr == ids[:, None]).any() and set(nbr[nbr >= 0].tolist()) <= set(items["id"])
+        assert (np.diff(sims, axis=1) <= 1e-6).all()  # nearest first
+        groups = ws.load_array(1, "groups")
+        assert set(groups[:, 0].tolist()) == set(items["id"])
+        for g in np.unique(groups[:, 1]):
+            members = set(groups[groups[:, 1] == g, 0].tolist()) & set(ids.tolist())
+            assert len({int(folds[ids.tolist().index(m)]) for m in members}) <= 1  # a group in one fold
 
 
 def test_rare_class_keeps_its_column_when_a_fold_trains_without_it(trained):

@@ -50,6 +50,10 @@ class CrossvalResult:
     lr: float
     folds: list[FoldSummary] = field(default_factory=list)
     seconds: float = 0.0
+    # out-of-sample neighbours: row i's nearest images (item ids, cosine similarity) in the embedding
+    # space of the fold model that held row i out, i.e. of a model that never trained on its label
+    neighbour_ids: np.ndarray | None = None  # (N, NEIGHBOURS) int64, -1 where fewer
+    neighbour_sims: np.ndarray | None = None  # (N, NEIGHBOURS) float32
 
 
 def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
@@ -229,25 +233,50 @@ def _codes(labels, vocab: list[str]) -> np.ndarray:
 
 
 def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> dict:
-    """Held-out and test probabilities (+ which ids the model trained on and held out, for audit);
-    with ``embed``, also embeddings of every image from one pass."""
+    """Held-out and test probabilities (+ which ids the model trained on and held out, for audit), and the
+    held-out images' nearest neighbours in this model's embedding space (one pass over every image);
+    with ``embed``, the embeddings of every image too."""
     import pandas as pd
 
     trained_on = np.setdiff1d(np.arange(len(fit_frame)), valid_idx)
     audit = {"held_out_ids": fit_frame["id"].to_numpy()[valid_idx], "train_ids": fit_frame["id"].to_numpy()[trained_on]}
+    both = pd.concat([fit_frame, test_frame], ignore_index=True)
+    probs, features = predict(learn, both, embed=True)
+    ids = both["id"].to_numpy()
+    nbr, sims = nearest(features, valid_idx, NEIGHBOURS)
+    out = {
+        **audit,
+        "probs": probs[valid_idx],
+        "test_probs": probs[len(fit_frame) :],
+        "neighbour_ids": np.where(nbr >= 0, ids[np.maximum(nbr, 0)], -1),
+        "neighbour_sims": sims,
+    }
     if embed:
-        both = pd.concat([fit_frame, test_frame], ignore_index=True)
-        probs, features = predict(learn, both, embed=True)
-        return {
-            **audit,
-            "probs": probs[valid_idx],
-            "test_probs": probs[len(fit_frame) :],
-            "embeddings": features,
-            "embed_ids": both["id"].to_numpy(),
-        }
-    both = pd.concat([fit_frame.iloc[valid_idx], test_frame], ignore_index=True)
-    probs, _ = predict(learn, both)
-    return {**audit, "probs": probs[: len(valid_idx)], "test_probs": probs[len(valid_idx) :]}
+        out.update(embeddings=features, embed_ids=ids)
+    return out
+
+
+NEIGHBOURS = 10  # out-of-sample neighbours kept per image (flag's default -k)
+
+
+def nearest(features: np.ndarray, rows: np.ndarray, k: int, *, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` rows most similar (cosine; features are L2-normalised) to each of ``rows``, itself excluded:
+    (len(rows), k) row numbers (-1 where fewer) and similarities. Exact, chunked matrix products."""
+    import torch
+
+    x = torch.from_numpy(features)
+    k_eff = min(k, len(features) - 1)
+    out_i = np.full((len(rows), k), -1, dtype=np.int64)
+    out_s = np.zeros((len(rows), k), dtype=np.float32)
+    for start in range(0, len(rows), chunk):
+        part = torch.as_tensor(np.asarray(rows[start : start + chunk]))
+        sims = x[part] @ x.T
+        sims[torch.arange(len(part)), part] = -float("inf")  # never its own neighbour
+        if k_eff > 0:
+            top = torch.topk(sims, k_eff, dim=1)
+            out_i[start : start + len(part), :k_eff] = top.indices.numpy()
+            out_s[start : start + len(part), :k_eff] = top.values.numpy()
+    return out_i, out_s
 
 
 def predict(learn, frame, *, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
@@ -320,6 +349,9 @@ def _save_fold(run_dir: Path, name: str, arrays: dict, weights) -> None:
 
 def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:
     pred_probs, test_folds, summaries, lrs = None, [], [], []
+    nbr_ids = np.full((len(fit_frame), NEIGHBOURS), -1, dtype=np.int64)
+    nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
+    have_neighbours = True
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
             if not np.array_equal(data["held_out_ids"], fit_frame["id"].to_numpy()[fold_of == fold]):
@@ -327,6 +359,10 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
             if pred_probs is None:
                 pred_probs = np.full((len(fit_frame), data["probs"].shape[1]), np.nan, dtype=np.float32)
             pred_probs[fold_of == fold] = data["probs"]
+            if "neighbour_ids" in data.files:
+                nbr_ids[fold_of == fold], nbr_sims[fold_of == fold] = data["neighbour_ids"], data["neighbour_sims"]
+            else:  # a fold saved by an older labeler
+                have_neighbours = False
             test_folds.append(data["test_probs"])
             summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
             lrs.append(float(data["lr"]))
@@ -348,6 +384,8 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         embeddings=embed[1],
         lr=float(np.mean(lrs)),
         folds=summaries,
+        neighbour_ids=nbr_ids if have_neighbours else None,
+        neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
     )
 
