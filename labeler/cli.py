@@ -13,7 +13,7 @@ import sys
 import click
 
 from labeler.cli_bench import bench
-from labeler.cli_options import POSITIVE, train_options
+from labeler.cli_options import POSITIVE, SHARE, train_options
 from labeler.errors import LabelerError, explain
 
 
@@ -56,32 +56,14 @@ def main():
 @click.option("--image-col", help="CSV: column with image paths [image, image_name, path, ...].")
 @click.option("--label-col", help="CSV: column with labels [label, category_name, class, ...].")
 @click.option("--split-col", help="CSV: column with train/valid/test [split, evaluation_status, is_valid].")
-@click.option(
-    "--valid-pct",
-    default=0.2,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share for valid when the source has no splits.",
-)
-@click.option(
-    "--test-pct",
-    default=0.1,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share for test when the source has no splits.",
-)
+@click.option("--valid-pct", default=0.2, show_default=True, type=SHARE, help="Share for valid when the source has no splits.")  # fmt: skip
+@click.option("--test-pct", default=0.1, show_default=True, type=SHARE, help="Share for test when the source has no splits.")  # fmt: skip
 @click.option("--seed", default=42, show_default=True, help="Seed of the split made when the source has none.")
 @click.option("--verify-images/--no-verify-images", default=True, show_default=True,
               help="Open and fully decode every image (quarantining bad ones), or trust the files.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1), help="Processes for image checks [all cores].")
 @click.option("--merge-label-variants", is_flag=True, help="Merge labels differing only in case/spaces.")
-@click.option(
-    "--min-per-class",
-    default=5,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Warn for classes with fewer train/valid images.",
-)
+@click.option("--min-per-class", default=5, show_default=True, type=click.IntRange(0), help="Warn for classes with fewer train/valid images.")  # fmt: skip
 @click.option(
     "--max-pixels", default=89_478_485, show_default=True, type=POSITIVE, help="Quarantine larger images (bomb guard)."
 )

@@ -19,13 +19,7 @@ def bench():
 @click.option(
     "--rows", default=289_222, show_default=True, type=POSITIVE, help="Synthetic DeepFashion rows (without SOURCE)."
 )
-@click.option(
-    "--classes",
-    default=46,
-    show_default=True,
-    type=click.IntRange(2),
-    help="Synthetic DeepFashion classes (without SOURCE).",
-)
+@click.option("--classes", default=46, show_default=True, type=click.IntRange(2), help="Synthetic DeepFashion classes (without SOURCE).")  # fmt: skip
 @click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
 def bench_import(source, rows, classes, verify_images):
     """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""

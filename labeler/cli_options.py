@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is refused before any work
+SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)
 
 
 def train_options(func):
@@ -40,7 +41,7 @@ def train_options(func):
 def noise_options(func):
     """The planted-noise options of `bench noise` and `bench loop`."""
     options = [
-        click.option("--noise", "rate", default=0.15, show_default=True, type=click.FloatRange(0, 1, max_open=True), help="Share of (eligible) train/valid labels to flip."),
+        click.option("--noise", "rate", default=0.15, show_default=True, type=SHARE, help="Share of (eligible) train/valid labels to flip."),
         click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion", "clustered"])),
         click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
         click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),

@@ -1,5 +1,6 @@
 """The review app: handlers without a browser, then the real server in headless Chromium."""
 
+import contextlib
 import csv
 import os
 import signal
@@ -152,6 +153,18 @@ def _serve(ws_path: Path, port: int, *extra: str) -> subprocess.Popen:
     raise RuntimeError(proc.stdout.read().decode()[-2000:])
 
 
+@contextlib.contextmanager
+def _served(ws_path: Path, *extra: str):
+    """A review server on a free port for the block; stopped after it."""
+    port = _free_port()
+    server = _serve(ws_path, port, *extra)
+    try:
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
 @pytest.fixture
 def browser():
     playwright = pytest.importorskip("playwright.sync_api")
@@ -205,9 +218,7 @@ WATCH_JS = """() => {
 
 @pytest.mark.browser
 def test_keyboard_review_in_chromium_then_export(cli, ws_path, browser, tmp_path):
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page(viewport={"width": 1300, "height": 950})
         shown = [_open(page, port)]
         for key in ["Enter", "2", "x", "u", "s"]:
@@ -216,9 +227,6 @@ def test_keyboard_review_in_chromium_then_export(cli, ws_path, browser, tmp_path
         assert (tmp_path / "review.png").stat().st_size > 20_000
         image = page.locator("#current-item img").first
         assert image.evaluate("img => img.complete && img.naturalWidth > 0")  # the image really loaded
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     with Workspace.open(ws_path) as ws:
         decisions = ws.store.decisions()
     ids = [int(i) for i in shown]
@@ -268,9 +276,7 @@ def test_only_the_workspace_item_images_are_served(ws_path, tmp_path):
         inside = ws.image_path(item.file)
     (root / "truth.csv").write_text("image,label\n")  # an answers file beside the images
     (root / "link.jpg").symlink_to(secret)
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(f"{base}/labeler/image/{item.id}").read() == inside.read_bytes()
         refused = [f"/labeler/image/{10**7}", "/labeler/image/abc", "/labeler/image/..%2F..%2Fetc%2Fpasswd"]
@@ -285,17 +291,12 @@ def test_only_the_workspace_item_images_are_served(ws_path, tmp_path):
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(upload)
         assert error.value.code == 403
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
 
 
 @pytest.mark.browser
 def test_keys_faster_than_the_screen_decide_only_images_on_screen(ws_path, browser):
     """Keys 20-30 ms apart and a held key: every stored decision is on an image painted before its key press."""
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         _open(page, port)
         page.evaluate(WATCH_JS)
@@ -314,9 +315,6 @@ def test_keys_faster_than_the_screen_decide_only_images_on_screen(ws_path, brows
         page.wait_for_timeout(1500)
         page.wait_for_function("!window.labeler.busy", timeout=15_000)
         paints, keys = page.evaluate("[window.__paints, window.__keys]")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     with Workspace.open(ws_path) as ws:
         decisions = [d for d in ws.store.decisions() if d.action != "undo"]
         held = len(ws.store.decisions()) - before_hold
@@ -332,9 +330,7 @@ def test_keys_faster_than_the_screen_decide_only_images_on_screen(ws_path, brows
 
 @pytest.mark.browser
 def test_class_search_opens_empty_enter_applies_escape_cancels(ws_path, browser):
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         first = _open(page, port)
         page.keyboard.press("/")
@@ -354,9 +350,6 @@ def test_class_search_opens_empty_enter_applies_escape_cancels(ws_path, browser)
         before = page.get_attribute("#current-item", "data-seq")
         page.keyboard.press("Enter")
         page.wait_for_function(f"document.querySelector('#current-item').dataset.seq !== '{before}'")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     with Workspace.open(ws_path) as ws:
         decisions = ws.store.decisions()
     assert [(d.item_id, d.label) for d in decisions] == [(int(first), "shoe")]
@@ -364,9 +357,7 @@ def test_class_search_opens_empty_enter_applies_escape_cancels(ws_path, browser)
 
 @pytest.mark.browser
 def test_the_name_is_asked_once_and_kept_across_reloads(ws_path, browser):
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("#current-item")
@@ -382,9 +373,6 @@ def test_the_name_is_asked_once_and_kept_across_reloads(ws_path, browser):
         _shown(page)
         assert page.input_value("#lab-name") == "alice"
         _press(page, "k")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     with Workspace.open(ws_path) as ws:
         assert [d.reviewer for d in ws.store.decisions()] == ["alice"]
         assert {c[0] for c in ws.store.conn.execute("SELECT reviewer FROM claims")} <= {"alice"}
@@ -415,9 +403,7 @@ def group_ws(cli, tmp_path):
 @pytest.mark.browser
 def test_group_box_resets_and_a_group_undo_reverts_the_group(group_ws, browser):
     ws_path, members = group_ws
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         first = int(_open(page, port))
         assert first in members and page.locator("#whole-group").count() == 1
@@ -428,9 +414,6 @@ def test_group_box_resets_and_a_group_undo_reverts_the_group(group_ws, browser):
         shown = _press(page, "u")
         assert int(shown) == first and "undone:" in page.inner_text("#panel")
         assert not page.is_checked("#whole-group")  # the box starts unticked on every screen
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     with Workspace.open(ws_path) as ws:
         decisions = ws.store.decisions()
         live = ws.store.effective_decisions()
@@ -446,9 +429,7 @@ def test_a_conflict_shows_both_decisions(ws_path, browser):
         given = ws.store.item(item).label
         ws.store.add_decision(item, reviewer="bob", action="confirm", label=given, old_label=given)
         ws.store.add_decision(item, reviewer="carol", action="remove", old_label=given, reason="unusable")
-    port = _free_port()
-    server = _serve(ws_path, port)
-    try:
+    with _served(ws_path) as port:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         _open(page, port)
         page.click("text=Queue filters")
@@ -458,9 +439,6 @@ def test_a_conflict_shows_both_decisions(ws_path, browser):
         page.wait_for_function(f"document.querySelector('#current-item').dataset.item === '{item}'")
         page.wait_for_selector(".lab-conflict")
         text = page.inner_text(".lab-conflict")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     assert "bob" in text and "carol" in text and "confirm" in text and "remove" in text
 
 
