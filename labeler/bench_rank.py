@@ -28,6 +28,7 @@ class Run:
     pred_probs: np.ndarray  # (N, K) out-of-fold
     votes: np.ndarray  # (N, K) neighbour vote as `flag` takes it (out-of-sample lists, same group left out)
     votes_before: np.ndarray  # (N, K) the vote before group-aware, out-of-sample neighbours (fold-0 space)
+    votes_parts: dict  # the two changes one at a time: {"oos_only": ..., "groups_only": ...}
 
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
@@ -55,8 +56,12 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
     votes = neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab), groups=ev.groups)
     before = neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab))
+    parts = {
+        "oos_only": neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab))[fit],
+        "groups_only": neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab), groups=ev.groups)[fit],
+    }
     truth = np.array([bool(flipped.get(file_of[int(i)], False)) for i in ev.item_ids])
-    return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit])
+    return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts)
 
 
 def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
@@ -76,6 +81,8 @@ def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
     corrected /= corrected.sum(axis=1, keepdims=True)
     out["neighbours_class_corrected"] = 1 - corrected[rows, run.labels]
     out["neighbours_before"] = 1 - run.votes_before[rows, run.labels]
+    for name, votes in run.votes_parts.items():
+        out[f"neighbours_{name}"] = 1 - votes[rows, run.labels]
     out["merged_equal_before"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes_before) / 2)
     out["merged_equal"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes) / 2)
     blend = weight * run.pred_probs + (1 - weight) * run.votes
@@ -137,6 +144,28 @@ def best_weight(runs: list[Run]) -> float:
     return max(BLEND_WEIGHTS, key=lambda w: np.mean([ap(r, w) for r in runs]))
 
 
+def queue_kinds(folder: str | Path) -> dict[str, dict]:
+    """For the queue `flag` stored: per main reason, how many train/valid entries and how many hold a flip."""
+    import pandas as pd
+
+    from labeler.workspace import Workspace
+
+    folder = Path(folder)
+    flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
+    flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
+    out: dict[str, dict] = {}
+    with Workspace.open(folder / "workspace", readonly=True) as ws:
+        items = {i.id: i for i in ws.store.items()}
+        for f in ws.store.issues(ws.store.flagged_round()):
+            item = items[f.item_id]
+            if item.split == "test":
+                continue
+            row = out.setdefault(f.kind, {"entries": 0, "wrong": 0})
+            row["entries"] += 1
+            row["wrong"] += bool(flipped.get(item.file, False))
+    return out
+
+
 def bench_rank(folders: list[str | Path], *, log=print) -> dict:
     """Score every ranker on every run; see the module docstring."""
     runs = [load_run(f) for f in folders]
@@ -154,6 +183,7 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
             rows[name] = m
         sets = flagged(run, weight)
         results[run.name] = {"weight": weight, "flips": int(run.truth.sum()), "images": len(run.truth),
-                             "rankers": rows, "f1": {k: f1(run.truth, v) for k, v in sets.items()}}  # fmt: skip
+                             "rankers": rows, "f1": {k: f1(run.truth, v) for k, v in sets.items()},
+                             "queue_kinds": queue_kinds(folders[i])}  # fmt: skip
         log(f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, blend weight {weight}")
     return results

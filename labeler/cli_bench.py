@@ -120,6 +120,14 @@ def bench_rank(runs, json_out):
     for name in next(iter(r.values()))["f1"]:
         values = [run["f1"][name] for run in r.values()]
         click.echo(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})")
+    kinds: dict[str, list[int]] = {}
+    for run in r.values():
+        for kind, c in run["queue_kinds"].items():
+            kinds.setdefault(kind, [0, 0])
+            kinds[kind][0] += c["entries"]
+            kinds[kind][1] += c["wrong"]
+    click.echo("the stored queue by main reason (all runs): " + "; ".join(
+        f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items()))  # fmt: skip
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2))
 

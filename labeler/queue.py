@@ -24,6 +24,9 @@ import numpy as np
 from labeler import detect, neighbors
 
 CONTRADICTION_PROB = 0.8
+# Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
+# out (kept by `train`); "shared", the fold-0 model's space, which trained on 2/3 of the labels.
+VOTE_SPACES = ("oos", "shared")
 REASON_TEXT = {
     "duplicate_conflict": "near-duplicate with a conflicting label",
     "label_issue": "the model and the neighbours doubt the label",
@@ -75,13 +78,15 @@ class Queue:
 
 def build_queue(
     ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "self_confidence",
-    duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01,
+    duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01, vote_space: str = "oos",
 ) -> Queue:  # fmt: skip
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     n_classes = pred_probs.shape[1]
     nn = neighbors.knn(ev.embeddings, k=k)
-    voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
+    if vote_space not in VOTE_SPACES:
+        raise ValueError(f"vote_space {vote_space!r} is not one of {', '.join(VOTE_SPACES)}")
+    voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
     votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
     merged_probs = (pred_probs + votes) / 2
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
