@@ -64,7 +64,7 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts)
 
 
-def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
+def scores(run: Run, weight: float, weight_shared: float) -> dict[str, np.ndarray]:
     """Each ranker's mislabel score per row (higher = more likely wrong)."""
     from cleanlab.rank import get_label_quality_scores
 
@@ -87,6 +87,8 @@ def scores(run: Run, weight: float) -> dict[str, np.ndarray]:
     out["merged_equal"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes) / 2)
     blend = weight * run.pred_probs + (1 - weight) * run.votes
     out["blend_crossfit"] = 1 - get_label_quality_scores(run.labels, blend)
+    shared = weight_shared * run.pred_probs + (1 - weight_shared) * run.votes_parts["groups_only"]
+    out["blend_shared_crossfit"] = 1 - get_label_quality_scores(run.labels, shared)  # flag --vote-space shared
     return out
 
 
@@ -132,13 +134,14 @@ def bootstrap_ratio(truth, score, base, metric: str, *, n: int = 300, seed: int 
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
-def best_weight(runs: list[Run]) -> float:
-    """The blend weight with the best mean AP over ``runs``."""
+def best_weight(runs: list[Run], space: str = "oos") -> float:
+    """The blend weight with the best mean AP over ``runs`` (``space``: the vote flag uses, or "shared")."""
     from cleanlab.rank import get_label_quality_scores
     from sklearn.metrics import average_precision_score
 
     def ap(run, w):
-        blend = w * run.pred_probs + (1 - w) * run.votes
+        votes = run.votes if space == "oos" else run.votes_parts["groups_only"]
+        blend = w * run.pred_probs + (1 - w) * votes
         return average_precision_score(run.truth, 1 - get_label_quality_scores(run.labels, blend))
 
     return max(BLEND_WEIGHTS, key=lambda w: np.mean([ap(r, w) for r in runs]))
@@ -173,7 +176,8 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
     for i, run in enumerate(runs):
         others = [r for j, r in enumerate(runs) if j != i]
         weight = best_weight(others) if others else 0.5
-        ranked = scores(run, weight)
+        weight_shared = best_weight(others, "shared") if others else 0.5
+        ranked = scores(run, weight, weight_shared)
         base = ranked[BASELINE]
         rows = {}
         for name, score in ranked.items():
@@ -182,8 +186,11 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
                 m["ap_ratio_ci"] = bootstrap_ratio(run.truth, score, base, "ap")
             rows[name] = m
         sets = flagged(run, weight)
-        results[run.name] = {"weight": weight, "flips": int(run.truth.sum()), "images": len(run.truth),
+        results[run.name] = {"weight": weight, "weight_shared": weight_shared, "flips": int(run.truth.sum()), "images": len(run.truth),
                              "rankers": rows, "f1": {k: f1(run.truth, v) for k, v in sets.items()},
                              "queue_kinds": queue_kinds(folders[i])}  # fmt: skip
-        log(f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, blend weight {weight}")
+        log(
+            f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, CNN share of the blend "
+            f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
+        )
     return results

@@ -27,6 +27,7 @@ CONTRADICTION_PROB = 0.8
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
 # out (kept by `train`); "shared", the fold-0 model's space, which trained on 2/3 of the labels.
 VOTE_SPACES = ("oos", "shared")
+VOTE_WEIGHT = 0.5  # the neighbour vote's share in the merged probabilities (the CNN has the rest)
 REASON_TEXT = {
     "duplicate_conflict": "near-duplicate with a conflicting label",
     "label_issue": "the model and the neighbours doubt the label",
@@ -79,6 +80,7 @@ class Queue:
 def build_queue(
     ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "self_confidence",
     duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01, vote_space: str = "oos",
+    vote_weight: float = VOTE_WEIGHT,
 ) -> Queue:  # fmt: skip
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
@@ -88,7 +90,9 @@ def build_queue(
         raise ValueError(f"vote_space {vote_space!r} is not one of {', '.join(VOTE_SPACES)}")
     voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
     votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
-    merged_probs = (pred_probs + votes) / 2
+    if not 0 <= vote_weight <= 1:
+        raise ValueError(f"vote_weight {vote_weight} must be in [0, 1]")
+    merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
     confirm = None
