@@ -223,10 +223,10 @@ def _plant_clusters(labels, eligible, rate, rng, partners, features, groups):
             partner = rng.choice(partners[c])
             for r in near[:CLUSTER_SIZE]:
                 for member in np.flatnonzero(groups == groups[rows[r]]):  # the whole group goes with it
+                    if flipped[rows].sum() >= target:
+                        break
                     if eligible[member] and labels[member] == c and not flipped[member]:
                         new[member], flipped[member] = partner, True
-                if flipped[rows].sum() >= target:
-                    break
     return new, flipped
 
 
@@ -300,7 +300,9 @@ def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=Non
         from labeler import groups as grouping
 
         features = thumbnails([str(Path(root) / f) for f in frame["file"]])
-        groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
+        folders = {str(Path(f).parent) for f in frame["file"]}
+        if len(folders) > len(vocab):  # product folders (DeepFashion's img/<Item>/), not one folder per class
+            groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
     new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
                                partners=partners, confusion=confusion, features=features, groups=groups)  # fmt: skip
     planted = out_dir / "planted.csv"

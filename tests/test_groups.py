@@ -198,3 +198,13 @@ def test_the_vote_uses_out_of_sample_lists_where_the_round_kept_them():
     oos = Neighbours(np.array([[2, -1], [-1, -1], [-1, -1]]), np.array([[0.5, 0], [0, 0], [0, 0]], np.float32))
     voters = _out_of_sample(shared, oos)
     assert voters.indices.tolist() == [[2, -1], [0, 2], [0, 1]]  # row 0 out-of-sample; rows 1-2 (test) shared
+
+
+def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
+    from labeler.bench import plant_flips
+
+    labels = np.repeat([0, 1], 100)
+    features = np.random.default_rng(0).normal(size=(200, 2))
+    _, flipped = plant_flips(labels, np.array(["train"] * 200), 2, rate=0.15, kind="clustered", seed=0,
+                             partners={0: [1], 1: [0]}, features=features, groups=np.zeros(200, int))  # fmt: skip
+    assert flipped.sum() == 30  # one group holding everything does not flip everything
