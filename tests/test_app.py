@@ -249,11 +249,13 @@ def test_keyboard_review_in_chromium_then_export(cli, ws_path, browser, tmp_path
 def test_acknowledged_decision_survives_kill_9(ws_path, browser):
     port = _free_port()
     server = _serve(ws_path, port)
-    page = browser.new_page()
-    first = int(_open(page, port))
-    _press(page, "k")
-    os.killpg(server.pid, signal.SIGKILL)  # right after the screen moved on
-    server.wait(timeout=10)
+    try:
+        page = browser.new_page()
+        first = int(_open(page, port))
+        _press(page, "k")
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # right after the screen moved on (or a failure: no leftover server)
+        server.wait(timeout=10)
     with Workspace.open(ws_path) as ws:
         decisions = ws.store.decisions()
     assert [(d.item_id, d.action) for d in decisions] == [(first, "confirm")]
