@@ -162,9 +162,9 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
 @click.option(
     "--outlier-share", default=0.01, show_default=True, help="Share of most isolated images queued as outliers."
 )
-@click.option("--vote-weight", default=0.5, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--vote-weight", default=0.3, show_default=True, type=click.FloatRange(0, 1),
               help="The neighbour vote's share in the merged probabilities (0: the CNN alone).")  # fmt: skip
-@click.option("--vote-space", default="oos", show_default=True, type=click.Choice(["oos", "shared"]),
+@click.option("--vote-space", default="shared", show_default=True, type=click.Choice(["oos", "shared"]),
               help="Neighbour vote: in the space of the fold model that held each image out, or the fold-0 space.")  # fmt: skip
 def flag(workspace, csv_path, round_id, **options):
     """Flag likely label errors, conflicting near-duplicates and outliers in one ranked review queue."""
