@@ -13,7 +13,6 @@ such a group spans folds, a wrong label is "confirmed" by the model that trained
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable
 
 import numpy as np
 
@@ -31,7 +30,7 @@ def resolve(by: str, fmt: str | None) -> str:
     return by
 
 
-def group_ids(frame, root: str, by: str, *, extra: dict | None = None, log: Callable = print) -> np.ndarray:
+def group_ids(frame, root: str, by: str, *, extra: dict | None = None) -> np.ndarray:
     """A group id per row of ``frame`` (columns id, file), by ``by`` (already resolved)."""
     if by == "none":
         return np.arange(len(frame), dtype=np.int64)

@@ -155,7 +155,7 @@ def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]
 
     by = groups.resolve(group_by, ws.store.get_meta("format"))
     extra = {i.id: i.extra for i in ws.store.items()} if by.startswith("column:") else None
-    ids = groups.group_ids(frame, str(ws.root), by, extra=extra, log=log)
+    ids = groups.group_ids(frame, str(ws.root), by, extra=extra)
     info = groups.describe(ids, by)
     log(f"groups ({by}): {info['groups']:,} groups; {info['images_sharing']:,} images share a group with another "
         f"(largest {info['largest']}); a group is never split across folds")  # fmt: skip

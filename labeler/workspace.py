@@ -34,14 +34,12 @@ class Workspace:
             raise WorkspaceError(f"{path} is a file; choose a new folder for the workspace")
         if (path / DB_NAME).exists():
             with Store.open(path / DB_NAME, readonly=True) as store:
-                unfinished = store.get_meta("source") is None and store.count_items() == 0
-            if force or unfinished:  # an interrupted import left only the schema: start again
+                items, source = store.count_items(), store.get_meta("source")
+                decisions = len(store.decisions())
+            if force or (source is None and items == 0):  # an interrupted import left only the schema: start again
                 return
-            with Store.open(path / DB_NAME, readonly=True) as store:
-                items, decisions = store.count_items(), len(store.decisions())
-                source = store.get_meta("source", "?")
             raise WorkspaceError(
-                f"{path} already holds an import of {source} ({items} items, {decisions} decisions); "
+                f"{path} already holds an import of {source or '?'} ({items} items, {decisions} decisions); "
                 "pass --force to re-import (decisions are kept and re-attached by image path), "
                 "or choose a new workspace folder"
             )

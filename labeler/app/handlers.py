@@ -114,9 +114,8 @@ class ReviewUI:
         with self.lock:
             s = self.session(name)
             if command.action == "show":
-                if command.item is not None and command.item != self.on_screen.get(name):
-                    pass  # a stale page: keep the claim of what the server showed last
-                elif command.item is not None:
+                if command.item is not None and command.item == self.on_screen.get(name):
+                    # a stale page's item keeps its claim; the item the server showed last is let go
                     self.ws.store.release(command.item, name)
                     self.on_screen.pop(name, None)
                 return self._next(s, filters, started)
@@ -181,7 +180,7 @@ class ReviewUI:
         if name in self.on_screen:
             if self.on_screen[name] != item:
                 return f"ignored a key pressed for #{item}, which is no longer on screen; nothing stored"
-        elif self.ws.store.last_undoable(name) is not None and self.ws.store.last_undoable(name).item_id == item:
+        elif (last := self.ws.store.last_undoable(name)) is not None and last.item_id == item:
             return f"#{item} was decided already; nothing stored"
         holder = s.claim_state(item)
         if holder not in ("held", "expired"):
