@@ -32,6 +32,12 @@ def train_options(func):
         click.option("--seed", type=int, help="Seed of folds and training [42]."),
         click.option("--workers", type=click.IntRange(0), help="DataLoader worker processes [min(4, cores)]."),
         click.option("--verify-images/--no-verify-images", default=None, help="Check images before training [verify]."),
+        click.option(
+            "--tta",
+            type=click.IntRange(0),
+            help="Test-time augmentation: augmented passes averaged into the out-of-fold and test "
+            "predictions [0: none].",
+        ),  # fmt: skip
     ]
     for option in reversed(options):
         func = option(func)

@@ -113,6 +113,10 @@ def train_round(
         "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }  # fmt: skip
+    if result.pred_probs_plain is not None:  # --tta: the probabilities without it, for `bench rank`
+        arrays["pred_probs_plain"] = result.pred_probs_plain
+        if result.test_probs_plain is not None:
+            arrays["test_probs_plain"] = result.test_probs_plain
     if result.neighbour_ids is not None:  # rows as pred_ids: neighbours in the space of the model that held it out
         arrays.update(oos_neighbour_ids=result.neighbour_ids, oos_neighbour_sims=result.neighbour_sims)
     recorded = ws.record_round(kind, params, metrics, arrays)

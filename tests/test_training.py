@@ -275,3 +275,21 @@ def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
     monkeypatch.setattr(learner, "_fit", explode)
     with pytest.raises(TrainingError, match="out of memory at --bs 64 .* try --bs 32"):
         learner.fit(None, learner.make_config(None), 1e-3)
+
+
+def test_tta_averages_augmented_passes_in_and_keeps_the_plain_probabilities(tmp_path, cli):
+    labels = _tiny_dataset(tmp_path / "ds")
+    ws = tmp_path / "ws"
+    cli("import", ws, labels, "--min-per-class", "1")
+    cli("train", ws, *FAST, "--tta", "2")
+    with Workspace.open(ws) as w:
+        names = w.store.arrays(1)
+        assert {"pred_probs_plain", "test_probs_plain"} <= set(names)
+        tta, plain = w.load_array(1, "pred_probs"), w.load_array(1, "pred_probs_plain")
+        test_tta, test_plain = w.load_array(1, "test_probs"), w.load_array(1, "test_probs_plain")
+        assert tta.shape == plain.shape == (37, 4) and test_tta.shape == test_plain.shape
+        for probs in (tta, plain, test_tta, test_plain):
+            assert np.allclose(probs.sum(axis=1), 1, atol=1e-5) and (probs >= 0).all()
+        assert not np.allclose(tta, plain)  # the augmented passes changed the predictions ...
+        assert np.abs(tta - plain).max() < 0.9  # ... and the plain pass keeps its share
+        assert w.store.rounds()[-1].params["config"]["tta"] == 2

@@ -54,6 +54,9 @@ class CrossvalResult:
     # space of the fold model that held row i out, i.e. of a model that never trained on its label
     neighbour_ids: np.ndarray | None = None  # (N, NEIGHBOURS) int64, -1 where fewer
     neighbour_sims: np.ndarray | None = None  # (N, NEIGHBOURS) float32
+    # with test-time augmentation (config.tta), the probabilities without it, for comparison
+    pred_probs_plain: np.ndarray | None = None  # (N, K)
+    test_probs_plain: np.ndarray | None = None  # (T, K)
 
 
 def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
@@ -209,7 +212,7 @@ def _finish_fold(
     from training.learner import plot_losses
 
     plot_losses(learn.loss_history, run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
-    arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0)
+    arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0, tta=config.tta)
     epochs = config.epochs + config.freeze_epochs
     summary = FoldSummary(
         fold=fold,
@@ -232,10 +235,12 @@ def _codes(labels, vocab: list[str]) -> np.ndarray:
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
-def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> dict:
+def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: int = 0) -> dict:
     """Held-out and test probabilities (+ which ids the model trained on and held out, for audit), and the
     held-out images' nearest neighbours in this model's embedding space (one pass over every image);
-    with ``embed``, the embeddings of every image too."""
+    with ``embed``, the embeddings of every image too. With ``tta`` > 0 the held-out and test
+    probabilities average ``tta`` augmented passes in (fastai's ``tta``), and the plain ones are kept
+    as ``probs_plain`` / ``test_probs_plain`` so the two can be compared on the same models."""
     import pandas as pd
 
     trained_on = np.setdiff1d(np.arange(len(fit_frame)), valid_idx)
@@ -251,9 +256,33 @@ def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool) -> di
         "neighbour_ids": np.where(nbr >= 0, ids[np.maximum(nbr, 0)], -1),
         "neighbour_sims": sims,
     }
+    if tta > 0:
+        rows = np.concatenate([valid_idx, np.arange(len(fit_frame), len(both))])
+        augmented = predict_tta(learn, both.iloc[rows], tta, plain=probs[rows])
+        out.update(probs_plain=out["probs"], test_probs_plain=out["test_probs"])
+        out.update(probs=augmented[: len(valid_idx)], test_probs=augmented[len(valid_idx) :])
     if embed:
         out.update(embeddings=features, embed_ids=ids)
     return out
+
+
+TTA_PLAIN_SHARE = 0.25  # fastai's tta default (beta): the plain pass's share beside the augmented mean
+
+
+def predict_tta(learn, frame, n: int, *, plain: np.ndarray) -> np.ndarray:
+    """``TTA_PLAIN_SHARE`` x ``plain`` + the rest x the mean of ``n`` passes with the training augmentation."""
+    import torch
+
+    if len(frame) == 0:
+        return plain
+    dl = learn.dls.test_dl(frame)
+    augmented = []
+    with dl.dataset.set_split_idx(0):  # split 0: the training transforms (random crops, flips)
+        for _ in range(n):
+            augmented.append(learn.get_preds(dl=dl)[0].float())
+    mean = torch.stack(augmented).mean(0).numpy()
+    out = (1 - TTA_PLAIN_SHARE) * mean + TTA_PLAIN_SHARE * plain
+    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 NEIGHBOURS = 10  # out-of-sample neighbours kept per image (flag's default -k)
@@ -349,6 +378,7 @@ def _save_fold(run_dir: Path, name: str, arrays: dict, weights) -> None:
 
 def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:
     pred_probs, test_folds, summaries, lrs = None, [], [], []
+    plain, test_plain = None, []  # without test-time augmentation, where the folds used it
     nbr_ids = np.full((len(fit_frame), NEIGHBOURS), -1, dtype=np.int64)
     nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
     have_neighbours = True
@@ -359,6 +389,10 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
             if pred_probs is None:
                 pred_probs = np.full((len(fit_frame), data["probs"].shape[1]), np.nan, dtype=np.float32)
             pred_probs[fold_of == fold] = data["probs"]
+            if "probs_plain" in data.files:
+                plain = np.full(pred_probs.shape, np.nan, dtype=np.float32) if plain is None else plain
+                plain[fold_of == fold] = data["probs_plain"]
+                test_plain.append(data["test_probs_plain"])
             if "neighbour_ids" in data.files:
                 nbr_ids[fold_of == fold], nbr_sims[fold_of == fold] = data["neighbour_ids"], data["neighbour_sims"]
             else:  # a fold saved by an older labeler
@@ -387,6 +421,10 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         neighbour_ids=nbr_ids if have_neighbours else None,
         neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
+        pred_probs_plain=plain if plain is not None and len(test_plain) == config.folds else None,
+        test_probs_plain=np.mean(test_plain, axis=0).astype(np.float32)
+        if len(test_plain) == config.folds and len(test_frame)
+        else None,
     )
 
 

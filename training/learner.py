@@ -42,6 +42,7 @@ class TrainConfig:
     workers: int | None = None
     lr_find_iters: int = 100
     verify_images: bool = True
+    tta: int = 0  # augmented passes averaged into the held-out and test predictions (0: none)
     extra: dict = field(default_factory=dict)
 
 
