@@ -5,8 +5,10 @@ Reads folders written by `labeler bench noise` (each a workspace with a trained 
 images, every ranker below against the planted flips: average precision, the share of flips
 found when reviewing the top 5% / 10% of images, and (for the flagged sets) F1. Intervals are
 paired bootstrap 95% intervals over images of the ratio to cleanlab's self-confidence rank.
-The blend weight is cross-fitted: for each run it is the weight that did best on the *other*
-runs, never on the items it is scored on.
+The blend weight and the evidence score's weights (``labeler.scoring``) are cross-fitted: for
+each run they are the ones that did best on the *other* runs, never on the items they are scored
+on. ``evidence`` (the default ranking of `flag`) uses the weights shipped in ``labeler.scoring``;
+``fitted_weights`` prints the weights fitted on all the runs given, which is how those were chosen.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Run:
     votes: np.ndarray  # (N, K) neighbour vote as `flag` takes it (out-of-sample lists, same group left out)
     votes_before: np.ndarray  # (N, K) the vote before group-aware, out-of-sample neighbours (fold-0 space)
     votes_parts: dict  # the two changes one at a time: {"oos_only": ..., "groups_only": ...}
+    smoothed: np.ndarray  # (N, K) neighbours' pred_probs as `flag` takes them (shared space, same group left out)
+    plain: np.ndarray | None = None  # (N, K) pred_probs without test-time augmentation (rounds trained with --tta)
+    smoothed_plain: np.ndarray | None = None
 
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
@@ -46,7 +51,16 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
     flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
     with Workspace.open(folder / "workspace", readonly=True) as ws:
-        ev = load_evidence(ws, latest_round(ws).id)
+        round_id = latest_round(ws).id
+        ev = load_evidence(ws, round_id)
+        plain = None
+        if "pred_probs_plain" in ws.store.arrays(round_id):
+            row_of = {int(i): r for r, i in enumerate(ws.load_array(round_id, "pred_ids"))}
+            stored = ws.load_array(round_id, "pred_probs_plain")
+            plain = ev.pred_probs.copy()  # test rows keep theirs; only train/valid rows are scored
+            for r, i in enumerate(ev.item_ids):
+                if int(i) in row_of:
+                    plain[r] = stored[row_of[int(i)]]
         file_of = {i.id: i.file for i in ws.store.items()}
         split_of = {i.id: i.split for i in ws.store.items()}
     fit = np.array([split_of[int(i)] != "test" for i in ev.item_ids])
@@ -60,13 +74,48 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         "oos_only": neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab))[fit],
         "groups_only": neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab), groups=ev.groups)[fit],
     }
+    smoothed = neighbors.smoothed_probs(nn, ev.pred_probs, groups=ev.groups)
     truth = np.array([bool(flipped.get(file_of[int(i)], False)) for i in ev.item_ids])
-    return Run(folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts)
+    run = Run(
+        folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
+    )
+    if plain is not None:
+        run.plain = plain[fit]
+        run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]
+    return run
 
 
-def scores(run: Run, weight: float, weight_shared: float) -> dict[str, np.ndarray]:
-    """Each ranker's mislabel score per row (higher = more likely wrong)."""
+def evidence_features(run: Run) -> np.ndarray:
+    from labeler import scoring
+
+    return scoring.features(run.labels, run.pred_probs, run.smoothed, run.votes_parts["groups_only"])
+
+
+def fitted_weights(runs: list[Run]) -> tuple[np.ndarray, float]:
+    """Logistic regression of "flipped" on the evidence features of ``runs``, every weight >= 0 (more doubt
+    from a view never lowers the score): (weights, intercept)."""
+    from scipy.optimize import minimize
+
+    x = np.vstack([evidence_features(r) for r in runs])
+    y = np.concatenate([r.truth for r in runs]).astype(np.float64)
+
+    def loss(p):  # mean negative log-likelihood and its gradient
+        z = x @ p[:-1] + p[-1]
+        residual = 1 / (1 + np.exp(-z)) - y
+        return np.mean(np.logaddexp(0, z) - y * z), np.r_[x.T @ residual, residual.sum()] / len(y)
+
+    start = np.r_[np.full(x.shape[1], 0.1), -2.0]
+    bounds = [(0, None)] * x.shape[1] + [(None, None)]
+    fit = minimize(loss, start, jac=True, bounds=bounds, method="L-BFGS-B")
+    return fit.x[:-1], float(fit.x[-1])
+
+
+def scores(run: Run, weight: float, weight_shared: float, fit=None) -> dict[str, np.ndarray]:
+    """Each ranker's mislabel score per row (higher = more likely wrong); ``fit``: cross-fitted
+    (weights, intercept) of the evidence score."""
     from cleanlab.rank import get_label_quality_scores
+
+    from labeler import scoring
 
     rows = np.arange(len(run.labels))
     out = {}
@@ -89,17 +138,34 @@ def scores(run: Run, weight: float, weight_shared: float) -> dict[str, np.ndarra
     out["blend_crossfit"] = 1 - get_label_quality_scores(run.labels, blend)
     shared = weight_shared * run.pred_probs + (1 - weight_shared) * run.votes_parts["groups_only"]
     out["blend_shared_crossfit"] = 1 - get_label_quality_scores(run.labels, shared)  # flag --vote-space shared
+    out["smoothed_only"] = 1 - run.smoothed[rows, run.labels]
+    x = evidence_features(run)
+    out["evidence"] = scoring.mislabel_score(x)  # flag's default, the shipped weights
+    if fit is not None:
+        out["evidence_crossfit"] = scoring.mislabel_score(x, *fit)
+    if run.plain is not None:  # the same models without test-time augmentation
+        out["self_confidence_no_tta"] = 1 - run.plain[rows, run.labels]
+        x_plain = scoring.features(run.labels, run.plain, run.smoothed_plain, run.votes_parts["groups_only"])
+        out["evidence_no_tta"] = scoring.mislabel_score(x_plain)
     return out
 
 
-def flagged(run: Run, weight: float) -> dict[str, np.ndarray]:
-    """cleanlab's default flagged set on the CNN alone, and on the cross-fitted blend."""
+def flagged(run: Run, weight: float, evidence: np.ndarray) -> dict[str, np.ndarray]:
+    """cleanlab's default flagged set on the CNN alone and on the cross-fitted blend; the set `flag`
+    takes by default: as many top ``evidence`` rows as cleanlab flags on the default blend."""
     from cleanlab.filter import find_label_issues
 
+    from labeler.queue import VOTE_WEIGHT
+
     blend = weight * run.pred_probs + (1 - weight) * run.votes
+    default_blend = (1 - VOTE_WEIGHT) * run.pred_probs + VOTE_WEIGHT * run.votes_parts["groups_only"]
+    count = int(find_label_issues(run.labels, default_blend).sum())
+    top = np.zeros(len(run.labels), dtype=bool)
+    top[np.argsort(-evidence, kind="stable")[:count]] = True
     return {
         "cleanlab_filter": find_label_issues(run.labels, run.pred_probs),
         "blend_filter": find_label_issues(run.labels, blend),
+        "evidence_filter": top,
     }
 
 
@@ -123,14 +189,30 @@ def f1(truth: np.ndarray, flags: np.ndarray) -> float:
 
 def bootstrap_ratio(truth, score, base, metric: str, *, n: int = 300, seed: int = 0) -> tuple[float, float]:
     """Paired bootstrap 95% interval of metric(score) / metric(base), resampling images."""
+    return bootstrap_ratios(truth, score, base, (metric,), n=n, seed=seed)[metric]
+
+
+def bootstrap_ratios(truth, score, base, metrics, *, n: int = 300, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Paired bootstrap 95% intervals of metric(score) / metric(base) for each of ``metrics``."""
     rng = np.random.default_rng(seed)
-    ratios = []
+    ratios: dict[str, list[float]] = {m: [] for m in metrics}
     for _ in range(n):
         pick = rng.integers(0, len(truth), len(truth))
         if not truth[pick].any():
             continue
-        ratios.append(ranking_metrics(truth[pick], score[pick])[metric] /
-                      max(ranking_metrics(truth[pick], base[pick])[metric], 1e-9))  # fmt: skip
+        a, b = ranking_metrics(truth[pick], score[pick]), ranking_metrics(truth[pick], base[pick])
+        for m in metrics:
+            ratios[m].append(a[m] / max(b[m], 1e-9))
+    return {m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for m, v in ratios.items()}
+
+
+def bootstrap_f1_ratio(truth, flags, base, *, n: int = 300, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap 95% interval of F1(flags) / F1(base), resampling images."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(n):
+        pick = rng.integers(0, len(truth), len(truth))
+        ratios.append(f1(truth[pick], flags[pick]) / max(f1(truth[pick], base[pick]), 1e-9))
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
 
 
@@ -177,20 +259,32 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
         others = [r for j, r in enumerate(runs) if j != i]
         weight = best_weight(others) if others else 0.5
         weight_shared = best_weight(others, "shared") if others else 0.5
-        ranked = scores(run, weight, weight_shared)
+        fit = fitted_weights(others) if others and any(r.truth.any() for r in others) else None
+        ranked = scores(run, weight, weight_shared, fit)
         base = ranked[BASELINE]
         rows = {}
         for name, score in ranked.items():
             m = ranking_metrics(run.truth, score)
             if name != BASELINE:
-                m["ap_ratio_ci"] = bootstrap_ratio(run.truth, score, base, "ap")
+                ci = bootstrap_ratios(run.truth, score, base, ("ap", "recall_5", "recall_10"))
+                m.update({f"{metric}_ratio_ci": v for metric, v in ci.items()})
             rows[name] = m
-        sets = flagged(run, weight)
+        sets = flagged(run, weight, ranked["evidence"])
+        f1s = {k: f1(run.truth, v) for k, v in sets.items()}
+        f1_ci = {k: bootstrap_f1_ratio(run.truth, v, sets["cleanlab_filter"]) for k, v in sets.items()
+                 if k != "cleanlab_filter"}  # fmt: skip
         results[run.name] = {"weight": weight, "weight_shared": weight_shared, "flips": int(run.truth.sum()), "images": len(run.truth),
-                             "rankers": rows, "f1": {k: f1(run.truth, v) for k, v in sets.items()},
+                             "rankers": rows, "f1": f1s, "f1_ratio_ci": f1_ci,
+                             "evidence_fit": None if fit is None else [list(map(float, fit[0])), fit[1]],
                              "queue_kinds": queue_kinds(folders[i])}  # fmt: skip
         log(
             f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, CNN share of the blend "
             f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
         )
+    if any(r.truth.any() for r in runs):
+        from labeler.scoring import FEATURES
+
+        coef, intercept = fitted_weights(runs)
+        log("evidence weights fitted on all these runs (labeler.scoring takes them from here): "
+            + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef)) + f", intercept {intercept:.2f}")  # fmt: skip
     return results

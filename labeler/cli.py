@@ -152,8 +152,10 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
 @click.option("--round", "round_id", type=int, help="Round to flag [latest].")
 @click.option("--filter-by", default="prune_by_noise_rate", show_default=True,
               type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]))  # fmt: skip
-@click.option("--rank-by", default="self_confidence", show_default=True,
-              type=click.Choice(["self_confidence", "normalized_margin", "confidence_weighted_entropy"]))  # fmt: skip
+@click.option("--rank-by", default="evidence", show_default=True,
+              type=click.Choice(["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
+              help="evidence: CNN, neighbour-smoothed CNN and neighbour vote, weights measured by `bench rank`; "
+              "the others: cleanlab's rank of the CNN + vote blend (--vote-weight).")  # fmt: skip
 @click.option(
     "-k", "--neighbours", "k", default=10, show_default=True, type=POSITIVE, help="Nearest neighbours per image."
 )

@@ -119,7 +119,15 @@ def bench_rank(runs, json_out):
         click.echo(f"{name:<34}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
     for name in next(iter(r.values()))["f1"]:
         values = [run["f1"][name] for run in r.values()]
-        click.echo(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})")
+        ratios = "; ".join(f"{run['f1'][name] / max(run['f1']['cleanlab_filter'], 1e-9):.2f} "
+                           f"[{run['f1_ratio_ci'][name][0]:.2f}, {run['f1_ratio_ci'][name][1]:.2f}]"
+                           for run in r.values() if name in run["f1_ratio_ci"])  # fmt: skip
+        click.echo(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+    for metric in ("recall_5", "recall_10"):
+        ratios = "; ".join(f"{run['rankers']['evidence'][metric] / max(run['rankers'][BASELINE][metric], 1e-9):.2f} "
+                           f"[{run['rankers']['evidence'][metric + '_ratio_ci'][0]:.2f}, "
+                           f"{run['rankers']['evidence'][metric + '_ratio_ci'][1]:.2f}]" for run in r.values())  # fmt: skip
+        click.echo(f"evidence {metric} / {BASELINE} [95% interval]: {ratios}")
     kinds: dict[str, list[int]] = {}
     for run in r.values():
         for kind, c in run["queue_kinds"].items():

@@ -153,3 +153,23 @@ def _as_float32(embeddings: np.ndarray) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError(f"embeddings have NaN or inf in {int((~np.isfinite(x)).any(axis=1).sum())} rows")
     return x
+
+
+def smoothed_probs(neighbours: Neighbours, pred_probs: np.ndarray, *, groups=None, batch: int = 8192) -> np.ndarray:
+    """(N, K) each row's neighbours' pred_probs, similarity-weighted (never its own; same group left out).
+
+    A row without any voting neighbour keeps its own pred_probs."""
+    idx, sims = neighbours.indices, neighbours.similarities
+    pred_probs = np.asarray(pred_probs, dtype=np.float64)
+    weights = np.where(idx >= 0, np.clip(sims, 0, None), 0).astype(np.float64)
+    safe = np.where(idx >= 0, idx, 0)
+    if groups is not None:
+        groups = np.asarray(groups)
+        weights[groups[safe] == groups[:, None]] = 0
+    total = weights.sum(axis=1, keepdims=True)
+    weights /= np.maximum(total, 1e-12)
+    out = np.empty(pred_probs.shape, dtype=np.float32)
+    for start in range(0, len(idx), batch):  # (batch, k, K) at a time, not (N, k, K)
+        rows = slice(start, start + batch)
+        out[rows] = np.einsum("nk,nkc->nc", weights[rows], pred_probs[safe[rows]])
+    return np.where(total > 0, out, pred_probs).astype(np.float32)

@@ -1,18 +1,27 @@
 """The review queue: every signal merged into one ranked, explained list.
 
-Two out-of-sample predictors judge each label: the cross-validated CNN (``pred_probs``) and
-a k-nearest-neighbour vote over the embeddings (each image's neighbours' labels, never its
-own). Their average is the *merged* pred_probs, and cleanlab's confident learning runs on it
-(``detect.find_issues``): averaging two predictors with different errors is the ensemble that
-confident learning recommends, and `labeler bench noise` measures it against the CNN alone.
+Three out-of-sample views judge each label: the cross-validated CNN (``pred_probs``), the CNN's
+probabilities averaged over the image's nearest neighbours, and the neighbours' given labels
+(a k-nearest-neighbour vote; never the image's own label, nor its group's). The default score
+(``rank_by="evidence"``, ``labeler.scoring``) combines the three with weights that `labeler
+bench rank` fitted and measures cross-fitted against cleanlab alone. The other ``rank_by``
+choices are cleanlab's rank methods on the *blend* ``(1 - vote_weight) x CNN + vote_weight x
+vote`` (the previous default).
 
-Order (``priority = tier + score``, score = 1 - merged label quality, in [0, 1)):
-  tier 2  near-duplicates whose labels conflict ("duplicate_conflict")
-  tier 1  cleanlab's flagged set on the merged pred_probs ("label_issue"), and reviewed items
-          that the new round contradicts strongly ("contradicts_review")
-  tier 0  outliers (the most isolated ``outlier_share`` of images, "outlier")
-Items with a reviewer decision are left out unless the merged predictor gives another label
-at least ``CONTRADICTION_PROB`` probability and cleanlab flags it.
+The flagged set: cleanlab's confident learning estimates how many labels are wrong (its filter
+on the blend); with the evidence score, that many top-scored rows are flagged. Out-of-fold rows
+and test rows are flagged and counted apart (the test rows' probabilities are the mean of the
+fold models, another calibration).
+
+Order (``priority = tier + score``, score in [0, 1), higher = more likely wrong):
+  tier 1  the flagged set ("label_issue"), near-duplicates whose labels conflict
+          ("duplicate_conflict": their own reason and filter, no tier above label errors, since at
+          most half of a conflicting pair is wrong and `bench rank` found them no more often wrong
+          than the flagged set), and reviewed items the new round contradicts strongly
+  tier 0  outliers (the most isolated ``outlier_share`` of images, "outlier"; 0 of 29 held a
+          planted flip in `bench rank`) and rows only the neighbour vote doubts
+Items with a reviewer decision are left out unless the blend gives another label at least
+``CONTRADICTION_PROB`` probability and the row is flagged.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeler import detect, neighbors
+from labeler import detect, neighbors, scoring
 
 CONTRADICTION_PROB = 0.8
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
@@ -29,8 +38,9 @@ CONTRADICTION_PROB = 0.8
 VOTE_SPACES = ("oos", "shared")
 # The neighbour vote's share in the merged probabilities (the CNN has the rest) and its space: chosen by
 # `labeler bench rank` on the demo (3 planting seeds of pairs noise, clustered noise): a 0.7 / 0.3 blend with
-# the shared-space vote ranked planted flips best; the cross-fitted weight was 0.7 on every run.
+# the shared-space vote ranked planted flips best of the blends; the cross-fitted weight was 0.7 on every run.
 VOTE_WEIGHT = 0.3
+RANKINGS = ("evidence", *detect.RANKINGS)
 REASON_TEXT = {
     "duplicate_conflict": "near-duplicate with a conflicting label",
     "label_issue": "the model and the neighbours doubt the label",
@@ -63,7 +73,7 @@ class Entry:
     kind: str  # the main reason code
     suggested: str
     suggested_prob: float
-    quality: float  # merged label quality (low = likely wrong)
+    quality: float  # 1 - the queue's score (low = likely wrong)
     top: list[tuple[str, float]]
     reasons: list[dict]  # [{"code", "text"}]
     group: int = -1  # near-duplicate group (row number of its representative), -1 if none
@@ -81,23 +91,32 @@ class Queue:
 
 
 def build_queue(
-    ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "self_confidence",
+    ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "evidence",
     duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01, vote_space: str = "shared",
     vote_weight: float = VOTE_WEIGHT,
 ) -> Queue:  # fmt: skip
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     n_classes = pred_probs.shape[1]
-    nn = neighbors.knn(ev.embeddings, k=k)
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by {rank_by!r} is not one of {', '.join(RANKINGS)}")
     if vote_space not in VOTE_SPACES:
         raise ValueError(f"vote_space {vote_space!r} is not one of {', '.join(VOTE_SPACES)}")
-    voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
-    votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
     if not 0 <= vote_weight <= 1:
         raise ValueError(f"vote_weight {vote_weight} must be in [0, 1]")
+    nn = neighbors.knn(ev.embeddings, k=k)
+    voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
+    votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
+    smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
     merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
-    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
-    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=rank_by)
+    cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
+    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
+    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
+    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))
+    if rank_by == "evidence":
+        score, is_issue = evidence, _top_n_by_part(evidence, merged.is_issue, ev.is_test)
+    else:
+        score, is_issue = 1 - merged.quality, merged.is_issue
     confirm = None
     if ev.files is not None:
         from labeler.duplicates import pixel_match
@@ -113,19 +132,35 @@ def build_queue(
         "cleanlab": 1 - model.quality,
         "self_confidence": 1 - pred_probs[rows, labels],
         "neighbours": 1 - vote_given,
-        "merged": 1 - merged.quality,
+        "blend": 1 - merged.quality,
+        "evidence": evidence,
+        "merged": score,  # the queue's own score (rank_by)
     }
     flagged = {
         "cleanlab": model.is_issue,
         "self_confidence": _top_n(scores["self_confidence"], int(model.is_issue.sum())),
         "neighbours": votes.argmax(axis=1) != labels,
-        "merged": merged.is_issue | conflict,
+        "blend": merged.is_issue,
+        "evidence": _top_n_by_part(evidence, merged.is_issue, ev.is_test),
+        "merged": is_issue | conflict,
     }
-    ctx = _Context(labels, pred_probs, merged_probs, vote_given, merged, groups, conflict, outlier, is_outlier, nn)
+    ctx = _Context(labels, pred_probs, merged_probs, vote_given, merged, score, is_issue, groups, conflict, outlier,
+                   is_outlier, nn)  # fmt: skip
     entries = [e for row in np.flatnonzero(flagged["merged"] | is_outlier) if (e := _entry(int(row), ev, ctx))]
     entries.sort(key=lambda e: -e.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(entries, scores, flagged, summary, nn)
+
+
+def _top_n_by_part(score: np.ndarray, counted: np.ndarray, parts=None) -> np.ndarray:
+    """In each part, the ``counted.sum()`` rows of that part with the highest ``score``."""
+    if parts is None:
+        return _top_n(score, int(counted.sum()))
+    out = np.zeros(len(score), dtype=bool)
+    for part in np.unique(parts):
+        rows = np.flatnonzero(parts == part)
+        out[rows] = _top_n(score[rows], int(counted[rows].sum()))
+    return out
 
 
 @dataclass
@@ -134,7 +169,9 @@ class _Context:
     pred_probs: np.ndarray
     merged_probs: np.ndarray
     vote_given: np.ndarray
-    merged: detect.LabelIssues
+    merged: detect.LabelIssues  # cleanlab on the blend: suggested label and its probability
+    score: np.ndarray  # the queue's score (higher = more likely wrong)
+    is_issue: np.ndarray  # the flagged set
     groups: np.ndarray
     conflict: np.ndarray
     outlier: np.ndarray
@@ -152,7 +189,7 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
     if contradicts:
         reviewer, action, label = ev.reviewed[item_id]
         p = c.merged.suggested_prob[row]
-        if not (c.merged.is_issue[row] and p >= CONTRADICTION_PROB and suggested != given):
+        if not (c.is_issue[row] and p >= CONTRADICTION_PROB and suggested != given):
             return None
         reasons.append(_reason("contradicts_review", f"{reviewer} chose {label} ({action}); now {p:.2f} {suggested}"))
     if c.conflict[row]:
@@ -160,7 +197,7 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
         other = next(m for m in mates if labels[m] != labels[row])
         text = f"near-duplicate of #{int(ev.item_ids[other])} labelled {vocab[labels[other]]}"
         reasons.append(_reason("duplicate_conflict", text, item=int(ev.item_ids[other])))
-    if c.merged.is_issue[row]:
+    if c.is_issue[row]:
         p_model = float(c.pred_probs[row, c.merged.suggested[row]])
         reasons.append(_reason("label_issue", f"model: {p_model:.2f} {suggested}; given {given}"))
     if c.vote_given[row] < 0.5:
@@ -172,14 +209,14 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
         reasons.append(_reason("outlier", f"among the {1 - c.outlier[row]:.1%} most isolated images"))
     if not reasons:
         return None
-    tier = 2 if c.conflict[row] else 1 if (c.merged.is_issue[row] or contradicts) else 0
+    tier = 1 if (c.is_issue[row] or c.conflict[row] or contradicts) else 0
     return Entry(
         item_id=item_id,
-        priority=tier + float(np.clip(1 - c.merged.quality[row], 0, 0.999999)),
+        priority=tier + float(np.clip(c.score[row], 0, 0.999999)),
         kind=reasons[0]["code"],
         suggested=suggested,
         suggested_prob=float(c.merged.suggested_prob[row]),
-        quality=float(c.merged.quality[row]),
+        quality=float(1 - c.score[row]),
         top=[(vocab[j], float(c.merged_probs[row, j])) for j in c.merged.top[row]],
         reasons=reasons,
         group=int(c.groups[row]),

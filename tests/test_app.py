@@ -397,6 +397,10 @@ def group_ws(cli, tmp_path):
             emb[ids.index(member)] = emb[ids.index(members[0])]
             w.image_path(w.store.item(member).file).write_bytes(original)
         arrays["embeddings"] = np.asarray(emb)
+        pred_ids, probs = list(arrays["pred_ids"]), np.array(arrays["pred_probs"])
+        for member in members:  # the model sees the same photo three times: a hat, so shoe and skirt lead the queue
+            probs[pred_ids.index(member)] = [0.98, 0.01, 0.01]
+        arrays["pred_probs"] = probs
         w.record_round("train", w.store.rounds()[0].params, {}, arrays)
     cli("flag", ws_path)
     return ws_path, members

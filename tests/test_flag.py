@@ -29,14 +29,22 @@ def test_merged_queue_finds_planted_flips_with_stated_floors():
     assert ap["merged"] >= ap["cleanlab"] - 0.01, ap
 
 
-def test_conflicting_near_duplicates_come_first_and_every_entry_is_explained():
+def test_conflicting_near_duplicates_are_queued_by_their_score_and_every_entry_is_explained():
     _, given, probs, emb, _, pairs = synthetic_evidence(seed=2)
     queue, ids = _queue(given, probs, emb)
-    first = {e.item_id for e in queue.entries[: 2 * len(pairs)]}
-    assert first == {int(ids[r]) for pair in pairs for r in pair}
-    top = queue.entries[0]
-    assert top.kind == "duplicate_conflict" and top.group >= 0 and top.priority >= 2
-    assert "near-duplicate of #" in top.reasons[0]["text"]
+    by_id = {e.item_id: e for e in queue.entries}
+    members = {int(ids[r]) for pair in pairs for r in pair}
+    assert members <= set(by_id)  # every member of a conflicting pair is queued ...
+    for item_id in members:
+        entry = by_id[item_id]
+        assert (
+            entry.kind == "duplicate_conflict"
+            and entry.group >= 0
+            and "near-duplicate of #" in entry.reasons[0]["text"]
+        )
+        assert 1 <= entry.priority < 2  # ... among the flagged label errors, by its score, not in a tier above them
+    label_issues = [e for e in queue.entries if e.kind == "label_issue"]
+    assert max(e.priority for e in label_issues) > min(by_id[i].priority for i in members)
     for entry in queue.entries:
         assert entry.reasons and all(r["code"] and r["text"] for r in entry.reasons)
         assert entry.suggested in VOCAB and 0 <= entry.suggested_prob <= 1

@@ -148,16 +148,22 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
     assert set(result) == {"run1", "run2"}
     for run in result.values():
         assert run["weight"] in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-        assert {"self_confidence", "normalized_margin_adjusted", "neighbours", "blend_crossfit"} <= set(run["rankers"])
+        assert {"self_confidence", "normalized_margin_adjusted", "neighbours", "blend_crossfit", "evidence",
+                "evidence_crossfit"} <= set(run["rankers"])  # fmt: skip
+        assert len(run["evidence_fit"][0]) == 6 and set(run["f1"]) == {
+            "cleanlab_filter",
+            "blend_filter",
+            "evidence_filter",
+        }
         for name, m in run["rankers"].items():
-            assert 0 <= m["ap"] <= 1 and 0 <= m["recall_10"] <= 1
+            assert 0 <= m["ap"] <= 1 + 1e-9 and 0 <= m["recall_10"] <= 1  # (sklearn's AP can round to 1 + 2e-16)
             if name != "self_confidence":
                 lo, hi = m["ap_ratio_ci"]
                 assert lo <= hi
-    assert "blend_crossfit" in out and "flagged set F1" in out
+    assert "blend_crossfit" in out and "flagged set F1" in out and "evidence weights fitted on all these runs" in out
 
 
-@pytest.mark.parametrize("rank_by", ["self_confidence", "normalized_margin", "confidence_weighted_entropy"])
+@pytest.mark.parametrize("rank_by", ["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"])
 def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
     from tests.helpers import flagged_workspace
 

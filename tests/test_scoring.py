@@ -1,0 +1,73 @@
+"""The queue's default score (labeler.scoring) and the neighbour-smoothed probabilities it reads."""
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from labeler import neighbors, scoring
+from labeler.queue import Evidence, build_queue
+
+
+def test_features_and_score_move_the_right_way():
+    labels = np.array([0, 0, 0])
+    model = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+    x = scoring.features(labels, model, model, model)
+    assert x.shape == (3, len(scoring.FEATURES)) and (x >= 0).all()
+    assert all(w >= 0 for w in scoring.WEIGHTS)
+    score = scoring.mislabel_score(x)
+    assert ((score > 0) & (score < 1)).all()
+    assert score[0] < score[1] < score[2]  # the less any view believes the given label, the higher the score
+    for view in range(3):  # each view on its own pushes the same way
+        views = [model[[0, 0, 0]]] * 3
+        views[view] = model
+        s = scoring.mislabel_score(scoring.features(labels, *views))
+        assert s[0] <= s[1] < s[2], view  # (a 50/50 view has no margin against the label; its doubt may weigh 0)
+
+
+def test_smoothed_probs_never_read_the_row_itself_nor_its_group():
+    probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], dtype=np.float32)
+    idx = np.array([[1, 2], [0, 3], [3, 0], [2, 1]])
+    sims = np.full((4, 2), 0.9, dtype=np.float32)
+    nn = neighbors.Neighbours(idx, sims)
+    plain = neighbors.smoothed_probs(nn, probs)
+    assert np.allclose(plain[0], [0.5, 0.5])  # rows 1 and 2, never row 0
+    grouped = neighbors.smoothed_probs(nn, probs, groups=np.array([5, 5, 6, 7]))
+    assert np.allclose(grouped[0], [0.0, 1.0])  # row 1 is row 0's copy: left out
+    alone = neighbors.smoothed_probs(neighbors.Neighbours(np.full((4, 2), -1), np.zeros((4, 2), np.float32)), probs)
+    assert np.allclose(alone, probs)  # no neighbour at all: its own probabilities stand
+    batched = neighbors.smoothed_probs(nn, probs, batch=1)
+    assert np.allclose(batched, plain)
+
+
+def _clustered_flips(seed: int, n: int = 900, k: int = 6):
+    """Images in tight look-alike clusters, a weak model that never saw the labels, and 10% of the clusters
+    mislabelled whole (a person labelling a batch of similar photos at once)."""
+    rng = np.random.default_rng(seed)
+    clusters = n // 10
+    cluster_class = rng.integers(0, k, clusters)
+    centres = rng.normal(size=(clusters, 32))
+    cluster = np.repeat(np.arange(clusters), 10)
+    true = cluster_class[cluster]
+    emb = centres[cluster] + rng.normal(scale=0.3, size=(n, 32))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    logits = rng.normal(scale=1.0, size=(n, k))
+    logits[np.arange(n), true] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    given = true.copy()
+    for c in rng.choice(clusters, size=clusters // 10, replace=False):  # 10% of the clusters, whole
+        rows = np.flatnonzero(cluster == c)
+        given[rows] = (cluster_class[c] + 1) % k
+    return given, probs.astype(np.float32), emb.astype(np.float32), given != true
+
+
+def test_the_default_queue_ranks_clustered_flips_above_cleanlab_alone():
+    # flips in clusters: the neighbours' labels echo the wrong label, their predicted probabilities do not
+    gains = []
+    for seed in range(3):
+        given, probs, emb, flipped = _clustered_flips(seed)
+        ev = Evidence(np.arange(len(given)), given, probs, emb, [str(c) for c in range(6)])
+        queue = build_queue(ev)
+        gains.append(
+            average_precision_score(flipped, queue.scores["merged"])
+            / average_precision_score(flipped, queue.scores["self_confidence"])
+        )
+    assert min(gains) > 1.15, gains
