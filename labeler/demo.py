@@ -5,7 +5,10 @@ noisy labels a user would have) and ``out/truth.csv`` (image,true_label,flipped,
 Flips follow human-like confusions (t-shirt/longsleeve, pants/shorts, dress/skirt) and only
 touch train/valid images; the test split keeps true labels so accuracy gains are measurable.
 A handful of near-duplicate pairs (slightly shifted, re-exposed copies) are added, some
-carrying the other label of their confusion pair.
+carrying the other label of their confusion pair, and a few test images that are copies of train
+images (resized, re-exposed, re-compressed) (``test_copies``: split leakage, which `train` reports; truth.csv's duplicate_of
+names the original). They are drawn last, with their own random stream, so the other images,
+splits and flips do not depend on them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class DemoSpec:
     size: int = 128
     noise: float = 0.12  # share of train/valid images in confusion-pair classes whose label is flipped
     duplicates: int = 16  # near-duplicate pairs
+    test_copies: int = 4  # test images that are near-copies of train images (leakage)
     seed: int = 0
     splits: tuple[float, float, float] = (0.7, 0.2, 0.1)
 
@@ -69,6 +73,7 @@ def generate(out: str | Path, spec: DemoSpec = DemoSpec(), *, progress: bool = T
         rows.append({"image": name, "true_label": label, "split": _split(rng, spec.splits), "params": params})
     _add_duplicates(out, rows, rng, spec)
     _flip_labels(rows, rng, spec.noise)
+    _add_test_copies(out, rows, random.Random(spec.seed + 1), spec)
     _write_csv(out / "labels.csv", ["image", "label", "split"], [[r["image"], r["label"], r["split"]] for r in rows])
     _write_csv(
         out / "truth.csv",
@@ -147,6 +152,22 @@ def _add_duplicates(out: Path, rows: list[dict], rng: random.Random, spec: DemoS
             "image": name, "true_label": original["true_label"], "split": original["split"],
             "params": params, "duplicate_of": original["image"], "conflict": k % 2 == 0,
         })  # fmt: skip
+
+
+def _add_test_copies(out: Path, rows: list[dict], rng: random.Random, spec: DemoSpec) -> None:
+    """Append test images that are copies of train images (resized, brighter, re-compressed: the same photo
+    filed twice), with true labels like the rest of the test split."""
+    from PIL import Image, ImageEnhance
+
+    candidates = [r for r in rows if r["split"] == "train" and "duplicate_of" not in r]
+    for original in rng.sample(candidates, spec.test_copies):
+        name = f"images/{len(rows):05d}.jpg"
+        with Image.open(out / original["image"]) as img:
+            side = int(spec.size * rng.uniform(0.85, 0.95))
+            copy = ImageEnhance.Brightness(img.convert("RGB").resize((side, side))).enhance(rng.uniform(0.95, 1.05))
+        copy.save(out / name, quality=80)
+        rows.append({"image": name, "true_label": original["true_label"], "label": original["true_label"],
+                     "split": "test", "params": original["params"], "duplicate_of": original["image"]})  # fmt: skip
 
 
 def _flip_labels(rows: list[dict], rng: random.Random, noise: float) -> None:

@@ -25,9 +25,61 @@ def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) 
             name = f"examples_{code}.png"
             _example_grid(ws, entries, items, ev, out / name, REASON_TEXT[code])
             grids.append((code, name, len([e for e in queue.entries if e.kind == code])))
+    leaks = _leak_section(ws, round_id, items, out)
     page = out / "flag.html"
-    page.write_text(_html(round_id, queue, ev, items, grids), encoding="utf-8")
+    page.write_text(_html(round_id, queue, ev, items, grids) + leaks, encoding="utf-8")
     return page
+
+
+def _leak_section(ws: Workspace, round_id: int, items, out: Path) -> str:
+    """The test images with a near-copy or a group in train/valid: their pairs side by side, then a table."""
+    from labeler.leakage import Leaks
+
+    if "leaks" not in ws.store.arrays(round_id):
+        return ""
+    leaks = Leaks.from_array(ws.load_array(round_id, "leaks"))
+    rows = [(int(t), int(c), bool(g)) for t, c, g in zip(leaks.test_ids, leaks.copy_of, leaks.shares_group)
+            if (c >= 0 or g) and int(t) in items]  # fmt: skip
+    head = (f"<h2>Split leakage: {len(rows)} of {len(leaks.test_ids)} test images have a near-copy or their "
+            "group among the train/valid images</h2><p>Round metrics test_leakfree_* leave them out.</p>")  # fmt: skip
+    if not rows:
+        return head
+    pairs = [(t, c) for t, c, _ in rows if c >= 0 and c in items][:12]
+    if pairs:
+        _pair_grid(ws, pairs, items, out / "leak_pairs.png")
+        head += "<img src='leak_pairs.png'>"
+    table = "".join(
+        f"<tr><td>{html.escape(items[t].path)}</td><td>{html.escape(items[t].label)}</td>"
+        f"<td>{html.escape(items[c].path) if c in items else '-'}</td>"
+        f"<td>{html.escape(items[c].label) if c in items else '-'}</td><td>{'yes' if g else 'no'}</td></tr>"
+        for t, c, g in rows[:500]
+    )
+    return (head + "<table><tr><th>test image</th><th>label</th><th>train/valid near-copy</th><th>its label</th>"
+            f"<th>shares a group</th></tr>{table}</table>")  # fmt: skip
+
+
+def _pair_grid(ws: Workspace, pairs, items, path: Path) -> None:
+    """Each leaking test image beside its train/valid near-copy."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
+    for (test_id, copy_id), (left, right) in zip(pairs, axes):
+        for ax, item_id, role in ((left, test_id, "test"), (right, copy_id, items[copy_id].split)):
+            ax.axis("off")
+            _thumbnail(ax, ws.image_path(items[item_id].file))
+            ax.set_title(f"{role} #{item_id} {items[item_id].label}", fontsize=8)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _thumbnail(ax, file) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(file) as img:
+            img.thumbnail((200, 200))
+            ax.imshow(img.convert("RGB"))
+    except Exception:  # an unreadable image must not stop the report
+        ax.text(0.5, 0.5, "unreadable", ha="center")
 
 
 def _plt():
@@ -63,15 +115,13 @@ def _quality_histogram(queue: Queue, path: Path) -> None:
     bins = np.linspace(0, 1, 41)
     ax.hist(quality[~queue.flagged["merged"]], bins=bins, alpha=0.7, label="not flagged")
     ax.hist(quality[queue.flagged["merged"]], bins=bins, alpha=0.8, label="flagged")
-    ax.set(xlabel="label quality (merged: model + neighbours)", ylabel="images", yscale="log")
+    ax.set(xlabel="label quality (1 - the queue's score: model + neighbours)", ylabel="images", yscale="log")
     ax.legend()
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
 def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title: str) -> None:
-    from PIL import Image
-
     plt = _plt()
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
     cols = 6
@@ -80,12 +130,7 @@ def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title
     for ax in axes.ravel():
         ax.axis("off")
     for ax, e in zip(axes.ravel(), entries):
-        try:
-            with Image.open(ws.image_path(items[e.item_id].file)) as img:
-                img.thumbnail((200, 200))
-                ax.imshow(img.convert("RGB"))
-        except Exception:  # an unreadable image must not stop the report
-            ax.text(0.5, 0.5, "unreadable", ha="center")
+        _thumbnail(ax, ws.image_path(items[e.item_id].file))
         ax.set_title(
             f"#{e.item_id} {ev.vocab[label_of[e.item_id]]}\n-> {e.suggested} {e.suggested_prob:.2f}", fontsize=8
         )

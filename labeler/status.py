@@ -4,21 +4,28 @@ The dict's keys are a stable interface (documented in the README; tests read the
 ``workspace``, ``format``, ``source``, ``root``, ``items`` (importable, i.e. not quarantined),
 ``splits`` ({"train", "valid", "test"}: n), ``classes`` (names in the pinned order),
 ``class_counts`` ({class: {split: n}}), ``quarantined`` ([{"path", "reason"}]),
-``rounds`` ([{"round", "kind", "created_at", "metrics"}]), ``flagged``, ``reviewed``, ``decisions``.
+``rounds`` ([{"round", "kind", "created_at", "metrics"}]), ``flagged``, ``reviewed``, ``decisions``,
+``grouping``, ``leakage`` (the latest round's split leakage: ``test_images``,
+``test_images_with_train_copy``, ``test_images_sharing_group``, ``test_images_leaky``,
+``test_images_leak_free``, ``per_class``; null without a round or a test split), ``estimate``
+(``labeler.remaining``: wrong labels remaining with 95% intervals, per score band, the review pace;
+null before `flag`; ``enough`` false with a note below 30 reviews).
 """
 
 from __future__ import annotations
 
+from labeler.remaining import format_estimate, workspace_estimate
 from labeler.workspace import Workspace
 
 SCHEMA_VERSION = 1
 
 
-def workspace_status(ws: Workspace) -> dict:
+def workspace_status(ws: Workspace, *, stop_below: float | None = None) -> dict:
     store = ws.store
     splits = store.split_counts()
     rounds = store.rounds()
     grouping = next((r.params["grouping"] for r in reversed(rounds) if r.params.get("grouping")), None)
+    leakage = rounds[-1].metrics.get("leakage") if rounds else None
     return {
         "schema_version": SCHEMA_VERSION,
         "workspace": str(ws.path),
@@ -32,9 +39,11 @@ def workspace_status(ws: Workspace) -> dict:
         "quarantined": [{"path": path, "reason": reason} for path, reason in store.quarantined()],
         "rounds": [{"round": r.id, "kind": r.kind, "created_at": r.created_at, "metrics": r.metrics} for r in rounds],
         "grouping": grouping,
+        "leakage": leakage,
         "flagged": store.count_flagged(),
         "reviewed": len(store.effective_decisions()),
         "decisions": len(store.decisions()),
+        "estimate": workspace_estimate(ws, stop_below=stop_below),
     }
 
 
@@ -64,6 +73,14 @@ def format_status(status: dict) -> str:
     if g:
         lines.append(f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
                      f"largest {g['largest']}): never split across folds")  # fmt: skip
+    leak = status.get("leakage")
+    if leak:
+        lines.append(f"leakage    {leak['test_images_leaky']:,} of {leak['test_images']:,} test images have a near-copy "
+                     f"({leak['test_images_with_train_copy']:,}) or share a group ({leak['test_images_sharing_group']:,}) "
+                     "with train/valid images; test_leakfree_* scores the others")  # fmt: skip
+        worst = sorted(((n, c) for c, n in leak.get("per_class", {}).items() if n), reverse=True)[:5]
+        if worst:
+            lines.append("  most leaky classes: " + ", ".join(f"{c} {n}" for n, c in worst))
     lines.append(f"rounds     {len(status['rounds'])}")
     for r in status["rounds"]:
         scalars = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
@@ -71,4 +88,5 @@ def format_status(status: dict) -> str:
         lines.append(f"  round {r['round']} ({r['kind']}): {shown or 'no metrics yet'}")
     lines.append(f"flagged    {status['flagged']:,}")
     lines.append(f"reviewed   {status['reviewed']:,} ({status['decisions']:,} decisions logged)")
+    lines += format_estimate(status.get("estimate"))
     return "\n".join(lines)

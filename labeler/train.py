@@ -97,7 +97,8 @@ def train_round(
     round_id = ws.store.next_round_id()
     model_dir = f"models/round-{round_id:03d}"
     run_dir.rename(ws.path / model_dir)
-    metrics = _evaluate(ws, frame, vocab, result, round_id, log)
+    leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
+    metrics = _evaluate(ws, frame, vocab, result, round_id, log, leaks)
     metrics.update(_review_counts(ws))
     metrics["noise_rate"] = _noise_rate(
         result.pred_probs, _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
@@ -113,6 +114,8 @@ def train_round(
         "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }  # fmt: skip
+    if leaks is not None:
+        arrays["leaks"] = leaks.as_array()
     if result.pred_probs_plain is not None:  # --tta: the probabilities without it, for `bench rank`
         arrays["pred_probs_plain"] = result.pred_probs_plain
         if result.test_probs_plain is not None:
@@ -193,13 +196,17 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, lo
     round_id = ws.store.next_round_id()
     model_dir = f"models/round-{round_id:03d}"
     run_dir.rename(ws.path / model_dir)
-    metrics = _test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id)
+    groups, _ = _groups(ws, frame, "auto", log)
+    leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
+    metrics = _test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks)
     metrics.update(_review_counts(ws))
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, train_images_per_s=result.summary.images_per_s)
     log(f"round {round_id}: {format_metrics(metrics)}")
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "weights": "final"}
     arrays = {"test_probs": result.test_probs, "test_ids": result.test_ids.astype(np.int64),
               "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64)}  # fmt: skip
+    if leaks is not None:
+        arrays["leaks"] = leaks.as_array()
     recorded = ws.record_round(kind, params, metrics, arrays)
     _rounds_report(ws, log)
     return recorded
@@ -258,6 +265,11 @@ def format_metrics(metrics: dict) -> str:
     text += f"; test top-1/3/5 {topk('test')} (n={metrics.get('test_n', 0)}, given labels)"
     if "test_cleaned_top1" in metrics:
         text += f", {topk('test_cleaned')} (n={metrics['test_cleaned_n']}, cleaned labels)"
+    if "test_leakfree_n" in metrics:
+        leak = metrics["leakage"]
+        text += (f"; leak-free test images {topk('test_leakfree')} (n={metrics['test_leakfree_n']}; "
+                 f"{leak['test_images_leaky']} of {leak['test_images']} test images have a near-copy or their "
+                 "group in train/valid)")  # fmt: skip
     return text
 
 
@@ -266,14 +278,28 @@ def _codes(labels, vocab: list[str]) -> np.ndarray:
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
-def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log) -> dict:
+def _leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
+    """The test images' near-copies and shared groups among train/valid images (None: no test split)."""
+    from labeler.duplicates import pixel_match
+    from labeler.leakage import find_leaks
+
+    is_test = (frame["split"] == "test").to_numpy()
+    if not is_test.any():
+        return None
+    position = {int(i): r for r, i in enumerate(embed_ids)}
+    rows = [position[int(i)] for i in frame["id"]]
+    files = [str(ws.root / f) for f in frame["file"]]
+    return find_leaks(frame["id"].to_numpy(), is_test, embeddings[rows], groups, confirm=pixel_match(files))
+
+
+def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log, leaks=None) -> dict:
     """OOF and test metrics (given and, once reviewed, cleaned test labels) and report plots."""
     from training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
 
     by_id = frame.set_index("id")
     fit_labels = _codes(by_id.loc[result.fit_ids, "label"], vocab)
     metrics = summarize(result.pred_probs, fit_labels, vocab, "oof")
-    metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id))
+    metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks))
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     plot_confusion(confusion_matrix(result.pred_probs, fit_labels), vocab, reports / "confusion_oof.png",
                    f"round {round_id}: out-of-fold (train+valid)")  # fmt: skip
@@ -283,17 +309,31 @@ def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log
     return metrics
 
 
-def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, round_id: int) -> dict:
-    """test_* against the given test labels; test_cleaned_* against current labels once test items were reviewed."""
-    from training.evaluate import confusion_matrix, plot_confusion, summarize
+def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, round_id: int, leaks=None) -> dict:
+    """test_* against the given test labels; test_cleaned_* against current labels once test items were
+    reviewed; with ``leaks``, the same on the leak-free test images (test_leakfree_*, test_cleaned_leakfree_*)
+    and the ``leakage`` counts. No test split: none of these keys."""
+    from labeler.leakage import describe
+    from training.evaluate import confusion_matrix, plot_confusion, summarize, topk_accuracy
 
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     reports.mkdir(parents=True, exist_ok=True)
     test = frame.set_index("id").loc[test_ids]
     metrics = summarize(test_probs, _codes(test["given"], vocab), vocab, "test")
+    kept = ~test["removed"].to_numpy()
     if len(test) and test["reviewed"].any():
-        kept = ~test["removed"].to_numpy()
         metrics.update(summarize(test_probs[kept], _codes(test["label"][kept], vocab), vocab, "test_cleaned"))
+    if leaks is not None and len(test):
+        leaky_of = dict(zip(leaks.test_ids.tolist(), leaks.leaky.tolist()))
+        free = np.array([not leaky_of.get(int(i), False) for i in test_ids], dtype=bool)
+        metrics["leakage"] = describe(leaks, list(frame.set_index("id").loc[leaks.test_ids, "given"]))
+        for prefix, rows, column in (("test_leakfree", free, "given"), ("test_cleaned_leakfree", free & kept, "label")):
+            if prefix.startswith("test_cleaned") and not test["reviewed"].any():
+                continue
+            codes = _codes(test[column][rows], vocab)
+            for k in (1, 3, 5):
+                metrics[f"{prefix}_top{k}"] = topk_accuracy(test_probs[rows], codes, k) if rows.any() else None
+            metrics[f"{prefix}_n"] = int(rows.sum())
     if len(test):
         plot_confusion(confusion_matrix(test_probs, _codes(test["given"], vocab)), vocab,
                        reports / "confusion_test.png", f"round {round_id}: test split (given labels)")  # fmt: skip

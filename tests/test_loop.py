@@ -115,6 +115,20 @@ def test_headless_demo_end_to_end(cli, tmp_path):
     assert "before: test top-1" in out and "after: test top-1" in out and "stage times:" in out
     status = json.loads(cli("status", tmp_path / "ws", "--json").output)
     assert [r["kind"] for r in status["rounds"]] == ["train", "retrain"] and status["reviewed"] == 40
+    # the demo files a few train photos again in test (truth.csv names the original): every one is a leak
+    import csv
+
+    from labeler.leakage import Leaks
+
+    with open(tmp_path / "d" / "labels.csv") as labels, open(tmp_path / "d" / "truth.csv") as truth:
+        split = {r["image"]: r["split"] for r in csv.DictReader(labels)}
+        planted = {r["image"] for r in csv.DictReader(truth) if r["duplicate_of"] and split[r["image"]] == "test"}
+    assert len(planted) == 4
+    with Workspace.open(tmp_path / "ws") as w:
+        file_of = {i.id: i.path for i in w.store.items()}
+        leaks = Leaks.from_array(w.load_array(1, "leaks"))
+    assert planted <= {file_of[int(i)] for i in leaks.test_ids[leaks.leaky]}
+    assert status["leakage"]["test_images_leaky"] >= 4
 
 
 @pytest.mark.slow
