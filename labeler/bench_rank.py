@@ -36,6 +36,27 @@ class Run:
     smoothed_plain: np.ndarray | None = None
 
 
+def load_truth(folder: str | Path):
+    """(evidence of the latest round, train/valid mask, flipped mask) of one `bench noise` folder."""
+    import pandas as pd
+
+    from labeler.errors import InputError
+    from labeler.flag import latest_round, load_evidence
+    from labeler.workspace import Workspace
+
+    folder = Path(folder)
+    if not (folder / "flips.csv").exists():
+        raise InputError(f"{folder} has no flips.csv; run `labeler bench noise ... --out {folder}` first")
+    flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
+    flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
+    with Workspace.open(folder / "workspace", readonly=True) as ws:
+        ev = load_evidence(ws, latest_round(ws).id)
+        items = {i.id: i for i in ws.store.items()}
+    fit = np.array([items[int(i)].split != "test" for i in ev.item_ids])
+    truth = np.array([bool(flipped.get(items[int(i)].file, False)) for i in ev.item_ids])
+    return ev, fit, truth
+
+
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
     """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
     import pandas as pd

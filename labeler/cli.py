@@ -103,13 +103,15 @@ def _format_import(result) -> str:
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
-def status(workspace, as_json):
-    """Show items per split and class, quarantined images, rounds, flags and reviews."""
+@click.option("--stop-below", type=click.FloatRange(0, 1), metavar="RATE",
+              help="Say when the next reviews are expected to find wrong labels at less than this rate.")  # fmt: skip
+def status(workspace, as_json, stop_below):
+    """Show items, rounds, leakage, flags, reviews and how many wrong labels remain (with 95% intervals)."""
     from labeler.status import format_status, workspace_status
     from labeler.workspace import Workspace
 
     with Workspace.open(workspace, readonly=True) as ws:
-        report = workspace_status(ws)
+        report = workspace_status(ws, stop_below=stop_below)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
@@ -216,6 +218,24 @@ def review(workspace, host, port, reviewer, auth, share):
     check_launch(host, auth)
     app = build_app(workspace, reviewer=reviewer)
     launch(app, host=host, port=port, auth=auth, share=share, on_ready=click.echo)
+
+
+@main.command()
+@click.argument("workspace", type=click.Path(file_okay=False))
+@click.argument("n", type=POSITIVE)
+@click.option("--split", type=click.Choice(["train", "valid", "test"]),
+              help="Draw from this split only (test: an audit of the test labels independent of the model).")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, help="Seed of the random draw.")
+def sample(workspace, n, split, seed):
+    """Add N random unreviewed images (stratified by class) to the front of the queue: an audit sample."""
+    from labeler.remaining import sample as draw
+    from labeler.workspace import Workspace
+
+    with Workspace.open(workspace) as ws:
+        added = draw(ws, n, split=split, seed=seed)
+    where = f" {split}" if split else ""
+    click.echo(f"added {len(added)} random{where} images to the front of the queue (reason: audit); "
+               f"review them first, then `labeler status {workspace}` measures the rest of the dataset with them")  # fmt: skip
 
 
 @main.command("export-model")

@@ -89,6 +89,41 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 
+@bench.command("estimate")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--budgets", default="0.05,0.10", show_default=True, help="Shares of train/valid images reviewed.")
+@click.option("--audits", default="0,100", show_default=True, help="Random audit sample sizes added to the reviews.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
+def bench_estimate(runs, budgets, audits, json_out):
+    """Simulated reviews on `bench noise` RUNS: is the true number of remaining flips inside the estimate's 95% interval?"""
+    import json
+
+    import numpy as np
+
+    from labeler.bench_estimate import bench_estimate as run_bench
+
+    rows = run_bench(list(runs), [float(b) for b in budgets.split(",")], [int(a) for a in audits.split(",")],
+                     log=click.echo)  # fmt: skip
+    click.echo(f"{'run':<24}{'budget':>7}{'audit':>6}{'reviewed':>9}{'found':>6}{'true left':>10}"
+               f"{'estimate [95% interval]':>28}{'inside':>7}  next 100: true / expected")  # fmt: skip
+    for r in rows:
+        if not r["enough"]:
+            click.echo(f"{r['run']:<24}{r['budget']:>7.0%}{r['audit']:>6}{r['reviewed']:>9}  not enough reviews yet")
+            continue
+        interval = f"{r['estimate']:.0f} [{r['low']:.0f}, {r['high']:.0f}]"
+        nxt = f"{r['true_next']} / {r['next_hits'][0]:.0f} [{r['next_hits'][1]:.0f}, {r['next_hits'][2]:.0f}]"
+        click.echo(f"{r['run']:<24}{r['budget']:>7.0%}{r['audit']:>6}{r['reviewed']:>9}{r['found']:>6}"
+                   f"{r['true_remaining']:>10}{interval:>28}{'yes' if r['inside'] else 'NO':>7}  {nxt}")  # fmt: skip
+    for audit in sorted({r["audit"] for r in rows}):
+        done = [r for r in rows if r["audit"] == audit and r["enough"]]
+        if done:
+            click.echo(f"audit {audit}: true number inside the interval in {sum(r['inside'] for r in done)} of "
+                       f"{len(done)} cases; interval width mean {np.mean([r['width'] for r in done]):.0f} "
+                       f"(true remaining mean {np.mean([r['true_remaining'] for r in done]):.0f})")  # fmt: skip
+    if json_out:
+        Path(json_out).write_text(json.dumps(rows, indent=2))
+
+
 @bench.command("rank")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")

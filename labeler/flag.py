@@ -143,6 +143,10 @@ def flag_round(
     ]  # fmt: skip
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         write_queue_csv(ws, flags, Path(csv_path))
+    # every scored image's score (the queue's "how likely wrong"): what `status` estimates remaining errors from
+    ws.add_arrays(
+        chosen.id, {"scores": np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"]], axis=1)}
+    )
     ws.store.replace_issues(chosen.id, flags)
     from labeler.errors import explain
     from labeler.report import write_flag_report

@@ -97,6 +97,10 @@ class Workspace:
         records = [self._write_array(round_id, name, array) for name, array in arrays.items()]
         return self.store.add_round(kind, params, metrics, records)
 
+    def add_arrays(self, round_id: int, arrays: dict) -> None:
+        """Write ``arrays`` for an existing round (replacing any of the same name): files first, then the records."""
+        self.store.put_arrays([self._write_array(round_id, name, array) for name, array in arrays.items()])
+
     def _write_array(self, round_id: int, name: str, array) -> ArrayRecord:
         import numpy as np
 

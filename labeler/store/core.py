@@ -265,6 +265,15 @@ class Store(FlagQueries):
             raise
         return round_id
 
+    def put_arrays(self, records: Sequence[ArrayRecord]) -> None:
+        """Record (or replace) arrays of existing rounds, in one transaction."""
+        with self.transaction():
+            for rec in records:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
+                    (rec.round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
+                )
+
     def set_round_metrics(self, round_id: int, metrics: dict) -> None:
         self.conn.execute("UPDATE rounds SET metrics = ? WHERE id = ?", (json.dumps(metrics), round_id))
 

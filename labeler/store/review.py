@@ -10,30 +10,38 @@ from collections.abc import Sequence
 
 from labeler.store.records import FLAG_COLUMNS, Decision, Flag, flag_from_row
 
+INSERT_FLAG = (
+    "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
+    " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
+    return [
+        (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
+         f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts), json.dumps(f.neighbours), f.active_score)
+        for f in flags
+    ]  # fmt: skip
+
 
 class FlagQueries:
     def replace_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
         """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
-        rows = [
-            (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
-             f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts), json.dumps(f.neighbours),
-             f.active_score)
-            for f in flags
-        ]  # fmt: skip
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
-            self.conn.executemany(
-                "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
-                " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
             self.set_meta("flagged_after_decision", self.last_decision_id())
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def add_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
+        """Add flags to ``round_id``'s queue (e.g. an audit sample) in one transaction, keeping the others."""
+        with self.transaction():
+            self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
 
     def flagged_round(self) -> int | None:
         """The latest round that has flags."""

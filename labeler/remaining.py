@@ -1,0 +1,133 @@
+"""The remaining-errors estimate and the review pace of a workspace: `status`, the review app and rounds.
+
+Reads the flagged round's scores (written by `flag`), the queue and the decision log, and hands plain
+arrays to ``labeler.estimate``. Also ``sample``: a random audit sample added to the queue, so the
+estimate for the images the queue does not reach is measured instead of assumed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from labeler import estimate
+from labeler.workspace import Workspace
+
+AUDIT_PRIORITY = 3.0  # audit images come before every other queue entry (tiers are 0 and 1)
+
+
+def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dict | None:
+    """The estimate as a dict (``Estimate`` fields + pace), or None before the first `flag` that kept scores."""
+    store = ws.store
+    round_id = store.flagged_round()
+    if round_id is None or "scores" not in store.arrays(round_id):
+        return None
+    table = ws.load_array(round_id, "scores")
+    ids, score = table[:, 0].astype(np.int64), table[:, 1]
+    decisions = store.effective_decisions()
+    since = int(store.get_meta("flagged_after_decision", 0) or 0)
+    reviewed = np.array([int(i) in decisions for i in ids], dtype=bool)
+    wrong = np.array([_was_wrong(decisions.get(int(i))) for i in ids], dtype=bool)
+    earlier = np.array([int(i) in decisions and decisions[int(i)].id <= since for i in ids], dtype=bool)
+    flags = store.issues(round_id)
+    row_of = {int(i): r for r, i in enumerate(ids)}
+    in_queue = np.zeros(len(ids), dtype=bool)
+    in_queue[[row_of[f.item_id] for f in flags if f.item_id in row_of]] = True
+    upcoming = [row_of[f.item_id] for f in flags if f.item_id in row_of and not reviewed[row_of[f.item_id]]]
+    est = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier).as_dict()
+    pace = estimate.review_pace([_seconds(d.created_at) for d in store.decisions() if d.action != "undo"])
+    est.update(round=round_id, queue_left=len(upcoming), pace_per_hour=pace,
+               eta_hours=len(upcoming) / pace if pace else None, stop_below=stop_below)  # fmt: skip
+    hits = est.get("next_hits")
+    est["below_stop"] = bool(stop_below is not None and hits and hits[0] / estimate.NEXT < stop_below)
+    return est
+
+
+def _was_wrong(decision) -> bool:
+    if decision is None:
+        return False
+    return decision.action == "remove" or (decision.action == "relabel" and decision.label != decision.old_label)
+
+
+def _seconds(created_at: str) -> float:
+    return datetime.fromisoformat(created_at).timestamp()
+
+
+def format_estimate(est: dict | None) -> list[str]:
+    """Lines for `status`: the estimate, the bands, the pace, and the notes."""
+    if est is None:
+        return []
+    if not est["enough"]:
+        return [f"remaining  {est['notes'][0]}"]
+    mean, lo, hi = est["remaining"]
+    qm, ql, qh = est["remaining_in_queue"]
+    om, ol, oh = est["remaining_outside_queue"]
+    rm, rl, rh = est["error_rate"]
+    lines = [
+        f"remaining  about {mean:.0f} wrong labels left [95% interval {lo:.0f}-{hi:.0f}]: {qm:.0f} [{ql:.0f}-{qh:.0f}] "
+        f"in the queue, {om:.0f} [{ol:.0f}-{oh:.0f}] outside it; {est['found']} found so far",
+        f"           label-error rate before review {rm:.1%} [{rl:.1%}-{rh:.1%}]",
+        f"  {'band (by score)':<18}{'images':>8}{'queued':>8}{'reviewed':>9}{'wrong':>7}  {'rate [95%]':<20}{'left':>6}  basis",
+    ]
+    for b in est["bands"]:
+        rate = f"{b['rate']:.2f} [{b['rate_low']:.2f}-{b['rate_high']:.2f}]"
+        lines.append(f"  {b['name']:<18}{b['images']:>8,}{b['in_queue']:>8,}{b['reviewed']:>9,}{b['wrong']:>7,}  "
+                     f"{rate:<20}{b['remaining']:>6.0f}  {b['basis']}")  # fmt: skip
+    pace = est.get("pace_per_hour")
+    text = f"pace       {pace:.0f} decisions/hour" if pace else "pace       not measured yet"
+    text += f"; {est['queue_left']:,} queue images left"
+    if est.get("eta_hours") is not None:
+        eta = est["eta_hours"]
+        text += f", about {eta:.1f} h at this pace" if eta >= 1 else f", about {eta * 60:.0f} min at this pace"
+    if est.get("next_hits"):
+        m, low, high = est["next_hits"]
+        text += f"; the next {estimate.NEXT} reviews should find about {m:.0f} [{low:.0f}-{high:.0f}] wrong labels"
+    lines.append(text)
+    if est.get("below_stop"):
+        lines.append(f"           below --stop-below {est['stop_below']}: reviewing the queue has stopped paying")
+    lines += [f"note       {n}" for n in est["notes"]]
+    return lines
+
+
+def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) -> list[int]:
+    """Add ``n`` random unreviewed images not already queued (of ``split``, stratified by class) to the flagged
+    round's queue as "audit" entries ahead of the rest; return their item ids."""
+    from labeler.errors import WorkspaceError
+    from labeler.flag import load_evidence
+    from labeler.store.records import Flag
+
+    store = ws.store
+    round_id = store.flagged_round()
+    if round_id is None:
+        raise WorkspaceError(f"{ws.path} has no flagged round; run `labeler flag {ws.path}` first")
+    ev = load_evidence(ws, round_id)
+    decisions = store.effective_decisions()
+    queued = {f.item_id for f in store.issues(round_id)}
+    split_of = {i.id: i.split for i in store.items()}
+    pool = [r for r, i in enumerate(ev.item_ids) if int(i) not in decisions and int(i) not in queued
+            and (split is None or split_of.get(int(i)) == split)]  # fmt: skip
+    rng = np.random.default_rng(seed)
+    chosen = _stratified(rng, np.asarray(pool, dtype=np.int64), ev.labels, n)
+    flags = []
+    for r in chosen:
+        top = np.argsort(-ev.pred_probs[r])[:9]
+        reason = {"code": "audit", "text": "random audit sample: measures how many wrong labels the queue misses"}
+        flags.append(Flag(int(ev.item_ids[r]), "audit", 0.0, ev.vocab[top[0]], [reason], AUDIT_PRIORITY + rng.random() * 1e-3,
+                          float(ev.pred_probs[r, ev.labels[r]]), float(ev.pred_probs[r, top[0]]),
+                          [[ev.vocab[j], float(ev.pred_probs[r, j])] for j in top]))  # fmt: skip
+    store.add_issues(round_id, flags)
+    return [f.item_id for f in flags]
+
+
+def _stratified(rng, pool: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """``n`` rows of ``pool``, each class getting its share (largest remainders), at random within a class."""
+    if n >= len(pool):
+        return rng.permutation(pool)
+    classes, counts = np.unique(labels[pool], return_counts=True)
+    want = counts / counts.sum() * n
+    take = np.floor(want).astype(int)
+    for j in np.argsort(-(want - take))[: n - take.sum()]:
+        take[j] += 1
+    out = [rng.choice(pool[labels[pool] == c], size=t, replace=False) for c, t in zip(classes, take) if t]
+    return rng.permutation(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)

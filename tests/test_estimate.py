@@ -1,0 +1,117 @@
+"""Remaining wrong labels with 95% intervals (labeler.estimate), the audit sample and the review pace."""
+
+import json
+
+import numpy as np
+
+from labeler.estimate import MIN_REVIEWS, estimate_remaining, review_pace
+
+
+def _population(seed: int, n: int = 3000):
+    """Scores that are calibrated probabilities of a wrong label (about 10% wrong overall)."""
+    rng = np.random.default_rng(seed)
+    score = rng.beta(0.35, 3.0, n)
+    wrong = rng.random(n) < score
+    return rng, score, wrong
+
+
+def _review(rng, score, top: int, audit: int):
+    order = np.argsort(-score)
+    reviewed = np.zeros(len(score), bool)
+    reviewed[order[:top]] = True
+    in_queue = np.zeros(len(score), bool)
+    in_queue[order[: 3 * top]] = True
+    reviewed[rng.choice(np.flatnonzero(~reviewed), audit, replace=False)] = True
+    return reviewed, in_queue, [int(r) for r in order if not reviewed[r]]
+
+
+def test_the_true_number_left_is_inside_the_interval_nearly_always():
+    inside, widths = [], []
+    for seed in range(20):
+        rng, score, wrong = _population(seed)
+        for top, audit in ((150, 0), (300, 100)):
+            reviewed, in_queue, upcoming = _review(rng, score, top, audit)
+            est = estimate_remaining(score, reviewed, wrong, in_queue, upcoming, seed=seed)
+            mean, lo, hi = est.remaining
+            truth = int((wrong & ~reviewed).sum())
+            inside.append(lo <= truth <= hi)
+            widths.append((hi - lo, audit))
+            assert est.found == int((wrong & reviewed).sum())
+            assert 0 <= est.error_rate[1] <= est.error_rate[0] <= est.error_rate[2] <= 1
+    assert np.mean(inside) >= 0.9, np.mean(inside)
+    # an audit sample measures the tail: narrower intervals than the model's calibration alone
+    assert np.mean([w for w, a in widths if a]) < np.mean([w for w, a in widths if not a])
+
+
+def test_bands_say_whether_they_are_measured_or_rest_on_the_model():
+    rng, score, wrong = _population(1)
+    reviewed, in_queue, upcoming = _review(rng, score, 150, 0)
+    est = estimate_remaining(score, reviewed, wrong, in_queue, upcoming)
+    top = est.bands[0]
+    assert (
+        top.basis == "measured"
+        and top.reviewed == 30
+        and top.wrong == int(wrong[reviewed & (score >= np.sort(score)[-30])].sum())
+    )
+    assert est.bands[-1].basis == "model" and not est.tail_measured
+    assert any("labeler sample" in note for note in est.notes)
+    assert est.next_hits is not None and 0 <= est.next_hits[1] <= est.next_hits[0] <= est.next_hits[2] <= 100
+
+
+def test_too_few_reviews_give_no_number():
+    rng, score, wrong = _population(2)
+    reviewed = np.zeros(len(score), bool)
+    reviewed[: MIN_REVIEWS - 1] = True
+    est = estimate_remaining(score, reviewed, wrong, np.zeros(len(score), bool))
+    assert not est.enough and est.remaining is None and "not enough reviews yet" in est.notes[0]
+
+
+def test_reviews_made_before_the_scores_count_as_found_but_do_not_measure_a_band():
+    rng, score, wrong = _population(3)
+    reviewed, in_queue, upcoming = _review(rng, score, 150, 100)
+    earlier = np.zeros(len(score), bool)
+    earlier[np.flatnonzero(reviewed)[:40]] = True
+    est = estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier)
+    assert est.found == int((wrong & reviewed).sum()) and est.reviewed == int(reviewed.sum()) - 40
+
+
+def test_review_pace_leaves_out_pauses():
+    steps = [0, 10, 20, 30, 30 + 3600, 30 + 3610]  # 4 steps of 10 s and a one-hour lunch
+    assert abs(review_pace(steps) - 360.0) < 1e-6
+    assert review_pace([5.0]) is None
+
+
+def test_status_sample_and_review_update_the_estimate(cli, tmp_path):
+    from labeler.review import ReviewSession
+    from labeler.workspace import Workspace
+    from tests.helpers import flagged_workspace
+
+    counts = {"hat": 40, "shoe": 40, "skirt": 40}
+    ws_path = flagged_workspace(cli, tmp_path, train=counts, test={k: 5 for k in counts}, seed=5, doubt=0.2)
+    status = json.loads(cli("status", ws_path, "--json").output)
+    assert status["estimate"]["enough"] is False and "not enough reviews yet" in cli("status", ws_path).output
+    assert "added 20 random images" in cli("sample", ws_path, "20", "--seed", "1").output
+    with Workspace.open(ws_path) as ws:
+        session = ReviewSession(ws, "ann")
+        first = session.next_item()
+        assert first.reasons[0]["code"] == "audit"  # the audit sample comes first
+        for _ in range(40):
+            item = session.next_item()
+            if item is None:
+                break
+            session.decide(item.item_id, "keep")
+    status = json.loads(cli("status", ws_path, "--json", "--stop-below", "0.9").output)
+    est = status["estimate"]
+    assert est["enough"] and est["reviewed"] == 40 and est["found"] == 0
+    mean, lo, hi = est["remaining"]
+    assert 0 <= lo <= mean <= hi and est["below_stop"] is True and est["queue_left"] >= 0
+    text = cli("status", ws_path, "--stop-below", "0.9").output
+    assert "wrong labels left [95% interval" in text and "stopped paying" in text
+
+
+def test_sample_needs_a_flagged_round(cli, tmp_path):
+    from tests.helpers import make_class_folders
+
+    make_class_folders(tmp_path / "ds", {"hat": 3, "shoe": 3})
+    cli("import", tmp_path / "ws", tmp_path / "ds", "--min-per-class", "1")
+    assert "run `labeler flag" in cli("sample", tmp_path / "ws", "5", expect=2).output
