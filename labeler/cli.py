@@ -210,13 +210,15 @@ def export(workspace, out, audit, include_removed, force):
 @click.option("--reviewer", help="A name to suggest in a new browser's name box (each browser asks once and keeps it).")
 @click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
-def review(workspace, host, port, reviewer, auth, share):
+@click.option("--stop-below", type=click.FloatRange(0, 1), metavar="RATE",
+              help="Say on screen when the next reviews are expected to find wrong labels at less than this rate.")  # fmt: skip
+def review(workspace, host, port, reviewer, auth, share, stop_below):
     """Open the review app: confirm, relabel, remove or skip each flagged image by keyboard."""
     from labeler.app import build_app, launch
     from labeler.app.blocks import check_launch
 
     check_launch(host, auth)
-    app = build_app(workspace, reviewer=reviewer)
+    app = build_app(workspace, reviewer=reviewer, stop_below=stop_below)
     launch(app, host=host, port=port, auth=auth, share=share, on_ready=click.echo)
 
 

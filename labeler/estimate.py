@@ -63,21 +63,26 @@ class Estimate:
     error_rate: tuple[float, float, float] | None = None  # of the whole dataset, before any review
     next_hits: tuple[float, float, float] | None = None  # expected wrong labels among the next NEXT queue items
     tail_measured: bool = False  # every band outside the queue has MIN_BAND reviews
+    class_rates: dict = field(default_factory=dict)  # {class code: (mean, low, high)} label-error rate before review
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earlier=None, seed: int = 0) -> Estimate:
+def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earlier=None, classes=None,
+                       seed: int = 0) -> Estimate:  # fmt: skip
     """``score`` (N,) the queue's score of every image; ``reviewed``/``wrong`` (N,) bool (wrong: among the
     reviewed, the label was changed or the image removed); ``in_queue`` (N,) bool; ``next_rows``: rows the
     queue shows next (unreviewed, in order) for the next-100 forecast; ``earlier`` (N,) bool: reviewed
-    before this score was computed (their errors count as found, but they say nothing about the bands)."""
+    before this score was computed (their errors count as found, but they say nothing about the bands);
+    ``classes`` (N,) class codes: also each class's label-error rate (its found errors plus its unreviewed
+    images at their bands' rates, over its images)."""
     score = np.asarray(score, dtype=np.float64)
     reviewed, wrong, in_queue = (np.asarray(a, dtype=bool) for a in (reviewed, wrong, in_queue))
     earlier = np.zeros(len(score), bool) if earlier is None else np.asarray(earlier, dtype=bool) & reviewed
-    found = int((wrong & reviewed).sum())
+    wrong_all = wrong & reviewed
+    found = int(wrong_all.sum())
     reviewed, wrong = reviewed & ~earlier, wrong & reviewed & ~earlier
     n = len(score)
     est = Estimate(enough=int(reviewed.sum()) >= MIN_REVIEWS, reviewed=int(reviewed.sum()), found=found, images=n)
@@ -89,6 +94,8 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
     total = np.zeros(DRAWS)
     inside, outside = np.zeros(DRAWS), np.zeros(DRAWS)
     rate_draws = {}
+    codes = None if classes is None else np.asarray(classes)
+    per_class = {} if codes is None else {int(c): np.zeros(DRAWS) for c in np.unique(codes)}
     for b in range(len(BAND_EDGES) - 1):
         rows = (band_of == b) & ~earlier
         if not rows.any():
@@ -103,6 +110,8 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
             a, c = prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
         rates = rng.beta(a, c, DRAWS)
         rate_draws[b] = rates
+        for code in per_class:
+            per_class[code] += rates * int((rows & ~reviewed & (codes == code)).sum())
         open_in = int((rows & ~reviewed & in_queue).sum())
         open_out = int((rows & ~reviewed & ~in_queue).sum())
         hits_in, hits_out = rng.binomial(open_in, rates), rng.binomial(open_out, rates)
@@ -122,6 +131,9 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
     est.remaining_in_queue = _summary(inside)
     est.remaining_outside_queue = _summary(outside)
     est.error_rate = _summary((est.found + total) / max(n, 1))
+    for code, left in per_class.items():
+        members = codes == code
+        est.class_rates[code] = _summary((int((wrong_all & members).sum()) + left) / max(int(members.sum()), 1))
     outside_bands = [band for band in est.bands if band.in_queue < band.images]
     est.tail_measured = all(band.basis == "measured" for band in outside_bands)
     if not est.tail_measured:

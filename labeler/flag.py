@@ -148,6 +148,9 @@ def flag_round(
         chosen.id, {"scores": np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"]], axis=1)}
     )
     ws.store.replace_issues(chosen.id, flags)
+    # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
+    metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
+    ws.store.set_round_metrics(chosen.id, metrics)
     from labeler.errors import explain
     from labeler.report import write_flag_report
 

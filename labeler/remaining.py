@@ -35,13 +35,62 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     in_queue = np.zeros(len(ids), dtype=bool)
     in_queue[[row_of[f.item_id] for f in flags if f.item_id in row_of]] = True
     upcoming = [row_of[f.item_id] for f in flags if f.item_id in row_of and not reviewed[row_of[f.item_id]]]
-    est = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier).as_dict()
+    vocab = store.classes()
+    label_of = {d_id: d.old_label for d_id, d in decisions.items()}
+    current = {i.id: i.label for i in store.items(status=None)}
+    index = {name: c for c, name in enumerate(vocab)}  # the label each image had before review
+    classes = np.array([index.get(label_of.get(int(i), current.get(int(i))), -1) for i in ids])
+    found = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier, classes=classes)
+    est = found.as_dict()
+    est["class_rates"] = {vocab[c]: v for c, v in found.class_rates.items() if c >= 0}
     pace = estimate.review_pace([_seconds(d.created_at) for d in store.decisions() if d.action != "undo"])
     est.update(round=round_id, queue_left=len(upcoming), pace_per_hour=pace,
                eta_hours=len(upcoming) / pace if pace else None, stop_below=stop_below)  # fmt: skip
     hits = est.get("next_hits")
     est["below_stop"] = bool(stop_below is not None and hits and hits[0] / estimate.NEXT < stop_below)
     return est
+
+
+def class_error_rates(ws: Workspace, est: dict | None) -> dict[str, dict]:
+    """Per class (its label before review): cleanlab's estimated error rate ("estimate") and the one the
+    reviews measure (``est["class_rates"]``: found errors plus unreviewed images at their bands' rates)."""
+    store = ws.store
+    round_id = store.flagged_round()
+    metrics = next((r.metrics for r in store.rounds() if r.id == round_id), {}) if round_id else {}
+    measured = (est or {}).get("class_rates") or {}
+    out = {}
+    for name in store.classes():
+        rate = measured.get(name) if (est or {}).get("enough") else None
+        out[name] = {"estimate": metrics.get("class_error_estimate", {}).get(name),
+                     "rate": rate[0] if rate else None, "low": rate[1] if rate else None,
+                     "high": rate[2] if rate else None}  # fmt: skip
+    return out
+
+
+def plot_class_error_rates(rates: dict[str, dict], path) -> None:
+    """Bars: cleanlab's estimate before review; points with 95% intervals: what the reviews measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rates)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(names) + 2), 3.4))
+    ax.bar(x, [rates[c]["estimate"] or 0 for c in names], color="#c8d6e5", label="cleanlab estimate (before review)")
+    measured = [i for i, c in enumerate(names) if rates[c]["rate"] is not None]
+    if measured:
+        rate = np.array([rates[names[i]]["rate"] for i in measured])
+        low = np.array([rates[names[i]]["low"] for i in measured])
+        high = np.array([rates[names[i]]["high"] for i in measured])
+        ax.errorbar(measured, rate, yerr=[rate - low, high - rate], fmt="o", color="#c0392b", capsize=3,
+                    label="from reviews (bands), 95% interval")  # fmt: skip
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=90, fontsize=8)
+    ax.set(ylabel="share of the class's labels wrong", ylim=(0, 1), title="Label-error rate per class")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _was_wrong(decision) -> bool:

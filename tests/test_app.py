@@ -115,8 +115,25 @@ def test_export_and_overview_handlers(ws_path):
     assert Path(out).parent == ui.ws.path / "exports"
     assert len(Path(out).read_text().splitlines()) == 1 + 57 - 1  # header + 57 images - 1 removed
     assert "remove" in Path(audit).read_text()
-    markdown, heatmap = ui.overview()
+    markdown, heatmap, rates = ui.overview()
     assert "| hat |" in markdown and "| round |" in markdown and heatmap.endswith("noise_matrix.png")
+    assert "leak-free test top-1" in markdown and "not enough reviews yet" in markdown
+    assert rates.endswith("class_error_rates.png") and Path(rates).stat().st_size > 5000  # cleanlab's estimate
+
+
+def test_overview_and_screen_show_remaining_errors_and_when_to_stop(ws_path):
+    from labeler.remaining import sample
+
+    ui = ReviewUI(ws_path, stop_below=0.99)
+    sample(ui.ws, 40)  # an audit sample: enough images for 35 reviews and some left after
+    view = ui.show("ann")
+    for _ in range(35):
+        if view.item_id is None:
+            break
+        view = ui.act("ann", view.item_id, "keep")
+    markdown, _, rates = ui.overview()
+    assert "wrong labels left [95% interval" in markdown and "| round |" in markdown
+    assert "stopped paying" in ui.show("ann").progress  # every kept label: the hit rate is far below 0.99
 
 
 def test_build_app_returns_blocks(ws_path):

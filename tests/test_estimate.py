@@ -46,14 +46,19 @@ def test_the_true_number_left_is_inside_the_interval_nearly_always():
 def test_bands_say_whether_they_are_measured_or_rest_on_the_model():
     rng, score, wrong = _population(1)
     reviewed, in_queue, upcoming = _review(rng, score, 150, 0)
-    est = estimate_remaining(score, reviewed, wrong, in_queue, upcoming)
+    est = estimate_remaining(score, reviewed, wrong, in_queue, upcoming, classes=np.arange(len(score)) % 3)
     top = est.bands[0]
+    assert set(est.class_rates) == {0, 1, 2} and all(lo <= m <= hi for m, lo, hi in est.class_rates.values())
     assert (
         top.basis == "measured"
         and top.reviewed == 30
         and top.wrong == int(wrong[reviewed & (score >= np.sort(score)[-30])].sum())
     )
     assert est.bands[-1].basis == "model" and not est.tail_measured
+    for band in est.bands:
+        assert (
+            band.rate_low <= band.rate <= band.rate_high and band.remaining_low <= band.remaining <= band.remaining_high
+        )
     assert any("labeler sample" in note for note in est.notes)
     assert est.next_hits is not None and 0 <= est.next_hits[1] <= est.next_hits[0] <= est.next_hits[2] <= 100
 

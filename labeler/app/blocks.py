@@ -59,9 +59,9 @@ CSS = """
 """
 
 
-def build_app(workspace: str | Path, *, reviewer: str | None = None) -> gr.Blocks:
+def build_app(workspace: str | Path, *, reviewer: str | None = None, stop_below: float | None = None) -> gr.Blocks:
     """The review app for ``workspace`` (Blocks; serve it with ``launch``)."""
-    ui = ReviewUI(workspace, default_reviewer=reviewer)
+    ui = ReviewUI(workspace, default_reviewer=reviewer, stop_below=stop_below)
     script = (Path(__file__).with_name("review.js")).read_text().replace("NFILTERS", str(len(FILTER_NAMES)))
     with gr.Blocks(title="labeler review", delete_cache=(600, 3600)) as app:
         app.labeler_ui = ui  # for launch(): the image route, the exports folder
@@ -93,6 +93,7 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None) -> gr.Block
             clear = gr.Button("clear", elem_id="lab-clear")
         with gr.Tab("Overview") as overview_tab:
             overview_md = gr.Markdown()
+            class_rates = gr.Image(label="Label-error rate per class", type="pil", interactive=False)
             heatmap = gr.Image(label="Estimated noise matrix P(given | true)", type="pil", interactive=False)
 
         screen = [image, panel, prefetch, neighbours, progress]
@@ -130,10 +131,10 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None) -> gr.Block
         def overview():
             from PIL import Image
 
-            markdown, path = ui.overview()
-            return markdown, (Image.open(path) if path else None)
+            markdown, path, rates_path = ui.overview()
+            return markdown, (Image.open(rates_path) if rates_path else None), (Image.open(path) if path else None)
 
-        overview_tab.select(overview, None, [overview_md, heatmap])
+        overview_tab.select(overview, None, [overview_md, class_rates, heatmap])
 
         def start(reviewer: str) -> int:
             """Scripted review: claim the reviewer's next item; its id, or -1 when the queue is done."""

@@ -23,6 +23,7 @@ from labeler.workspace import Workspace
 
 PICKS = 9  # class buttons beside the image: the most probable classes, each with its fixed key code
 DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
+ESTIMATE_EVERY = 10  # decisions between two remaining-errors estimates on the review screen
 REASON_CHOICES = [
     "label_issue",
     "duplicate_conflict",
@@ -87,8 +88,10 @@ def class_codes(vocab: list[str]) -> dict[str, str]:
 class ReviewUI:
     """The review app's state and handlers for one workspace."""
 
-    def __init__(self, workspace: str | Path, default_reviewer: str | None = None):
+    def __init__(self, workspace: str | Path, default_reviewer: str | None = None, stop_below: float | None = None):
         self.ws = Workspace.open(workspace)
+        self.stop_below = stop_below
+        self._estimate: tuple[int, float, dict | None] = (-1, 0.0, None)  # (decision id, time, estimate)
         self.default_reviewer = (default_reviewer or "").strip()
         self.lock = threading.Lock()
         self.sessions: dict[str, ReviewSession] = {}
@@ -266,15 +269,34 @@ class ReviewUI:
             text += f" · {people}"
         if p["conflicts"]:
             text += f" · {p['conflicts']} in conflict (filter: conflict)"
+        est = self.estimate()
+        if est and est.get("next_hits"):
+            text += f" · the next 100 should find ~{est['next_hits'][0]:.0f} wrong labels"
+            if est.get("below_stop"):
+                text += f" <b>(below your --stop-below {self.stop_below}: reviewing has stopped paying)</b>"
         return text
 
-    def overview(self) -> tuple[str, str | None]:
-        """Markdown of counts, rounds and confused pairs, and the noise-matrix image path (if any)."""
+    def estimate(self, *, fresh: bool = False) -> dict | None:
+        """The remaining-errors estimate, recomputed after every ESTIMATE_EVERY decisions (or on ``fresh``)."""
+        from labeler.remaining import workspace_estimate
+
+        last = self.ws.store.last_decision_id()
+        seen, _, cached = self._estimate
+        if fresh or seen < 0 or last - seen >= ESTIMATE_EVERY or (last < seen):
+            cached = workspace_estimate(self.ws, stop_below=self.stop_below)
+            self._estimate = (last, time.time(), cached)
+        return cached
+
+    def overview(self) -> tuple[str, str | None, str | None]:
+        """Markdown of counts, rounds, leakage, remaining errors and confused pairs; the noise-matrix image
+        path and the per-class error-rate plot path (each None when there is none)."""
+        from labeler.remaining import class_error_rates, format_estimate, plot_class_error_rates
         from labeler.status import workspace_status
 
         with self.lock:
-            status = workspace_status(self.ws)
+            status = workspace_status(self.ws, stop_below=self.stop_below)
             round_id = self.ws.store.flagged_round()
+            rates = class_error_rates(self.ws, status["estimate"])
         lines = [f"**{status['items']:,} images** (train {status['splits']['train']:,}, valid "
                  f"{status['splits']['valid']:,}, test {status['splits']['test']:,}), "
                  f"{len(status['quarantined']):,} quarantined, {status['flagged']:,} flagged, "
@@ -284,23 +306,36 @@ class ReviewUI:
             lines.append(f"| {name} | {c.get('train', 0):,} | {c.get('valid', 0):,} | {c.get('test', 0):,} |")
         lines += [
             "",
-            "| round | kind | test top-1 | top-3 | top-5 | out-of-fold top-1 | cleaned test top-1 |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            "| round | kind | test top-1 | top-3 | top-5 | leak-free test top-1 | out-of-fold top-1 | cleaned test top-1 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in status["rounds"]:
             m = r["metrics"]
-            cells = [_pct(m.get(k)) for k in ("test_top1", "test_top3", "test_top5", "oof_top1", "test_cleaned_top1")]
-            lines.append(f"| {r['round']} | {r['kind']} | " + " | ".join(cells) + " |")
+            keys = ("test_top1", "test_top3", "test_top5", "test_leakfree_top1", "oof_top1", "test_cleaned_top1")
+            lines.append(f"| {r['round']} | {r['kind']} | " + " | ".join(_pct(m.get(k)) for k in keys) + " |")
+        leak = status.get("leakage")
+        if leak:
+            lines += ["", f"**Split leakage:** {leak['test_images_leaky']:,} of {leak['test_images']:,} test images "
+                      f"have a near-copy ({leak['test_images_with_train_copy']:,}) or their group "
+                      f"({leak['test_images_sharing_group']:,}) among the train/valid images; the leak-free column "
+                      "scores the others (the flag report lists the pairs)."]  # fmt: skip
+        estimate_lines = format_estimate(status["estimate"])
+        if estimate_lines:
+            lines += ["", "**How many wrong labels remain** (from the reviews; see the README):", "", "```",
+                      *estimate_lines, "```"]  # fmt: skip
         if status["rounds"]:
             pairs = status["rounds"][-1]["metrics"].get("oof_most_confused") or []
             if pairs:
                 lines += ["", "**Most confused (label -> prediction, out-of-fold):** "
                           + ", ".join(f"{a} -> {b} ({n})" for a, b, n in pairs[:8])]  # fmt: skip
-        heatmap = None
+        heatmap = plot = None
         if round_id is not None:
-            path = self.ws.path / "reports" / f"round-{round_id:03d}" / "noise_matrix.png"
-            heatmap = str(path) if path.exists() else None
-        return "\n".join(lines), heatmap
+            folder = self.ws.path / "reports" / f"round-{round_id:03d}"
+            heatmap = str(folder / "noise_matrix.png") if (folder / "noise_matrix.png").exists() else None
+            if any(r["estimate"] is not None or r["rate"] is not None for r in rates.values()):
+                plot = str(folder / "class_error_rates.png")
+                plot_class_error_rates(rates, plot)
+        return "\n".join(lines), heatmap, plot
 
 
 def _describe(d) -> str:
