@@ -171,6 +171,7 @@ def write_rounds_report(ws: Workspace) -> Path:
         ("test_top3", "s-"),
         ("test_top5", "^-"),
         ("test_cleaned_top1", "o--"),
+        ("test_leakfree_top1", "d-."),
         ("oof_top1", "x:"),
     ):
         values = [r.metrics.get(key) for r in rounds]
@@ -184,9 +185,20 @@ def write_rounds_report(ws: Workspace) -> Path:
         f"<tr><td>{r.id}</td><td>{r.kind}</td>"
         + "".join(
             f"<td>{_fmt(r.metrics.get(k))}</td>"
-            for k in ("test_top1", "test_top3", "test_top5", "test_cleaned_top1", "oof_top1", "noise_rate")
+            for k in (
+                "test_top1",
+                "test_top3",
+                "test_top5",
+                "test_leakfree_top1",
+                "test_cleaned_top1",
+                "test_audit_top1",
+                "oof_top1",
+                "noise_rate",
+            )
         )
-        + f"<td>{r.metrics.get('labels_changed', 0)}</td><td>{r.metrics.get('items_removed', 0)}</td></tr>"
+        + f"<td>{r.metrics.get('labels_changed', 0)}</td><td>{r.metrics.get('items_removed', 0)}</td>"
+        + f"<td>{_interval(r.metrics.get('remaining_errors'), '.0f')}</td>"
+        + f"<td>{_interval(r.metrics.get('label_error_rate'), '.1%')}</td></tr>"
         for r in rounds
     )
     pictures = "".join(
@@ -198,12 +210,23 @@ def write_rounds_report(ws: Workspace) -> Path:
     page.write_text(
         "<!doctype html><meta charset='utf-8'><title>labeler rounds</title><style>body{font-family:sans-serif;margin:2em}"
         "td,th{padding:2px 8px} figure{display:inline-block}</style><h1>Rounds</h1><img src='rounds.png'>"
-        "<table><tr><th>round</th><th>kind</th><th>test top-1</th><th>top-3</th><th>top-5</th><th>cleaned test top-1</th>"
-        f"<th>out-of-fold top-1</th><th>est. noise</th><th>labels changed</th><th>removed</th></tr>{rows}</table>"
+        "<table><tr><th>round</th><th>kind</th><th>test top-1</th><th>top-3</th><th>top-5</th><th>leak-free test top-1</th>"
+        "<th>cleaned test top-1</th><th>audited test top-1</th><th>out-of-fold top-1</th><th>est. noise</th>"
+        "<th>labels changed</th><th>removed</th><th>wrong labels left (95%)</th><th>label-error rate (95%)</th></tr>"
+        f"{rows}</table><p>The last two columns: the remaining-errors estimate of `labeler status` when the round "
+        "started (see the README).</p>"
         f"<h2>Test confusion, first and latest round</h2>{pictures}",
         encoding="utf-8",
     )
     return page
+
+
+def _interval(value, spec: str) -> str:
+    """``[mean, low, high]`` as "mean [low-high]"; "-" when absent."""
+    if not value:
+        return "-"
+    mean, low, high = value
+    return f"{mean:{spec}} [{low:{spec}}-{high:{spec}}]"
 
 
 def _fmt(value) -> str:

@@ -100,6 +100,7 @@ def train_round(
     leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
     metrics = _evaluate(ws, frame, vocab, result, round_id, log, leaks)
     metrics.update(_review_counts(ws))
+    metrics.update(_remaining(ws))
     metrics["noise_rate"] = _noise_rate(
         result.pred_probs, _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
     )
@@ -167,6 +168,16 @@ def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]
     log(f"groups ({by}): {info['groups']:,} groups; {info['images_sharing']:,} images share a group with another "
         f"(largest {info['largest']}); a group is never split across folds")  # fmt: skip
     return ids, info
+
+
+def _remaining(ws: Workspace) -> dict:
+    """The remaining-errors estimate when the round starts (from the previous flagged round and the reviews)."""
+    from labeler.remaining import workspace_estimate
+
+    est = workspace_estimate(ws)
+    if not est or not est["enough"]:
+        return {}
+    return {"remaining_errors": est["remaining"], "label_error_rate": est["error_rate"], "errors_found": est["found"]}
 
 
 def _review_counts(ws: Workspace) -> dict:
@@ -278,6 +289,29 @@ def _codes(labels, vocab: list[str]) -> np.ndarray:
     return np.array([index[label] for label in labels], dtype=np.int64)
 
 
+def _audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> dict:
+    """test_audit_top1/3/5 with Jeffreys 95% intervals (``_low``/``_high``) on the test images of a random
+    audit sample (`labeler sample --split test`) that were reviewed: cleaned test labels that do not
+    depend on the model, unlike those of the test images the queue brought up."""
+    from scipy.stats import beta
+
+    from training.evaluate import topk_accuracy
+
+    audited = {i for i, d in ws.store.effective_decisions().items() if d.reason == "audit"}
+    rows = test.index.isin(list(audited)) & kept
+    if not rows.any():
+        return {}
+    codes, n = _codes(test["label"][rows], vocab), int(rows.sum())
+    out = {"test_audit_n": n}
+    for k in (1, 3, 5):
+        acc = topk_accuracy(test_probs[rows], codes, k)
+        hits = acc * n
+        out[f"test_audit_top{k}"] = acc
+        out[f"test_audit_top{k}_low"] = float(beta.ppf(0.025, hits + 0.5, n - hits + 0.5))
+        out[f"test_audit_top{k}_high"] = float(beta.ppf(0.975, hits + 0.5, n - hits + 0.5))
+    return out
+
+
 def _leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
     """The test images' near-copies and shared groups among train/valid images (None: no test split)."""
     from labeler.duplicates import pixel_match
@@ -323,6 +357,7 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
     kept = ~test["removed"].to_numpy()
     if len(test) and test["reviewed"].any():
         metrics.update(summarize(test_probs[kept], _codes(test["label"][kept], vocab), vocab, "test_cleaned"))
+    metrics.update(_audit_metrics(ws, test, test_probs, kept, vocab))
     if leaks is not None and len(test):
         leaky_of = dict(zip(leaks.test_ids.tolist(), leaks.leaky.tolist()))
         free = np.array([not leaky_of.get(int(i), False) for i in test_ids], dtype=bool)

@@ -120,3 +120,29 @@ def test_sample_needs_a_flagged_round(cli, tmp_path):
     make_class_folders(tmp_path / "ds", {"hat": 3, "shoe": 3})
     cli("import", tmp_path / "ws", tmp_path / "ds", "--min-per-class", "1")
     assert "run `labeler flag" in cli("sample", tmp_path / "ws", "5", expect=2).output
+
+
+def test_a_test_audit_sample_gives_cleaned_topk_with_an_interval(cli, tmp_path):
+    from labeler.review import ReviewSession
+    from labeler.train import _audit_metrics, training_frame
+    from labeler.workspace import Workspace
+    from tests.helpers import flagged_workspace
+
+    counts = {"hat": 20, "shoe": 20, "skirt": 20}
+    ws_path = flagged_workspace(cli, tmp_path, train=counts, test={k: 8 for k in counts}, seed=6, doubt=0.2)
+    assert "added 12 random test images" in cli("sample", ws_path, "12", "--split", "test").output
+    with Workspace.open(ws_path) as ws:
+        session = ReviewSession(ws, "ann")
+        audited = []
+        for _ in range(12):
+            item = session.next_item()
+            assert item.reasons[0]["code"] == "audit" and ws.store.item(item.item_id).split == "test"
+            session.decide(item.item_id, "relabel", "hat")  # the reviewer says: every one is a hat
+            audited.append(item.item_id)
+        frame = training_frame(ws)
+        test = frame.set_index("id").loc[frame[frame["split"] == "test"]["id"]]
+        vocab = ws.store.classes()
+        probs = np.tile(np.array([0.6, 0.3, 0.1], dtype=np.float32), (len(test), 1))  # always "hat" first
+        m = _audit_metrics(ws, test, probs, ~test["removed"].to_numpy(), vocab)
+    assert m["test_audit_n"] == 12 and m["test_audit_top1"] == 1.0 and m["test_audit_top1_low"] < 1.0
+    assert 0.75 < m["test_audit_top1_low"] < 0.85 and m["test_audit_top1_high"] > 0.999  # Jeffreys, 12 of 12
