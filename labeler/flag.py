@@ -89,7 +89,9 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         groups = np.array([group_of.get(int(i), -1 - n) for n, i in enumerate(ids)], dtype=np.int64)
     embedded = embeddings[[position[int(i)] for i in ids]]
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos)
+    types = ws.store.get_meta("class_types") or {}
+    class_types = [types.get(name) for name in vocab] if types else None
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -261,5 +263,48 @@ def format_summary(result: FlagResult, *, top: int = 8) -> str:
         lines.append(
             "  overlapping classes (merge?): " + ", ".join(f"{a}/{b} {p:.3f}" for a, b, p in s.overlapping[:3])
         )
+    lines += _type_lines(s.confident_joint, ev.vocab, ev.class_types)
     lines.append(f"  report: {result.report}")
     return "\n".join(lines)
+
+
+MERGE_RATE = (
+    0.1  # a pair is a merge candidate when each class has at least this share of its labels doubted toward the other
+)
+
+
+def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
+    """Confusions split into cross-type (upper vs lower body: almost surely wrong) and within-type
+    (near-synonyms: often policy), and class pairs confused both ways at a high rate (merge? a report only)."""
+    from labeler.queue import TYPE_NAMES
+
+    cj = np.asarray(joint, dtype=np.float64)
+    totals = np.maximum(cj.sum(axis=1), 1)
+    off = cj.copy()
+    np.fill_diagonal(off, 0)
+    lines = []
+    if types:
+        known = [t is not None for t in types]
+        cross = within = 0.0
+        for i, j in zip(*np.nonzero(off)):
+            if known[i] and known[j]:
+                cross += off[i, j] * (types[i] != types[j])
+                within += off[i, j] * (types[i] == types[j])
+        lines.append(f"  doubts by category type: {within:.0f} within a type (near-synonyms, often policy), "
+                     f"{cross:.0f} across types (e.g. upper vs lower body: almost surely wrong); filter: cross_type")  # fmt: skip
+        by_type = {}
+        for i, j in zip(*np.nonzero(off)):
+            if known[i] and known[j] and types[i] == types[j]:
+                by_type.setdefault(types[i], []).append((off[i, j], vocab[i], vocab[j]))
+        for t, pairs in sorted(by_type.items()):
+            shown = ", ".join(f"{a} -> {b} {c:.0f}" for c, a, b in sorted(pairs, reverse=True)[:3])
+            lines.append(f"    {TYPE_NAMES.get(t, t)}: {shown}")
+    merges = []
+    for i, j in zip(*np.triu_indices(len(vocab), 1)):
+        a, b = off[i, j] / totals[i], off[j, i] / totals[j]
+        if a >= MERGE_RATE and b >= MERGE_RATE:
+            merges.append((min(a, b), vocab[i], vocab[j], a, b))
+    if merges:
+        lines.append("  confused both ways (merge the classes? a report, never automatic): " + ", ".join(
+            f"{x}/{y} ({a:.0%} and {b:.0%})" for _, x, y, a, b in sorted(merges, reverse=True)[:5]))  # fmt: skip
+    return lines

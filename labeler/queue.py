@@ -47,7 +47,11 @@ REASON_TEXT = {
     "neighbours_disagree": "its nearest images carry another label",
     "outlier": "unlike the other images (check it is usable)",
     "contradicts_review": "reviewed, but the new round disagrees strongly",
+    "cross_type": "the suggestion is another kind of garment (e.g. upper vs lower body): almost surely wrong",
+    "within_type": "the suggestion is the same kind of garment: a near-synonym, often a matter of policy",
+    "audit": "random audit sample: measures how many wrong labels the queue misses",
 }
+TYPE_NAMES = {1: "upper body", 2: "lower body", 3: "full body"}  # DeepFashion's category_type
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Evidence:
     groups: np.ndarray | None = None  # (N,) group per row (labeler.groups): same-group rows do not vote
     is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
+    class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
 
 
 @dataclass
@@ -200,6 +205,9 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
     if c.is_issue[row]:
         p_model = float(c.pred_probs[row, c.merged.suggested[row]])
         reasons.append(_reason("label_issue", f"model: {p_model:.2f} {suggested}; given {given}"))
+        kinds = _type_reason(ev.class_types, int(labels[row]), int(c.merged.suggested[row]), given, suggested)
+        if kinds:
+            reasons.append(kinds)
     if c.vote_given[row] < 0.5:
         near = c.nn.indices[row][c.nn.indices[row] >= 0]
         majority = vocab[int(np.bincount(labels[near], minlength=len(vocab)).argmax())] if len(near) else "?"
@@ -227,6 +235,19 @@ def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
             if j >= 0
         ],
     )
+
+
+def _type_reason(types, given_code: int, suggested_code: int, given: str, suggested: str) -> dict | None:
+    """Cross-type (upper vs lower body: almost surely wrong) or within-type (near-synonyms) doubt; None when
+    the types are unknown or the suggestion is the given label."""
+    if not types or given_code == suggested_code:
+        return None
+    a, b = types[given_code], types[suggested_code]
+    if a is None or b is None:
+        return None
+    if a != b:
+        return _reason("cross_type", f"{given} is {TYPE_NAMES.get(a, a)}, {suggested} is {TYPE_NAMES.get(b, b)}")
+    return _reason("within_type", f"{given} and {suggested} are both {TYPE_NAMES.get(a, a)}: a near-synonym?")
 
 
 def _out_of_sample(nn: neighbors.Neighbours, oos: neighbors.Neighbours) -> neighbors.Neighbours:

@@ -65,21 +65,33 @@ def _pair_grid(ws: Workspace, pairs, items, path: Path) -> None:
     for (test_id, copy_id), (left, right) in zip(pairs, axes):
         for ax, item_id, role in ((left, test_id, "test"), (right, copy_id, items[copy_id].split)):
             ax.axis("off")
-            _thumbnail(ax, ws.image_path(items[item_id].file))
+            _thumbnail(ax, ws.image_path(items[item_id].file), items[item_id].extra)
             ax.set_title(f"{role} #{item_id} {items[item_id].label}", fontsize=8)
     fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
 
 
-def _thumbnail(ax, file) -> None:
+def _thumbnail(ax, file, extra: dict | None = None) -> None:
+    """The image, small, with the labelled garment's box drawn where the item has a usable one."""
     from PIL import Image
+
+    from labeler.boxes import parse_box
 
     try:
         with Image.open(file) as img:
+            size = img.size
             img.thumbnail((200, 200))
             ax.imshow(img.convert("RGB"))
+            scale = img.width / size[0]
     except Exception:  # an unreadable image must not stop the report
         ax.text(0.5, 0.5, "unreadable", ha="center")
+        return
+    box, _ = parse_box(extra or {}, size) if extra and not extra.get("bbox_problem") else (None, None)
+    if box is not None:
+        from matplotlib.patches import Rectangle
+
+        x1, y1, x2, y2 = (v * scale for v in box)
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#ff4020", linewidth=1.5))
 
 
 def _plt():
@@ -130,7 +142,7 @@ def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title
     for ax in axes.ravel():
         ax.axis("off")
     for ax, e in zip(axes.ravel(), entries):
-        _thumbnail(ax, ws.image_path(items[e.item_id].file))
+        _thumbnail(ax, ws.image_path(items[e.item_id].file), items[e.item_id].extra)
         ax.set_title(
             f"#{e.item_id} {ev.vocab[label_of[e.item_id]]}\n-> {e.suggested} {e.suggested_prob:.2f}", fontsize=8
         )

@@ -9,7 +9,9 @@ The dict's keys are a stable interface (documented in the README; tests read the
 ``test_images_with_train_copy``, ``test_images_sharing_group``, ``test_images_leaky``,
 ``test_images_leak_free``, ``per_class``; null without a round or a test split), ``estimate``
 (``labeler.remaining``: wrong labels remaining with 95% intervals, per score band, the review pace;
-null before `flag`; ``enough`` false with a note below 30 reviews).
+null before `flag`; ``enough`` false with a note below 30 reviews), ``boxes`` (garment boxes at import:
+``valid``, ``ignored`` {reason: n}, ``examples``; null without box columns), ``class_types``
+({class: 1 upper, 2 lower, 3 full body}; DeepFashion only, else null).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def workspace_status(ws: Workspace, *, stop_below: float | None = None) -> dict:
         "reviewed": len(store.effective_decisions()),
         "decisions": len(store.decisions()),
         "estimate": workspace_estimate(ws, stop_below=stop_below),
+        "boxes": store.get_meta("boxes"),
+        "class_types": store.get_meta("class_types"),
     }
 
 
@@ -69,6 +73,21 @@ def format_status(status: dict) -> str:
         lines.append(f"  {q['path']}: {q['reason']}")
     if len(quarantined) > 20:
         lines.append(f"  ... and {len(quarantined) - 20:,} more (labeler status --json lists all)")
+    boxes = status.get("boxes")
+    if boxes:
+        ignored = sum(boxes["ignored"].values())
+        lines.append(f"boxes      {boxes['valid']:,} usable garment boxes; {ignored:,} ignored (the images still import)"
+                     + (": " + ", ".join(f"{r} {n:,}" for r, n in boxes["ignored"].items()) if ignored else ""))  # fmt: skip
+        for example in boxes["examples"][:5]:
+            lines.append(f"  {example['path']}: {example['reason']}")
+    types = status.get("class_types")
+    if types:
+        from labeler.queue import TYPE_NAMES
+
+        groups: dict = {}
+        for name in status["classes"]:
+            groups.setdefault(TYPE_NAMES.get(types.get(name), "no type"), []).append(name)
+        lines.append("types      " + "; ".join(f"{t}: {len(names)} classes" for t, names in groups.items()))
     g = status.get("grouping")
     if g:
         lines.append(f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "

@@ -19,7 +19,8 @@ from labeler.errors import LabelerError
 
 KEYS = [("Enter", "accept suggestion"), ("k", "keep label"), ("01-99 / 1-9", "class by its number"),
         ("/", "search any class"), ("x m q", "remove: " + ", ".join(REMOVE_REASONS.values())), ("s", "skip"),
-        ("u", "undo"), ("g", "tick whole group"), ("z", "zoom 1:1"), ("c", "clear filters")]  # fmt: skip
+        ("u", "undo"), ("g", "tick whole group"), ("z", "zoom 1:1"), ("b", "garment box / crop / whole"),
+        ("c", "clear filters")]  # fmt: skip
 FILTER_NAMES = ("any_label", "reason", "given", "suggested", "order")
 
 CSS = """
@@ -218,7 +219,7 @@ def routes(ui: ReviewUI) -> list:
     """Routes placed ahead of Gradio's: the item images (workspace items only, behind the app's login) and
     a refusal of uploads (the app takes none)."""
     from fastapi import HTTPException, Request
-    from fastapi.responses import FileResponse, PlainTextResponse
+    from fastapi.responses import FileResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
     async def image(request: Request):
@@ -231,10 +232,13 @@ def routes(ui: ReviewUI) -> list:
             item_id = int(request.path_params["item_id"])
         except ValueError:
             raise HTTPException(status_code=404) from None
-        path = ui.image_file(item_id)
+        path, rendered = ui.image_view(item_id, request.query_params.get("view", "full"))
+        headers = {"Cache-Control": "private, max-age=3600"}
+        if rendered is not None:
+            return Response(rendered, media_type="image/jpeg", headers=headers)
         if path is None:
             raise HTTPException(status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+        return FileResponse(path, headers=headers)
 
     async def refuse_upload(request: Request):
         return PlainTextResponse("uploads are turned off in the review app", status_code=403)

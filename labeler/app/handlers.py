@@ -30,6 +30,9 @@ REASON_CHOICES = [
     "neighbours_disagree",
     "outlier",
     "contradicts_review",
+    "cross_type",
+    "within_type",
+    "audit",
     "conflict",
 ]
 REMOVE_KEYS = dict(zip(REMOVE_REASONS, "xmq"))
@@ -74,9 +77,14 @@ class View:
     notes: list[str] = field(default_factory=list)
 
 
-def image_url(item_id: int) -> str:
-    """Where the app serves an item's image (only workspace items are served; see ``blocks.image_route``)."""
-    return f"/labeler/image/{int(item_id)}"
+VIEWS = ("box", "crop", "full")  # `b` cycles: the labelled garment's box drawn, cropped to it, the plain image
+BOX_MARGIN = 0.1  # the crop view keeps this share of the box's size around it
+
+
+def image_url(item_id: int, view: str = "box") -> str:
+    """Where the app serves an item's image (only workspace items are served; see ``blocks.routes``);
+    ``view``: box (drawn where the item has one), crop (to the box) or full."""
+    return f"/labeler/image/{int(item_id)}?view={view}"
 
 
 def class_codes(vocab: list[str]) -> dict[str, str]:
@@ -174,6 +182,21 @@ class ReviewUI:
             return None
         return resolved if resolved.is_relative_to(root) and resolved.is_file() else None
 
+    def image_view(self, item_id: int, view: str) -> tuple[Path | None, bytes | None]:
+        """(file, None) to serve the image as is, (None, JPEG bytes) for its box drawn or its crop, (None, None)
+        for anything that is not a workspace item. Items without a usable box are served as is in every view."""
+        path = self.image_file(item_id)
+        if path is None or view not in ("box", "crop"):
+            return path, None
+        from labeler.boxes import item_box
+
+        with self.lock:
+            extra = self.ws.store.item(int(item_id)).extra
+        box, _problem = item_box(extra, path)
+        if box is None:
+            return path, None
+        return None, render_view(path, box, view)
+
     # -- decisions ----------------------------------------------------------------------
     def _refusal(self, s: ReviewSession, command: Command) -> str | None:
         """Why ``command`` must not be stored; None when it may."""
@@ -251,10 +274,15 @@ class ReviewUI:
             )
             return View(None, seq, done, _notes_html(notes), "", "", progress, s.reviewer, _ms(started), notes)
         after = s.peek_next(item.item_id, filters)
-        prefetch = f"<img src='{image_url(after.item_id)}' alt='' loading='eager'>" if after else ""
+        prefetch = (
+            f"<img data-lab-img='{after.item_id}' src='{image_url(after.item_id)}' alt='' loading='eager'>"
+            if after
+            else ""
+        )
         image = (
             f"<div id='current-item' data-item='{item.item_id}' data-seq='{seq}'>"
-            f"<img class='lab-main' src='{image_url(item.item_id)}' alt='{html.escape(item.path)}'></div>"
+            f"<img class='lab-main' data-lab-img='{item.item_id}' src='{image_url(item.item_id)}' "
+            f"alt='{html.escape(item.path)}'></div>"
         )
         panel = _notes_html(notes) + _panel(item, self.codes, _pixel_size(item.file))
         return View(item.item_id, seq, image, panel, prefetch, _neighbours(item), progress, s.reviewer,
@@ -418,7 +446,7 @@ def _neighbours(item: ReviewItem) -> str:
         if not neighbours:
             return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(empty)}</div></div>"
         cells = "".join(
-            f"<figure><img src='{image_url(n.item_id)}' alt='#{n.item_id}'><figcaption>{html.escape(n.label)}"
+            f"<figure><img data-lab-img='{n.item_id}' src='{image_url(n.item_id)}' alt='#{n.item_id}'><figcaption>{html.escape(n.label)}"
             f" · {n.similarity:.2f}</figcaption></figure>"
             for n in neighbours[:6]
         )
@@ -438,6 +466,26 @@ def _neighbours(item: ReviewItem) -> str:
         item.like_suggested,
         f"none of its {near} nearest images is labelled {item.suggested}",
     )
+
+
+def render_view(path, box, view: str) -> bytes:
+    """The image with ``box`` drawn (view "box") or cropped to it with BOX_MARGIN around (view "crop"), as JPEG."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from labeler.boxes import with_margin
+
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        if view == "crop":
+            img = img.crop(with_margin(box, img.size, BOX_MARGIN))
+        else:
+            width = max(2, round(min(img.size) / 150))
+            ImageDraw.Draw(img).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 64, 32), width=width)
+    out = io.BytesIO()
+    img.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def _pixel_size(file: str) -> str:

@@ -48,9 +48,26 @@
       const done = () => requestAnimationFrame(() => requestAnimationFrame(() => {
         L.busy = false; clearTimeout(L.safety); say('');
       }));
+      L.applyView();
       const img = el.querySelector('img.lab-main');
       if (!img || img.complete) done();
       else { img.addEventListener('load', done, {once: true}); img.addEventListener('error', done, {once: true}); }
+    };
+    // -- the garment's box: `b` cycles box drawn -> cropped to it -> plain image, for the image and its neighbours
+    const VIEWS = ['box', 'crop', 'full'];
+    L.view = () => localStorage.getItem('labeler.view') || 'box';
+    L.applyView = () => {
+      const view = L.view();
+      document.querySelectorAll('img[data-lab-img]').forEach((img) => {
+        const want = `/labeler/image/${img.dataset.labImg}?view=${view}`;
+        if (img.getAttribute('src') !== want) img.setAttribute('src', want);
+      });
+    };
+    L.cycleView = () => {
+      const next = VIEWS[(VIEWS.indexOf(L.view()) + 1) % VIEWS.length];
+      localStorage.setItem('labeler.view', next);
+      L.applyView();
+      say({box: 'garment box drawn (where the image has one)', crop: 'cropped to the garment box', full: 'whole image, no box'}[next]);
     };
     new MutationObserver(ready).observe(document.body, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-seq']});
 
@@ -128,7 +145,7 @@
         return;
       }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
-      const known = e.key === '/' || keys[e.key] || /^[0-9]$/.test(e.key) || 'zgcEscape'.includes(e.key);
+      const known = e.key === '/' || keys[e.key] || /^[0-9]$/.test(e.key) || 'zgcbEscape'.includes(e.key);
       if (!known) return;
       e.preventDefault();
       if (e.repeat) return;  // a held key decides once
@@ -136,6 +153,7 @@
       if (e.key === '/') return L.openSearch();
       if (e.key === 'Escape') { L.digits = ''; say(''); return; }
       if (e.key === 'z') { const m = $('#current-item'); if (m) m.classList.toggle('lab-zoomed'); return; }
+      if (e.key === 'b') { return L.cycleView(); }
       if (e.key === 'g') { const g = $('#whole-group'); if (g) g.checked = !g.checked; return; }
       if (e.key === 'c') return act('clear');
       if (/^[0-9]$/.test(e.key)) {

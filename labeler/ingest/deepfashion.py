@@ -37,7 +37,9 @@ def read(source: Path) -> RawTable:
             "point labeler at the DeepFashion folder that holds Anno_coarse/ (or Anno/), Eval/ and Img/"
         )
     warnings: list[str] = []
-    names = _category_names(anno / "list_category_cloth.txt", warnings)
+    cloth = _read_list(_require(anno / "list_category_cloth.txt"), 2, warnings)
+    names = [name for name, _type in cloth]
+    types = {name: int(kind) for name, kind in cloth if kind.isdigit()}
     labels = _read_list(anno / "list_category_img.txt", 2, warnings)
     partition = _read_list(_require(source / "Eval" / "list_eval_partition.txt"), 2, warnings)
     for record, (path, value) in enumerate(partition, start=1):
@@ -60,7 +62,7 @@ def read(source: Path) -> RawTable:
             problem = problem or "not listed in Eval/list_eval_partition.txt"
         records.append((row, path, path, label, split or "train", extra, problem))
     columns = {"image": "image_name", "label": "category_name", "split": "evaluation_status"}
-    return RawTable(make_frame(records), _image_root(source), "deepfashion", source, columns, warnings)
+    return RawTable(make_frame(records), _image_root(source), "deepfashion", source, columns, warnings, types)
 
 
 def _anno_dir(source: Path) -> Path | None:
@@ -102,10 +104,6 @@ def _read_list(path: Path, width: int, warnings: list[str]) -> list[list[str]]:
     if count != len(records):
         warnings.append(f"{path.name}: line 1 says {count} records but the file has {len(records)}")
     return records
-
-
-def _category_names(path: Path, warnings: list[str]) -> list[str]:
-    return [name for name, _type in _read_list(path, 2, warnings)]
 
 
 def _category_name(names: list[str], cat: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ class RawTable:
     source: Path  # what the user pointed at
     columns: dict = field(default_factory=dict)  # source column names, for export
     warnings: list[str] = field(default_factory=list)
+    class_types: dict | None = None  # {class: type}: DeepFashion's category_type (1 upper, 2 lower, 3 full body)
 
 
 def make_frame(records: list[tuple]):

@@ -76,13 +76,22 @@ def validate(table: RawTable, options: Options) -> Validated:
             )
     classes = sorted({label for label, p in zip(labels, problems) if not p})
     _check_classes(classes, labels, splits, problems, table, options, warnings)
+    extras = [_box_checked(extra) for extra in frame["extra"].tolist()]
     records = [
         (row, path, file, label, split, "quarantined" if p else "ok", p or None, extra)
-        for row, path, file, label, split, p, extra in zip(
-            rows, paths, files, labels, splits, problems, frame["extra"].tolist()
-        )
+        for row, path, file, label, split, p, extra in zip(rows, paths, files, labels, splits, problems, extras)
     ]
     return Validated(records, classes, warnings, assigned)
+
+
+def _box_checked(extra: dict) -> dict:
+    """``extra`` with ``bbox_problem`` set when its box columns hold an unusable box (the image still imports)."""
+    from labeler.boxes import parse_box
+
+    if not extra or "x_1" not in extra:
+        return extra
+    _, problem = parse_box(extra)
+    return {**extra, "bbox_problem": problem} if problem else extra
 
 
 # Modes whose samples are not 0-255: Pillow's convert("RGB") clips them (a 16-bit photo becomes white).

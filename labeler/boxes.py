@@ -1,0 +1,75 @@
+"""The labelled garment's box (DeepFashion's ``list_bbox.txt``, or ``x_1,y_1,x_2,y_2`` CSV columns).
+
+A box is four whole pixel coordinates, ``x_1 < x_2`` and ``y_1 < y_2``, left/top inclusive, inside the
+image. A box that is not is ignored (the image still imports) and the reason is kept in the item's
+``bbox_problem`` and counted by `labeler status`. Pure Python; PIL only to read an image's size.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+BOX_COLUMNS = ("x_1", "y_1", "x_2", "y_2")
+
+
+def parse_box(extra: dict, size: tuple[int, int] | None = None) -> tuple[tuple[int, int, int, int] | None, str | None]:
+    """(box, None), (None, reason) for a bad box, or (None, None) when the item has no box columns."""
+    values = [extra.get(c) for c in BOX_COLUMNS]
+    if all(v is None or str(v).strip() == "" for v in values):
+        return None, None
+    try:
+        x1, y1, x2, y2 = (int(str(v).strip()) for v in values)
+    except (TypeError, ValueError):
+        return None, f"box is not four whole numbers: {' '.join(str(v) for v in values)}"
+    if min(x1, y1, x2, y2) < 0:
+        return None, f"box has a negative coordinate: {x1} {y1} {x2} {y2}"
+    if x2 <= x1 or y2 <= y1:
+        return None, f"zero-area or inverted box: {x1} {y1} {x2} {y2}"
+    if size is not None and (x2 > size[0] or y2 > size[1]):
+        return None, f"box {x1} {y1} {x2} {y2} is outside the {size[0]}x{size[1]} image"
+    return (x1, y1, x2, y2), None
+
+
+def item_box(extra: dict, image_path=None) -> tuple[tuple[int, int, int, int] | None, str | None]:
+    """The usable box of an item: its import-time problem, else parsed and checked against the image's size."""
+    if extra.get("bbox_problem"):
+        return None, extra["bbox_problem"]
+    size = None
+    if image_path is not None:
+        from PIL import Image
+
+        try:
+            with Image.open(image_path) as img:
+                size = img.size
+        except OSError:
+            size = None
+    return parse_box(extra, size)
+
+
+def with_margin(box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` x its width/height on each side, clipped to the image."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    return (
+        max(0, int(x1 - dx)),
+        max(0, int(y1 - dy)),
+        min(size[0], int(round(x2 + dx))),
+        min(size[1], int(round(y2 + dy))),
+    )
+
+
+def summarize(extras: list[dict], paths: list[str]) -> dict:
+    """What import records and `status` shows: boxes usable, ignored by reason, a few examples."""
+    reasons: Counter = Counter()
+    examples = []
+    valid = 0
+    for extra, path in zip(extras, paths):
+        box, problem = parse_box(extra)
+        if problem:
+            kind = problem.split(":")[0]
+            reasons[kind] += 1
+            if len(examples) < 20:
+                examples.append({"path": path, "reason": problem})
+        elif box is not None:
+            valid += 1
+    return {"valid": valid, "ignored": dict(reasons), "examples": examples}

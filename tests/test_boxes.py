@@ -1,0 +1,120 @@
+"""DeepFashion-native: the garment's box (parsing, import, the review app's views) and category types."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from labeler.bench import write_deepfashion
+from labeler.boxes import parse_box, with_margin
+
+
+@pytest.mark.parametrize(
+    ("extra", "size", "box", "reason"),
+    [
+        ({}, None, None, None),  # no box columns: no box, no problem
+        ({"x_1": "072", "y_1": "079", "x_2": "232", "y_2": "273"}, None, (72, 79, 232, 273), None),  # zero-padded
+        ({"x_1": 1, "y_1": 2, "x_2": 30, "y_2": 40}, (30, 40), (1, 2, 30, 40), None),  # touching the edge is inside
+        ({"x_1": "a", "y_1": "2", "x_2": "3", "y_2": "4"}, None, None, "box is not four whole numbers"),
+        ({"x_1": "1.5", "y_1": "2", "x_2": "3", "y_2": "4"}, None, None, "box is not four whole numbers"),
+        ({"x_1": "-1", "y_1": "2", "x_2": "3", "y_2": "4"}, None, None, "box has a negative coordinate"),
+        ({"x_1": "5", "y_1": "2", "x_2": "5", "y_2": "40"}, None, None, "zero-area or inverted box"),
+        ({"x_1": "9", "y_1": "2", "x_2": "5", "y_2": "40"}, None, None, "zero-area or inverted box"),
+        ({"x_1": "1", "y_1": "2", "x_2": "31", "y_2": "40"}, (30, 40), None, "is outside the 30x40 image"),
+        ({"x_1": "1", "y_1": "", "x_2": "3", "y_2": "4"}, None, None, "box is not four whole numbers"),
+    ],
+)
+def test_box_parsing_edge_cases(extra, size, box, reason):
+    got, problem = parse_box(extra, size)
+    assert got == box
+    assert (problem is None) if reason is None else (reason in problem)
+
+
+def test_margin_grows_the_box_and_stays_inside_the_image():
+    assert with_margin((10, 10, 30, 50), (100, 100), 0.1) == (8, 6, 32, 54)
+    assert with_margin((0, 0, 100, 100), (100, 100), 0.5) == (0, 0, 100, 100)
+
+
+def test_the_crop_view_is_the_box_and_the_box_view_draws_it(tmp_path):
+    from labeler.app.handlers import BOX_MARGIN, render_view
+
+    pixels = np.zeros((100, 80, 3), np.uint8)  # black, with the garment a white block at x 20-60, y 30-70
+    pixels[30:70, 20:60] = 255
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    box = (20, 30, 60, 70)
+    crop = Image.open(io.BytesIO(render_view(tmp_path / "a.png", box, "crop")))
+    x1, y1, x2, y2 = with_margin(box, (80, 100), BOX_MARGIN)
+    assert crop.size == (x2 - x1, y2 - y1) == (48, 48)
+    inner = np.asarray(crop.convert("L"))[6:-6, 6:-6]  # the margin is 4 px each side; the box is all white
+    assert inner.min() > 200
+    drawn = np.asarray(Image.open(io.BytesIO(render_view(tmp_path / "a.png", box, "box"))).convert("RGB"))
+    assert drawn.shape == (100, 80, 3) and drawn[50, 20, 0] > 200 and drawn[50, 20, 2] < 120  # red outline at x_1
+
+
+def _deepfashion_with_boxes(tmp_path):
+    from tests.helpers import make_image
+
+    entries = [(f"img/Item_{i // 3}/img_{i:08d}.jpg", 3 if i % 2 else 33, "train" if i < 16 else "test",
+                (2, 2, 14, 14)) for i in range(20)]  # fmt: skip
+    entries[0] = (entries[0][0], 3, "train", (9, 2, 4, 14))  # inverted
+    entries[1] = (entries[1][0], 33, "train", (2, 2, 2, 14))  # zero width
+    entries[2] = (entries[2][0], 3, "train", (2, 2, 14, 40))  # outside the 16 px image
+    root = write_deepfashion(tmp_path / "DeepFashion", entries)
+    for i, (name, *_rest) in enumerate(entries):
+        make_image(root / "Img" / name, seed=i)
+    return root, entries
+
+
+def test_bad_boxes_import_their_images_and_status_names_them(cli, tmp_path):
+    root, entries = _deepfashion_with_boxes(tmp_path)
+    ws = tmp_path / "ws"
+    cli("import", ws, root, "--min-per-class", "1")
+    status = json.loads(cli("status", ws, "--json").output)
+    assert status["items"] == 20  # every image imports
+    assert status["boxes"]["valid"] == 18 and status["boxes"]["ignored"] == {"zero-area or inverted box": 2}
+    assert status["class_types"]["Blouse"] == 1 and status["class_types"]["Skirt"] == 2
+    text = cli("status", ws).output
+    assert "18 usable garment boxes; 2 ignored" in text and "zero-area or inverted box: 9 2 4 14" in text
+    assert "upper body: 1 classes" in text
+    from labeler.app.handlers import ReviewUI
+    from labeler.workspace import Workspace
+    from tests.helpers import record_synthetic_round
+
+    with Workspace.open(ws) as w:
+        record_synthetic_round(w, seed=2, doubt=0.3)
+        ids = {i.path: i.id for i in w.store.items()}
+    cli("flag", ws)
+    ui = ReviewUI(ws)
+    good, inverted, outside = ids[entries[3][0]], ids[entries[0][0]], ids[entries[2][0]]
+    path, rendered = ui.image_view(good, "crop")
+    assert path is None and Image.open(io.BytesIO(rendered)).size == (15, 15)  # 12 px box + 1.2 px each side
+    for item in (inverted, outside):  # an unusable box: the image as it is, in every view
+        path, rendered = ui.image_view(item, "crop")
+        assert rendered is None and path is not None and path.name.endswith(".jpg")
+    assert ui.image_view(good, "full") == (ui.image_file(good), None)
+    assert ui.image_view(10_000, "crop") == (None, None)
+
+
+def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
+    from labeler.queue import _type_reason
+    from labeler.review import Filters, ReviewSession
+    from labeler.workspace import Workspace
+    from tests.helpers import record_synthetic_round
+
+    types = [1, 2, 1, None]
+    assert _type_reason(types, 0, 1, "Tee", "Skirt")["code"] == "cross_type"
+    assert _type_reason(types, 0, 2, "Tee", "Blouse")["code"] == "within_type"
+    assert _type_reason(types, 0, 3, "Tee", "Other") is None and _type_reason(None, 0, 1, "a", "b") is None
+    root, _ = _deepfashion_with_boxes(tmp_path)
+    ws = tmp_path / "ws"
+    cli("import", ws, root, "--min-per-class", "1")
+    with Workspace.open(ws) as w:
+        record_synthetic_round(w, seed=3, doubt=0.5)
+    out = cli("flag", ws).output
+    assert "doubts by category type" in out and "across types" in out
+    with Workspace.open(ws) as w:
+        item = ReviewSession(w, "ann").next_item(Filters(reason="cross_type"))
+        assert item is not None and any(r["code"] == "cross_type" for r in item.reasons)
+        assert "upper body" in next(r["text"] for r in item.reasons if r["code"] == "cross_type")
