@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labeler.boxes import BOX_COLUMNS
 from labeler.errors import LabelerError
 
 # DeepFashion's list_category_cloth.txt, in file order: (name, type); ids are 1-based positions.
@@ -307,7 +308,7 @@ def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=Non
                                partners=partners, confusion=confusion, features=features, groups=groups)  # fmt: skip
     planted = out_dir / "planted.csv"
     frame = frame.assign(true=frame["label"], label=[vocab[c] for c in new])
-    frame[["file", "label", "split"]].to_csv(planted, index=False)
+    frame[["file", "label", "split", *[c for c in BOX_COLUMNS if c in frame.columns]]].to_csv(planted, index=False)
     frame[["file", "true", "label"]].to_csv(out_dir / "flips.csv", index=False)  # the answers, beside (for bench rank)
     log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
     ws_path = out_dir / "workspace"
@@ -363,6 +364,7 @@ def _bench_base(source: Path, out_dir: Path, truth, log):
         source = base
     with Workspace.open(source) as ws:
         frame, root, vocab = label_table(ws), ws.root, ws.store.classes()
+        extras = {i.id: i.extra for i in ws.store.items()}
         confusion = None
         rounds = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
         if rounds:
@@ -370,7 +372,10 @@ def _bench_base(source: Path, out_dir: Path, truth, log):
 
             r = rounds[-1].id
             confusion = confusion_matrix(ws.load_array(r, "pred_probs"), ws.load_array(r, "labels"))
-    frame = frame[["file", "path", "label", "split"]].reset_index(drop=True)
+    boxed = [c for c in BOX_COLUMNS if any(c in (extras.get(i) or {}) for i in frame["id"])]
+    for c in boxed:  # garment boxes travel with the planted labels (so `--crop bbox` can be measured)
+        frame[c] = [(extras.get(i) or {}).get(c, "") for i in frame["id"]]
+    frame = frame[["file", "path", "label", "split", *boxed]].reset_index(drop=True)
     if truth:
         clean = pd.read_csv(truth, dtype=str, keep_default_na=False)
         image_col, label_col = clean.columns[0], next(c for c in clean.columns if "label" in c)

@@ -64,9 +64,9 @@ def summarize(extras: list[dict], paths: list[str]) -> dict:
     examples = []
     valid = 0
     for extra, path in zip(extras, paths):
-        box, problem = parse_box(extra)
+        box, problem = (None, extra["bbox_problem"]) if extra.get("bbox_problem") else parse_box(extra)
         if problem:
-            kind = problem.split(":")[0]
+            kind = "box outside the image" if "outside the" in problem else problem.split(":")[0]
             reasons[kind] += 1
             if len(examples) < 20:
                 examples.append({"path": path, "reason": problem})

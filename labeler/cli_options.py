@@ -38,6 +38,17 @@ def train_options(func):
             help="Test-time augmentation: augmented passes averaged into the out-of-fold and test "
             "predictions [0: none].",
         ),  # fmt: skip
+        click.option(
+            "--crop",
+            type=click.Choice(["bbox"]),
+            help="Train and predict on each image's garment box (DeepFashion's list_bbox.txt or x_1,y_1,x_2,y_2 "
+            "CSV columns) [whole images].",
+        ),
+        click.option(
+            "--crop-margin",
+            type=click.FloatRange(0, 1),
+            help="With --crop bbox: keep this share of the box around it [0.1].",
+        ),
     ]
     for option in reversed(options):
         func = option(func)

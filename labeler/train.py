@@ -78,7 +78,7 @@ def train_round(
     if int(os.environ.get("RANK", "0")) != 0:
         log = _quiet  # under torchrun, rank 0 speaks for all
     vocab = ws.store.classes()
-    frame = _usable(ws, training_frame(ws), config, log)
+    frame = _with_boxes(ws, _usable(ws, training_frame(ws), config, log), config, log)
     run_dir = ws.path / PENDING
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -231,6 +231,32 @@ def _rounds_report(ws: Workspace, log) -> None:
 
 def _quiet(message: str) -> None:
     pass
+
+
+def _with_boxes(ws: Workspace, frame, config, log):
+    """With ``config.crop == "bbox"``: the frame with box_x1..box_y2 columns (-1: no usable box, whole image)."""
+    if config.crop != "bbox":
+        return frame
+    from labeler.boxes import parse_box
+
+    extras = {i.id: i.extra for i in ws.store.items()}
+    boxes = []
+    for item_id in frame["id"]:
+        extra = extras.get(int(item_id)) or {}
+        box, _ = parse_box(extra) if not extra.get("bbox_problem") else (None, None)
+        boxes.append(box or (-1, -1, -1, -1))
+    have = sum(b[0] >= 0 for b in boxes)
+    if have == 0:
+        raise LabelerError(
+            "--crop bbox: this workspace has no garment boxes (DeepFashion's Anno/list_bbox.txt, or x_1,y_1,x_2,y_2 "
+            "columns in the CSV); train without --crop"
+        )
+    log(f"--crop bbox: {have:,} of {len(frame):,} images cropped to their garment box (margin {config.crop_margin}); "
+        "the others whole")  # fmt: skip
+    frame = frame.copy()
+    for k, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
+        frame[name] = [b[k] for b in boxes]
+    return frame
 
 
 def _usable(ws: Workspace, frame, config, log):

@@ -73,10 +73,12 @@ def test_bad_boxes_import_their_images_and_status_names_them(cli, tmp_path):
     cli("import", ws, root, "--min-per-class", "1")
     status = json.loads(cli("status", ws, "--json").output)
     assert status["items"] == 20  # every image imports
-    assert status["boxes"]["valid"] == 18 and status["boxes"]["ignored"] == {"zero-area or inverted box": 2}
+    assert status["boxes"]["valid"] == 17
+    assert status["boxes"]["ignored"] == {"zero-area or inverted box": 2, "box outside the image": 1}
     assert status["class_types"]["Blouse"] == 1 and status["class_types"]["Skirt"] == 2
     text = cli("status", ws).output
-    assert "18 usable garment boxes; 2 ignored" in text and "zero-area or inverted box: 9 2 4 14" in text
+    assert "17 usable garment boxes; 3 ignored" in text and "zero-area or inverted box: 9 2 4 14" in text
+    assert "box 2 2 14 40 is outside the 16x16 image" in text
     assert "upper body: 1 classes" in text
     from labeler.app.handlers import ReviewUI
     from labeler.workspace import Workspace
@@ -118,3 +120,30 @@ def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
         item = ReviewSession(w, "ann").next_item(Filters(reason="cross_type"))
         assert item is not None and any(r["code"] == "cross_type" for r in item.reasons)
         assert "upper body" in next(r["text"] for r in item.reasons if r["code"] == "cross_type")
+
+
+def test_the_training_crop_is_the_box_plus_its_margin(tmp_path):
+    from training.data import BoxCrop
+
+    pixels = np.zeros((100, 80, 3), np.uint8)
+    pixels[30:70, 20:60] = 255
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    row = {"file": "a.png", "box_x1": 20, "box_y1": 30, "box_x2": 60, "box_y2": 70}
+    assert BoxCrop(tmp_path, margin=0.0)(row).shape == (40, 40, 3)
+    assert BoxCrop(tmp_path, margin=0.0)(row).min() == 255  # exactly the garment
+    assert BoxCrop(tmp_path, margin=0.1)(row).shape == (48, 48, 3)
+    assert BoxCrop(tmp_path)({**row, "box_x1": -1}).shape == (100, 80, 3)  # no box: the whole image
+
+
+def test_train_crop_bbox_trains_on_the_boxes_and_is_refused_without_any(cli, tmp_path):
+    from tests.test_training import FAST, _tiny_dataset
+
+    root, _ = _deepfashion_with_boxes(tmp_path)
+    ws = tmp_path / "ws"
+    cli("import", ws, root, "--min-per-class", "1")
+    out = cli("train", ws, *FAST, "--crop", "bbox", "--crop-margin", "0.05").output
+    assert "17 of 20 images cropped to their garment box (margin 0.05)" in out and "recorded round 1" in out
+    labels = _tiny_dataset(tmp_path / "plain")
+    cli("import", tmp_path / "ws2", labels, "--min-per-class", "1")
+    refused = cli("train", tmp_path / "ws2", *FAST, "--crop", "bbox", expect=2).output
+    assert "no garment boxes" in refused and "train without --crop" in refused

@@ -20,7 +20,7 @@ ITEMS = [
 def _dataset(tmp_path, *, anno="Anno_coarse", newline="\n", image_root="Img", entries=ITEMS):
     root = write_deepfashion(tmp_path / "DeepFashion", entries, anno=anno, newline=newline)
     for i, (path, *_rest) in enumerate(entries):
-        make_image(root / image_root / path if image_root else root / path, seed=i)
+        make_image(root / image_root / path if image_root else root / path, seed=i, size=300)  # the boxes fit
     return root
 
 

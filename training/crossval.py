@@ -163,6 +163,7 @@ def _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_d
     dls = make_dataloaders(
         fit_frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
         bs=config.bs, workers=workers, device=pick_device(config.device), seed=config.seed + fold,
+        crop_margin=config.crop_margin,
     )  # fmt: skip
     learn = build_learner(dls, config)
     learn.path, learn.model_dir = run_dir, "."
@@ -477,7 +478,8 @@ def run_final(frame, root, vocab: list[str], config: TrainConfig, run_dir: str |
         set_seed(config.seed)
         workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
         dls = make_dataloaders(order, root, vocab, valid_idx=held, size=config.size, presize=config.presize, bs=config.bs,
-                               workers=workers, device=pick_device(config.device), seed=config.seed)  # fmt: skip
+                               workers=workers, device=pick_device(config.device), seed=config.seed,
+                               crop_margin=config.crop_margin)  # fmt: skip
         learn = build_learner(dls, config)
         learn.path, learn.model_dir = run_dir, "."
         if state.get("lr") is None:

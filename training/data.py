@@ -5,6 +5,9 @@ at a random position on training) to ``presize`` on the CPU, then batch augmenta
 (``aug_transforms(size=size, min_scale=0.75)``: random-resized crops of at least 75%) warps, flips, lights and resizes to ``size`` on the device,
 then ImageNet normalisation. ``CategoryBlock(vocab=...)`` pins the class order so every
 fold and round has the same pred_probs columns, even when a class is missing from a fold.
+When the table has ``box_x1, box_y1, box_x2, box_y2`` columns (`train --crop bbox`), each image
+is first cropped to its box grown by ``crop_margin`` (rows with -1 keep the whole image), for
+training and for every prediction made through these DataLoaders (``test_dl``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,39 @@ from fastai.vision.all import (
 
 from training.predict import default_presize
 
+BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
+
+
+class BoxCrop:
+    """get_x for a table with box columns: the image cropped to its box (+ margin), as a PIL image."""
+
+    def __init__(self, root: str | Path, margin: float = 0.1):
+        self.root, self.margin = Path(root), margin
+
+    def __call__(self, row):
+        """An RGB uint8 array (fastai's PILImage.create takes arrays; a PIL image it would not copy)."""
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(self.root / row["file"]) as img:
+            img = img.convert("RGB")
+        box = [int(row[c]) for c in BOX_COLUMNS]
+        if box[0] >= 0:
+            img = img.crop(grown(box, img.size, self.margin))
+        return np.asarray(img)
+
+
+def grown(box, size, margin: float) -> tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` x its width/height on each side, clipped to the image (``size`` = w, h)."""
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    return (
+        max(0, int(x1 - dx)),
+        max(0, int(y1 - dy)),
+        min(size[0], int(round(x2 + dx))),
+        min(size[1], int(round(y2 + dy))),
+    )
+
 
 def make_dataloaders(
     frame,
@@ -38,11 +74,14 @@ def make_dataloaders(
     workers: int = 0,
     device=None,
     seed: int | None = None,
+    crop_margin: float = 0.1,
 ):
-    """DataLoaders over ``frame`` (columns ``file``, ``label``) with rows ``valid_idx`` as validation."""
+    """DataLoaders over ``frame`` (columns ``file``, ``label``; optional box columns) with rows ``valid_idx`` as
+    validation."""
+    boxed = all(c in frame.columns for c in BOX_COLUMNS)
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock(vocab=list(vocab))),
-        get_x=ColReader("file", pref=f"{Path(root)}/"),
+        get_x=BoxCrop(root, crop_margin) if boxed else ColReader("file", pref=f"{Path(root)}/"),
         get_y=ColReader("label"),
         splitter=IndexSplitter(list(valid_idx)),
         item_tfms=Resize(presize or default_presize(size)),

@@ -43,6 +43,8 @@ class TrainConfig:
     lr_find_iters: int = 100
     verify_images: bool = True
     tta: int = 0  # augmented passes averaged into the held-out and test predictions (0: none)
+    crop: str | None = None  # "bbox": train and predict on each image's garment box (+ crop_margin)
+    crop_margin: float = 0.1
     extra: dict = field(default_factory=dict)
 
 

@@ -67,8 +67,9 @@ def validate(table: RawTable, options: Options) -> Validated:
     _mark(problems, [_path_problem(f, root_real) for f in files])
     _mark(problems, _duplicates(files, labels, rows))
     splits, assigned = _normalise_splits(splits, rows, labels, problems, table, options)
+    image_sizes: dict[int, tuple[int, int]] = {}  # filled when the images are checked: boxes are checked against them
     if options.verify_images:
-        _mark(problems, _check_files(files, root_real, problems, options))
+        _mark(problems, _check_files(files, root_real, problems, options, image_sizes))
         if all(p.startswith("file not found") for p in problems):
             raise InputError(
                 f"none of the {len(files)} images exist under {table.root} (first looked for: "
@@ -76,7 +77,7 @@ def validate(table: RawTable, options: Options) -> Validated:
             )
     classes = sorted({label for label, p in zip(labels, problems) if not p})
     _check_classes(classes, labels, splits, problems, table, options, warnings)
-    extras = [_box_checked(extra) for extra in frame["extra"].tolist()]
+    extras = [_box_checked(extra, image_sizes.get(i)) for i, extra in enumerate(frame["extra"].tolist())]
     records = [
         (row, path, file, label, split, "quarantined" if p else "ok", p or None, extra)
         for row, path, file, label, split, p, extra in zip(rows, paths, files, labels, splits, problems, extras)
@@ -84,13 +85,14 @@ def validate(table: RawTable, options: Options) -> Validated:
     return Validated(records, classes, warnings, assigned)
 
 
-def _box_checked(extra: dict) -> dict:
-    """``extra`` with ``bbox_problem`` set when its box columns hold an unusable box (the image still imports)."""
+def _box_checked(extra: dict, size=None) -> dict:
+    """``extra`` with ``bbox_problem`` set when its box columns hold an unusable box (the image still imports);
+    ``size``: the image's (width, height), when known, to refuse a box outside it."""
     from labeler.boxes import parse_box
 
     if not extra or "x_1" not in extra:
         return extra
-    _, problem = parse_box(extra)
+    _, problem = parse_box(extra, size)
     return {**extra, "bbox_problem": problem} if problem else extra
 
 
@@ -107,35 +109,42 @@ def high_depth_reason(mode: str) -> str:
 
 def check_image(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """ "" when ``path`` is a complete, decodable image of at most ``max_pixels``; else the reason."""
+    return check_image_size(path, max_pixels)[0]
+
+
+def check_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str, tuple[int, int] | None]:
+    """(``check_image``'s reason, the image's (width, height) when it could be read)."""
     from PIL import Image, UnidentifiedImageError
+
+    size = None
 
     try:
         if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)"
+            return "empty file (0 bytes)", None
     except FileNotFoundError:
-        return "file not found"
+        return "file not found", None
     except OSError as exc:
-        return f"cannot read file ({exc.strerror})"
+        return f"cannot read file ({exc.strerror})", None
     except ValueError as exc:  # e.g. a NUL byte in the path
-        return f"unusable path ({exc})"
+        return f"unusable path ({exc})", None
     Image.MAX_IMAGE_PIXELS = None  # the size check below replaces Pillow's warning/exception
     try:
         with Image.open(path) as img:
-            width, height = img.size
+            width, height = size = img.size
             if width * height > max_pixels:
                 return (
                     f"image too large ({width}x{height} = {width * height:,} pixels > {max_pixels:,}, "
                     "decompression-bomb guard; pass --max-pixels to allow it)"
-                )
+                ), size
             if img.mode in HIGH_DEPTH_MODES:
-                return high_depth_reason(img.mode)
+                return high_depth_reason(img.mode), size
             img.draft("RGB", (max(1, width // 4), max(1, height // 4)))  # JPEG: decode at 1/4 scale, all data
             img.load()
     except UnidentifiedImageError:
-        return "not an image (Pillow cannot identify the file)"
+        return "not an image (Pillow cannot identify the file)", None
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"unreadable image ({exc})"
-    return ""
+        return f"unreadable image ({exc})", size
+    return "", size
 
 
 def _mark(problems: list[str], found) -> None:
@@ -258,16 +267,18 @@ def _stratified_splits(labels, options) -> list[str]:
     return splits
 
 
-def _check_files(files, root_real, problems, options) -> list[str]:
-    """Check every not-yet-quarantined image."""
+def _check_files(files, root_real, problems, options, image_sizes: dict) -> list[str]:
+    """Check every not-yet-quarantined image; ``image_sizes`` gets {row index: (width, height)}."""
     todo = [i for i, p in enumerate(problems) if not p]
     results = check_files(
         [os.path.join(root_real, files[i]) for i in todo], root_real,
-        workers=options.workers, max_pixels=options.max_pixels, progress=options.progress,
+        workers=options.workers, max_pixels=options.max_pixels, progress=options.progress, sizes=True,
     )  # fmt: skip
     found = [""] * len(files)
-    for i, result in zip(todo, results):
-        found[i] = result
+    for i, (reason, size) in zip(todo, results):
+        found[i] = reason
+        if size is not None:
+            image_sizes[i] = size
     return found
 
 
@@ -278,26 +289,30 @@ def check_files(
     workers: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
-) -> list[str]:
-    """``check_image`` for each path (and that it stays under ``root``), in parallel with a progress bar."""
+    sizes: bool = False,
+) -> list:
+    """``check_image`` for each path (and that it stays under ``root``), in parallel with a progress bar;
+    with ``sizes``, (reason, (width, height) or None) per path."""
     from tqdm import tqdm
 
     root_real = os.path.realpath(root)
     bar = dict(total=len(paths), desc="checking images", unit="img", disable=not progress, smoothing=0.1)
     if len(paths) < _PARALLEL_MIN or workers == 1:
-        return [_check_one(p, root_real, max_pixels) for p in tqdm(paths, **bar)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        jobs = pool.map(_check_one, paths, [root_real] * len(paths), [max_pixels] * len(paths), chunksize=64)
-        return list(tqdm(jobs, **bar))
+        found = [_check_one(p, root_real, max_pixels) for p in tqdm(paths, **bar)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            jobs = pool.map(_check_one, paths, [root_real] * len(paths), [max_pixels] * len(paths), chunksize=64)
+            found = list(tqdm(jobs, **bar))
+    return found if sizes else [reason for reason, _ in found]
 
 
-def _check_one(path: str, root_real: str, max_pixels: int) -> str:
+def _check_one(path: str, root_real: str, max_pixels: int) -> tuple[str, tuple[int, int] | None]:
     if "\x00" in path:
-        return "image path contains a NUL byte (a damaged or binary CSV field)"
+        return "image path contains a NUL byte (a damaged or binary CSV field)", None
     real = os.path.realpath(path)
     if not real.startswith(root_real + os.sep):
-        return f"resolves outside the dataset root (symlink to {real})"
-    return check_image(real, max_pixels)
+        return f"resolves outside the dataset root (symlink to {real})", None
+    return check_image_size(real, max_pixels)
 
 
 def _check_classes(classes, labels, splits, problems, table, options, warnings) -> None:
