@@ -36,32 +36,11 @@ class Run:
     smoothed_plain: np.ndarray | None = None
 
 
-def load_truth(folder: str | Path):
-    """(evidence of the latest round, train/valid mask, flipped mask) of one `bench noise` folder."""
+def load_truth(folder: str | Path, *, plain: bool = False):
+    """(evidence of the latest round, train/valid mask, flipped mask) of one `bench noise` folder; with
+    ``plain``, also the round's pred_probs without test-time augmentation, row-aligned (None without --tta)."""
     import pandas as pd
 
-    from labeler.errors import InputError
-    from labeler.flag import latest_round, load_evidence
-    from labeler.workspace import Workspace
-
-    folder = Path(folder)
-    if not (folder / "flips.csv").exists():
-        raise InputError(f"{folder} has no flips.csv; run `labeler bench noise ... --out {folder}` first")
-    flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
-    flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
-    with Workspace.open(folder / "workspace", readonly=True) as ws:
-        ev = load_evidence(ws, latest_round(ws).id)
-        items = {i.id: i for i in ws.store.items()}
-    fit = np.array([items[int(i)].split != "test" for i in ev.item_ids])
-    truth = np.array([bool(flipped.get(items[int(i)].file, False)) for i in ev.item_ids])
-    return ev, fit, truth
-
-
-def load_run(folder: str | Path, *, k: int = 10) -> Run:
-    """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
-    import pandas as pd
-
-    from labeler import neighbors
     from labeler.errors import InputError
     from labeler.flag import latest_round, load_evidence
     from labeler.workspace import Workspace
@@ -74,17 +53,26 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     with Workspace.open(folder / "workspace", readonly=True) as ws:
         round_id = latest_round(ws).id
         ev = load_evidence(ws, round_id)
-        plain = None
-        if "pred_probs_plain" in ws.store.arrays(round_id):
+        items = {i.id: i for i in ws.store.items()}
+        untouched = None
+        if plain and "pred_probs_plain" in ws.store.arrays(round_id):
             row_of = {int(i): r for r, i in enumerate(ws.load_array(round_id, "pred_ids"))}
             stored = ws.load_array(round_id, "pred_probs_plain")
-            plain = ev.pred_probs.copy()  # test rows keep theirs; only train/valid rows are scored
+            untouched = ev.pred_probs.copy()  # test rows keep theirs; only train/valid rows are scored
             for r, i in enumerate(ev.item_ids):
                 if int(i) in row_of:
-                    plain[r] = stored[row_of[int(i)]]
-        file_of = {i.id: i.file for i in ws.store.items()}
-        split_of = {i.id: i.split for i in ws.store.items()}
-    fit = np.array([split_of[int(i)] != "test" for i in ev.item_ids])
+                    untouched[r] = stored[row_of[int(i)]]
+    fit = np.array([items[int(i)].split != "test" for i in ev.item_ids])
+    truth = np.array([bool(flipped.get(items[int(i)].file, False)) for i in ev.item_ids])
+    return (ev, fit, truth, untouched) if plain else (ev, fit, truth)
+
+
+def load_run(folder: str | Path, *, k: int = 10) -> Run:
+    """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
+    from labeler import neighbors
+
+    folder = Path(folder)
+    ev, fit, truth, plain = load_truth(folder, plain=True)
     from labeler.queue import _out_of_sample
 
     nn = neighbors.knn(ev.embeddings, k=k)
@@ -96,7 +84,6 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         "groups_only": neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab), groups=ev.groups)[fit],
     }
     smoothed = neighbors.smoothed_probs(nn, ev.pred_probs, groups=ev.groups)
-    truth = np.array([bool(flipped.get(file_of[int(i)], False)) for i in ev.item_ids])
     run = Run(
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )

@@ -47,15 +47,10 @@ def item_box(extra: dict, image_path=None) -> tuple[tuple[int, int, int, int] | 
 
 
 def with_margin(box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
-    """``box`` grown by ``margin`` x its width/height on each side, clipped to the image."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    return (
-        max(0, int(x1 - dx)),
-        max(0, int(y1 - dy)),
-        min(size[0], int(round(x2 + dx))),
-        min(size[1], int(round(y2 + dy))),
-    )
+    """``box`` grown by ``margin`` x its width/height on each side, clipped to the image (the training crop's)."""
+    from training.crop import grown
+
+    return grown(box, size, margin)
 
 
 def summarize(extras: list[dict], paths: list[str]) -> dict:

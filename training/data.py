@@ -26,6 +26,7 @@ from fastai.vision.all import (
     imagenet_stats,
 )
 
+from training.crop import grown
 from training.predict import default_presize
 
 BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
@@ -48,18 +49,6 @@ class BoxCrop:
         if box[0] >= 0:
             img = img.crop(grown(box, img.size, self.margin))
         return np.asarray(img)
-
-
-def grown(box, size, margin: float) -> tuple[int, int, int, int]:
-    """``box`` grown by ``margin`` x its width/height on each side, clipped to the image (``size`` = w, h)."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    return (
-        max(0, int(x1 - dx)),
-        max(0, int(y1 - dy)),
-        min(size[0], int(round(x2 + dx))),
-        min(size[1], int(round(y2 + dy))),
-    )
 
 
 def make_dataloaders(
