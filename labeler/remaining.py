@@ -30,14 +30,14 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     reviewed = np.array([int(i) in decisions for i in ids], dtype=bool)
     wrong = np.array([_was_wrong(decisions.get(int(i))) for i in ids], dtype=bool)
     earlier = np.array([int(i) in decisions and decisions[int(i)].id <= since for i in ids], dtype=bool)
-    flags = store.issues(round_id)
+    queue = store.flag_order(round_id)
     row_of = {int(i): r for r, i in enumerate(ids)}
     in_queue = np.zeros(len(ids), dtype=bool)
-    in_queue[[row_of[f.item_id] for f in flags if f.item_id in row_of]] = True
-    upcoming = [row_of[f.item_id] for f in flags if f.item_id in row_of and not reviewed[row_of[f.item_id]]]
+    in_queue[[row_of[i] for i in queue if i in row_of]] = True
+    upcoming = [row_of[i] for i in queue if i in row_of and not reviewed[row_of[i]]]
     vocab = store.classes()
     label_of = {d_id: d.old_label for d_id, d in decisions.items()}
-    current = {i.id: i.label for i in store.items(status=None)}
+    current = store.labels_by_id()  # imported labels; a decision's old_label wins below
     index = {name: c for c, name in enumerate(vocab)}  # the label each image had before review
     classes = np.array([index.get(label_of.get(int(i), current.get(int(i))), -1) for i in ids])
     found = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier, classes=classes)

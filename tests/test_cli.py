@@ -7,7 +7,8 @@ from labeler.workspace import Workspace
 
 STATUS_KEYS = {
     "schema_version", "workspace", "format", "source", "root", "items", "splits", "classes",
-    "class_counts", "quarantined", "rounds", "grouping", "flagged", "reviewed", "decisions",
+    "class_counts", "quarantined", "rounds", "grouping", "flagged", "reviewed", "decisions", "leakage", "estimate",
+    "boxes", "class_types",
 }  # fmt: skip
 
 
@@ -23,6 +24,8 @@ def test_import_then_status_json_schema(cli, small_csv_dataset, tmp_path):
     assert status["class_counts"]["dog"] == {"train": 6, "valid": 1, "test": 1}
     assert status["quarantined"] == [] and status["rounds"] == []
     assert (status["flagged"], status["reviewed"], status["decisions"]) == (0, 0, 0)
+    assert status["leakage"] is None and status["estimate"] is None  # no round, no flags: absent, not zero
+    assert status["boxes"] is None and status["class_types"] is None  # a CSV without box columns
     text = cli("status", ws).output
     assert "items      24 (train 18, valid 3, test 3)" in text
 

@@ -16,7 +16,7 @@ def test_generator_is_deterministic_and_flips_only_along_confusions(tmp_path):
     assert (tmp_path / "a/images/00007.jpg").read_bytes() == (tmp_path / "b/images/00007.jpg").read_bytes()
     given = {r["image"]: r for r in _rows(labels_a)}
     truth = _rows(tmp_path / "a" / "truth.csv")
-    assert len(given) == len(truth) == 166
+    assert len(given) == len(truth) == 170  # 160 drawn + 6 near-duplicates + 4 test copies of train images
     flipped = [t for t in truth if t["flipped"] == "1"]
     assert flipped, "some labels must be flipped"
     for t in flipped:
@@ -24,8 +24,11 @@ def test_generator_is_deterministic_and_flips_only_along_confusions(tmp_path):
         assert given[t["image"]]["split"] != "test"
     for t in truth:
         assert (given[t["image"]]["label"] != t["true_label"]) == (t["flipped"] == "1")
-    duplicates = [t for t in truth if t["duplicate_of"]]
+    duplicates = [t for t in truth if t["duplicate_of"] and given[t["image"]]["split"] != "test"]
     assert len(duplicates) == 6 and any(t["flipped"] == "1" for t in duplicates)
+    copies = [t for t in truth if t["duplicate_of"] and given[t["image"]]["split"] == "test"]
+    assert len(copies) == 4 and all(given[t["duplicate_of"]]["split"] == "train" for t in copies)
+    assert all(given[t["image"]]["label"] == t["true_label"] for t in copies)
 
 
 def test_generate_reuses_existing_output_for_the_same_spec(tmp_path):

@@ -179,6 +179,10 @@ class Store(FlagQueries):
         sql = f"SELECT id, row, path, file, label, split, status, reason FROM items{where} ORDER BY id"
         return pd.read_sql_query(sql, self.conn, params=args)
 
+    def labels_by_id(self) -> dict[int, str]:
+        """{item id: imported label} of every item (one light query)."""
+        return dict(self.conn.execute("SELECT id, label FROM items"))
+
     def split_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT split, COUNT(*) FROM items WHERE status='ok' GROUP BY split")
         counts = {"train": 0, "valid": 0, "test": 0}

@@ -43,6 +43,11 @@ class FlagQueries:
         with self.transaction():
             self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
 
+    def flag_order(self, round_id: int) -> list[int]:
+        """The item ids of ``round_id``'s queue by priority, highest first (no flag objects built: cheap at scale)."""
+        sql = "SELECT item_id FROM issues WHERE round_id = ? ORDER BY priority DESC, item_id"
+        return [r[0] for r in self.conn.execute(sql, (round_id,))]
+
     def flagged_round(self) -> int | None:
         """The latest round that has flags."""
         return self.conn.execute("SELECT MAX(round_id) FROM issues").fetchone()[0]
