@@ -65,7 +65,7 @@ def test_folds_0_trains_one_model_and_flag_explains_what_is_missing(cli, trained
     assert "training one model on 37 images" in out
     with Workspace.open(trained_ws) as ws:
         last = ws.store.rounds()[-1]
-        assert set(ws.store.arrays(last.id)) == {"test_probs", "test_ids", "embeddings", "embed_ids"}
+        assert set(ws.store.arrays(last.id)) == {"test_probs", "test_ids", "embeddings", "embed_ids", "leaks"}
         assert (ws.path / last.params["model_dir"] / "final.pth").exists()
         assert 0 <= last.metrics["test_top1"] <= 1
     assert "has no pred_probs" in cli("flag", trained_ws, expect=2).output

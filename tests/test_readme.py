@@ -50,7 +50,7 @@ def _fixtures(tmp_path: Path) -> dict[str, str]:
 
 
 TRAINING = ("labeler train", "labeler retrain", "labeler flag", "labeler demo", "labeler bench noise",
-            "labeler export-model", "labeler predict", "labeler evaluate")  # fmt: skip
+            "labeler export-model", "labeler predict", "labeler evaluate", "labeler sample")  # fmt: skip
 FAST_TRAINING = ["--size", "32", "--epochs", "1", "--folds", "2", "--lr", "3e-3", "--workers", "0"]
 
 
