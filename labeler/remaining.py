@@ -27,19 +27,25 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     ids, score = table[:, 0].astype(np.int64), table[:, 1]
     decisions = store.effective_decisions()
     since = int(store.get_meta("flagged_after_decision", 0) or 0)
-    reviewed = np.array([int(i) in decisions for i in ids], dtype=bool)
-    wrong = np.array([_was_wrong(decisions.get(int(i))) for i in ids], dtype=bool)
-    earlier = np.array([int(i) in decisions and decisions[int(i)].id <= since for i in ids], dtype=bool)
-    queue = store.flag_order(round_id)
-    row_of = {int(i): r for r, i in enumerate(ids)}
+    decided = np.fromiter(decisions, dtype=np.int64, count=len(decisions))
+    reviewed = np.isin(ids, decided)
+    wrong = np.isin(ids, [i for i, d in decisions.items() if _was_wrong(d)])
+    earlier = np.isin(ids, [i for i, d in decisions.items() if d.id <= since])
+    queue = np.asarray(store.flag_order(round_id), dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    position = np.searchsorted(ids[order], queue)  # queue item -> its row in the scores table
+    known = (position < len(ids)) & (ids[order][np.minimum(position, len(ids) - 1)] == queue)
+    queue_rows = order[position[known]]
     in_queue = np.zeros(len(ids), dtype=bool)
-    in_queue[[row_of[i] for i in queue if i in row_of]] = True
-    upcoming = [row_of[i] for i in queue if i in row_of and not reviewed[row_of[i]]]
+    in_queue[queue_rows] = True
+    upcoming = queue_rows[~reviewed[queue_rows]]
     vocab = store.classes()
-    label_of = {d_id: d.old_label for d_id, d in decisions.items()}
-    current = store.labels_by_id()  # imported labels; a decision's old_label wins below
-    index = {name: c for c, name in enumerate(vocab)}  # the label each image had before review
-    classes = np.array([index.get(label_of.get(int(i), current.get(int(i))), -1) for i in ids])
+    classes = None
+    if len(decisions) >= estimate.MIN_REVIEWS:  # per-class rates: the label each image had before review
+        index = {name: c for c, name in enumerate(vocab)}
+        labels = store.labels_by_id()
+        labels.update({i: d.old_label for i, d in decisions.items() if d.old_label})
+        classes = np.array([index.get(labels.get(int(i)), -1) for i in ids])
     found = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier, classes=classes)
     est = found.as_dict()
     est["class_rates"] = {vocab[c]: v for c, v in found.class_rates.items() if c >= 0}
