@@ -34,6 +34,8 @@ def item_box(extra: dict, image_path=None) -> tuple[tuple[int, int, int, int] | 
     """The usable box of an item: its import-time problem, else parsed and checked against the image's size."""
     if extra.get("bbox_problem"):
         return None, extra["bbox_problem"]
+    if "x_1" not in extra:  # no box columns: nothing to open the image for
+        return None, None
     size = None
     if image_path is not None:
         from PIL import Image

@@ -95,7 +95,8 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
     inside, outside = np.zeros(DRAWS), np.zeros(DRAWS)
     rate_draws = {}
     codes = None if classes is None else np.asarray(classes)
-    per_class = {} if codes is None else {int(c): np.zeros(DRAWS) for c in np.unique(codes)}
+    present, code_index = (None, None) if codes is None else np.unique(codes, return_inverse=True)
+    per_class = np.zeros((0 if codes is None else len(present), DRAWS))
     for b in range(len(BAND_EDGES) - 1):
         rows = (band_of == b) & ~earlier
         if not rows.any():
@@ -110,8 +111,8 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
             a, c = prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
         rates = rng.beta(a, c, DRAWS)
         rate_draws[b] = rates
-        for code in per_class:
-            per_class[code] += rates * int((rows & ~reviewed & (codes == code)).sum())
+        if codes is not None:  # each class's unreviewed images in this band, at the band's rate
+            per_class += np.outer(np.bincount(code_index[rows & ~reviewed], minlength=len(present)), rates)
         open_in = int((rows & ~reviewed & in_queue).sum())
         open_out = int((rows & ~reviewed & ~in_queue).sum())
         hits_in, hits_out = rng.binomial(open_in, rates), rng.binomial(open_out, rates)
@@ -131,9 +132,11 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
     est.remaining_in_queue = _summary(inside)
     est.remaining_outside_queue = _summary(outside)
     est.error_rate = _summary((est.found + total) / max(n, 1))
-    for code, left in per_class.items():
-        members = codes == code
-        est.class_rates[code] = _summary((int((wrong_all & members).sum()) + left) / max(int(members.sum()), 1))
+    if codes is not None:
+        found_in = np.bincount(code_index[wrong_all], minlength=len(present))
+        sizes = np.bincount(code_index, minlength=len(present))
+        for j, code in enumerate(present):
+            est.class_rates[int(code)] = _summary((found_in[j] + per_class[j]) / max(int(sizes[j]), 1))
     outside_bands = [band for band in est.bands if band.in_queue < band.images]
     est.tail_measured = all(band.basis == "measured" for band in outside_bands)
     if not est.tail_measured:

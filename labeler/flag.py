@@ -268,9 +268,8 @@ def format_summary(result: FlagResult, *, top: int = 8) -> str:
     return "\n".join(lines)
 
 
-MERGE_RATE = (
-    0.1  # a pair is a merge candidate when each class has at least this share of its labels doubted toward the other
-)
+# a pair is a merge candidate when each class has at least this share of its labels doubted toward the other
+MERGE_RATE = 0.1
 
 
 def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:

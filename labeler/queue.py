@@ -118,8 +118,9 @@ def build_queue(
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))
+    evidence_flagged = _top_n_by_part(evidence, merged.is_issue, ev.is_test)
     if rank_by == "evidence":
-        score, is_issue = evidence, _top_n_by_part(evidence, merged.is_issue, ev.is_test)
+        score, is_issue = evidence, evidence_flagged
     else:
         score, is_issue = 1 - merged.quality, merged.is_issue
     confirm = None
@@ -146,7 +147,7 @@ def build_queue(
         "self_confidence": _top_n(scores["self_confidence"], int(model.is_issue.sum())),
         "neighbours": votes.argmax(axis=1) != labels,
         "blend": merged.is_issue,
-        "evidence": _top_n_by_part(evidence, merged.is_issue, ev.is_test),
+        "evidence": evidence_flagged,
         "merged": is_issue | conflict,
     }
     ctx = _Context(labels, pred_probs, merged_probs, vote_given, merged, score, is_issue, groups, conflict, outlier,

@@ -84,7 +84,8 @@ def train_round(
         shutil.rmtree(run_dir)
         log(f"discarded the interrupted run in {run_dir}")
     if config.folds == 0:
-        return _final_round(ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, log=log)
+        return _final_round(ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started,
+                            group_by=group_by, log=log)  # fmt: skip
     _check_folds(frame, vocab, config.folds, log)
     groups, grouping = _groups(ws, frame, group_by, log)
     fit_groups = groups[(frame["split"] != "test").to_numpy()]
@@ -199,7 +200,7 @@ def _noise_rate(pred_probs, labels, vocab) -> float:
     return summarize_classes(labels, pred_probs, vocab).noise_rate
 
 
-def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, log) -> int:
+def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, group_by="auto", log) -> int:
     """``--folds 0``: one model on every train/valid image; test metrics and embeddings, no pred_probs."""
     from training.crossval import run_final
 
@@ -207,7 +208,7 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, lo
     round_id = ws.store.next_round_id()
     model_dir = f"models/round-{round_id:03d}"
     run_dir.rename(ws.path / model_dir)
-    groups, _ = _groups(ws, frame, "auto", log)
+    groups, _ = _groups(ws, frame, group_by, log)  # for the leakage report
     leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
     metrics = _test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks)
     metrics.update(_review_counts(ws))
@@ -374,7 +375,7 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
     reviewed; with ``leaks``, the same on the leak-free test images (test_leakfree_*, test_cleaned_leakfree_*)
     and the ``leakage`` counts. No test split: none of these keys."""
     from labeler.leakage import describe
-    from training.evaluate import confusion_matrix, plot_confusion, summarize, topk_accuracy
+    from training.evaluate import confusion_matrix, plot_confusion, summarize
 
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     reports.mkdir(parents=True, exist_ok=True)
@@ -391,10 +392,8 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
         for prefix, rows, column in (("test_leakfree", free, "given"), ("test_cleaned_leakfree", free & kept, "label")):
             if prefix.startswith("test_cleaned") and not test["reviewed"].any():
                 continue
-            codes = _codes(test[column][rows], vocab)
-            for k in (1, 3, 5):
-                metrics[f"{prefix}_top{k}"] = topk_accuracy(test_probs[rows], codes, k) if rows.any() else None
-            metrics[f"{prefix}_n"] = int(rows.sum())
+            part = summarize(test_probs[rows], _codes(test[column][rows], vocab), vocab, prefix)
+            metrics.update({k: v for k, v in part.items() if not k.endswith(("_per_class", "_most_confused"))})
     if len(test):
         plot_confusion(confusion_matrix(test_probs, _codes(test["given"], vocab)), vocab,
                        reports / "confusion_test.png", f"round {round_id}: test split (given labels)")  # fmt: skip

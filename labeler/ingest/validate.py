@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+from labeler.boxes import parse_box
 from labeler.errors import InputError
 from labeler.ingest.table import RawTable
 
@@ -88,8 +89,6 @@ def validate(table: RawTable, options: Options) -> Validated:
 def _box_checked(extra: dict, size=None) -> dict:
     """``extra`` with ``bbox_problem`` set when its box columns hold an unusable box (the image still imports);
     ``size``: the image's (width, height), when known, to refuse a box outside it."""
-    from labeler.boxes import parse_box
-
     if not extra or "x_1" not in extra:
         return extra
     _, problem = parse_box(extra, size)
