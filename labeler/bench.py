@@ -94,19 +94,25 @@ def bench_import(source: str | Path | None, *, rows: int = 289_222, classes: int
             started = time.perf_counter()
             source = synthetic_deepfashion(Path(tmp) / "DeepFashion", rows=rows, classes=classes)
             print(f"wrote synthetic DeepFashion annotations ({rows:,} rows) in {time.perf_counter() - started:.1f}s")
-        args = [sys.executable, "-m", "labeler", "import", str(Path(tmp) / "ws"), str(source)]
-        args += [] if verify else ["--no-verify-images"]
-        code = (
-            "import resource, subprocess, sys, time, json; t = time.perf_counter(); "
-            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(json.dumps({'seconds': time.perf_counter() - t, 'rc': r.returncode, 'out': r.stdout + r.stderr[-2000:], "
-            "'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
-        )
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=os.environ)
-        result = json.loads(done.stdout)
+        args = ["import", str(Path(tmp) / "ws"), str(source)] + ([] if verify else ["--no-verify-images"])
+        result = timed_labeler(args)
     if result["rc"] != 0:
         raise RuntimeError(f"import failed:\n{result['out']}")
     return result
+
+
+def timed_labeler(args: list[str]) -> dict:
+    """Run ``labeler ARGS`` in a child process: {seconds (wall), peak_mib (its peak RSS), rc, out}."""
+    code = (
+        "import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'rc': r.returncode, "
+        "'out': r.stdout[-3000:] + r.stderr[-3000:], "
+        "'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
+    )
+    argv = [sys.executable, "-c", code, sys.executable, "-m", "labeler", *map(str, args)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=os.environ)
+    return json.loads(done.stdout)
 
 
 def bench_train_speed(

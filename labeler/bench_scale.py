@@ -1,4 +1,9 @@
-"""DeepFashion-sized benchmarks: `labeler bench flag` and `labeler bench review`.
+"""DeepFashion-sized benchmarks: `labeler bench scale`, `labeler bench flag` and `labeler bench review`.
+
+``bench scale`` times every stage a DeepFashion user runs, each in a child process (wall time,
+peak memory), on a synthetic 289,222-item workspace: import, flag (with 5,600 decisions so
+ActiveLab runs too), status, the first review screen, export with its audit; and the recall@10
+of flag's k-NN graph against exact search on a sample of rows.
 
 ``bench flag`` builds a synthetic workspace of 289,222 items (DeepFashion-shaped annotations,
 no images), records a synthetic round (pred_probs N x 46 and clustered embeddings N x 512),
@@ -21,19 +26,21 @@ import numpy as np
 
 
 def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 512, seed: int = 0, log=print) -> Path:
-    """A workspace of ``rows`` items with one synthetic, flaggable round (reused if present)."""
+    """A workspace of ``rows`` items with one synthetic, flaggable round (the workspace and its round are
+    reused if present: an imported workspace without a round gets one)."""
     from labeler.bench import synthetic_deepfashion
     from labeler.ingest import import_dataset
     from labeler.ingest.validate import Options
     from labeler.workspace import Workspace
 
     ws_path = folder / "workspace"
-    if (ws_path / "labeler.db").exists():
-        return ws_path
-    source = synthetic_deepfashion(folder / "DeepFashion", rows=rows, classes=classes, seed=seed)
-    import_dataset(ws_path, source, options=Options(verify_images=False, progress=False, min_per_class=0))
+    if not (ws_path / "labeler.db").exists():
+        source = synthetic_deepfashion(folder / "DeepFashion", rows=rows, classes=classes, seed=seed)
+        import_dataset(ws_path, source, options=Options(verify_images=False, progress=False, min_per_class=0))
     rng = np.random.default_rng(seed)
     with Workspace.open(ws_path) as ws:
+        if ws.store.rounds():
+            return ws_path
         vocab = ws.store.classes()
         frame = ws.store.item_table()
         codes = np.array([vocab.index(label) for label in frame["label"]])
@@ -52,6 +59,132 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
         ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {}, arrays)
     log(f"synthetic workspace: {rows:,} items, {len(vocab)} classes, embeddings {dim}-d")
     return ws_path
+
+
+def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sample: int = 2_000,
+                log=print) -> dict:  # fmt: skip
+    """Each stage's wall time and peak memory at DeepFashion scale (see the module docstring)."""
+    import shutil
+
+    from labeler.bench import synthetic_deepfashion, timed_labeler
+
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / "DeepFashion"
+    if not (source / "Anno_coarse").exists():
+        synthetic_deepfashion(source, rows=rows)
+    ws_path = folder / "workspace"
+    if ws_path.exists():
+        shutil.rmtree(ws_path)
+    out: dict = {"rows": rows}
+
+    def stage(name: str, args: list) -> dict:
+        r = timed_labeler(args)
+        if r["rc"] != 0:
+            raise RuntimeError(f"labeler {' '.join(map(str, args))} failed:\n{r['out']}")
+        out[f"{name}_seconds"], out[f"{name}_peak_mib"] = r["seconds"], r["peak_mib"]
+        log(f"{name}: {r['seconds']:.1f}s, peak {r['peak_mib']:.0f} MiB")
+        return r
+
+    stage("import", ["import", ws_path, source, "--no-verify-images"])
+    synthetic_workspace(folder, rows, log=log)  # records the synthetic round on the imported workspace
+    stage("flag_first", ["flag", ws_path])
+    out["decisions"] = _decide(ws_path, decisions)
+    log(f"{out['decisions']:,} decisions logged (confirm, relabel, remove)")
+    stage("flag", ["flag", ws_path])
+    stage("status", ["status", ws_path])
+    out.update(first_screen(ws_path, log=log))
+    for target in ("export.csv", "audit.csv"):
+        (folder / target).unlink(missing_ok=True)
+    stage("export", ["export", ws_path, folder / "export.csv", "--audit", folder / "audit.csv"])
+    out.update(knn_recall(ws_path, sample=sample, log=log))
+    return out
+
+
+def _decide(ws_path: Path, decisions: int) -> int:
+    """Log ``decisions`` reviews down the queue: 70% keep, 25% relabel to the suggestion, 5% remove."""
+    from labeler.review import ReviewSession
+    from labeler.workspace import Workspace
+
+    with Workspace.open(ws_path) as ws:
+        session = ReviewSession(ws, "bench")
+        for n in range(decisions):
+            item = session.next_item()
+            if item is None:
+                return n
+            action = ("keep", "accept", "remove")[0 if n % 20 < 14 else 1 if n % 20 < 19 else 2]
+            session.decide(item.item_id, action, reason="unusable" if action == "remove" else None)
+    return decisions
+
+
+def first_screen(ws_path: Path, *, port: int = 7872, log=print) -> dict:
+    """Seconds from opening the review app to the first item on screen, in headless Chromium when
+    Playwright and Debian's chromium are installed; otherwise the first claim over the app's HTTP API."""
+    server = subprocess.Popen([sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port),
+                               "--reviewer", "bench-first"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        started = time.perf_counter()
+        url = _wait_for(f"http://127.0.0.1:{port}/")
+        out = {"review_server_start_seconds": time.perf_counter() - started}
+        try:
+            out["first_screen_seconds"], out["first_screen_how"] = _first_paint(url), "chromium"
+        except (ImportError, FileNotFoundError):
+            from gradio_client import Client
+
+            started = time.perf_counter()
+            Client(url, verbose=False).predict("bench-first", api_name="/start")
+            out["first_screen_seconds"], out["first_screen_how"] = time.perf_counter() - started, "http"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    log(f"review: server up in {out['review_server_start_seconds']:.1f}s; first screen "
+        f"{out['first_screen_seconds']:.2f}s ({out['first_screen_how']})")  # fmt: skip
+    return out
+
+
+def _first_paint(url: str) -> float:
+    """Page opened -> the first item on screen, in headless Chromium (the name typed instantly)."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        raise FileNotFoundError("/usr/bin/chromium")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            started = time.perf_counter()
+            page.goto(url)
+            page.wait_for_selector("#lab-name")
+            page.fill("#lab-name", "bench-first")
+            page.press("#lab-name", "Enter")
+            # the item's screen (reasons, choices, image element) is in; the synthetic set has no image files
+            page.wait_for_selector("#current-item[data-item]:not([data-item=''])", timeout=60_000)
+            return time.perf_counter() - started
+        finally:
+            browser.close()
+
+
+def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
+    """Time of flag's k-NN graph over every embedding, and its recall@10 against exact search on ``sample`` rows."""
+    import faiss
+
+    from labeler import neighbors
+    from labeler.workspace import Workspace
+
+    with Workspace.open(ws_path) as ws:
+        emb = np.ascontiguousarray(ws.load_array(ws.store.rounds()[-1].id, "embeddings"), dtype=np.float32)
+    started = time.perf_counter()
+    graph = neighbors.knn(emb, 10)
+    seconds = time.perf_counter() - started
+    rows = np.random.default_rng(0).choice(len(emb), size=min(sample, len(emb)), replace=False)
+    exact = faiss.IndexFlatIP(emb.shape[1])
+    exact.add(emb)
+    _, found = exact.search(emb[rows], 11)
+    truth = [f[f != r][:10] for f, r in zip(found, rows)]
+    recall = float(np.mean([len(set(graph.indices[r]) & set(t)) / len(t) for r, t in zip(rows, truth)]))
+    log(f"k-NN graph of {len(emb):,} items: {seconds:.1f}s, recall@10 {recall:.3f} against exact search "
+        f"({len(rows):,} sampled rows)")  # fmt: skip
+    return {"knn_seconds": seconds, "knn_recall_at_10": recall, "knn_recall_sample": len(rows)}
 
 
 def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=print) -> dict:
@@ -77,10 +210,13 @@ def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=prin
     sub = emb[np.random.default_rng(0).choice(len(emb), size=min(subset, len(emb)), replace=False)]
     timings = {}
     results = {}
-    for name, exact in (("exact", True), ("approximate", False)):
+    for name, exact in (("exact", True), ("faiss_ivf", False)):
         started = time.perf_counter()
         results[name] = neighbors.knn(sub, 10, index=neighbors.build_index(sub, exact=exact))
         timings[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    results["approximate"] = neighbors.blocked_knn(sub, 10)  # what flag uses past EXACT_MAX
+    timings["approximate"] = time.perf_counter() - started
     from sklearn.neighbors import NearestNeighbors
 
     started = time.perf_counter()
@@ -89,6 +225,7 @@ def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=prin
     out.update({f"subset_{k}_seconds": v for k, v in timings.items()})
     out["subset"] = len(sub)
     out["subset_recall_at_10"] = neighbors.recall_at_k(results["approximate"], results["exact"])
+    out["subset_faiss_ivf_recall_at_10"] = neighbors.recall_at_k(results["faiss_ivf"], results["exact"])
     return out
 
 

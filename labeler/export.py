@@ -49,23 +49,22 @@ def export_labels(
             raise InputError(f"refusing to overwrite the source {source}; export to a new file")
         if target.exists() and not force:
             raise InputError(f"{target} exists; choose a new file or pass --force to replace it")
-    items = [i for i in ws.store.items(status=None) if i.status != "gone"]
-    items.sort(key=lambda i: i.row)
+    records = ws.store.source_records()
     effective = ws.store.effective_decisions()
-    columns, split_key = _columns(ws, items)
+    columns, split_key = _columns(ws, [extra for *_, extra in records])
     header = columns + (["labeler_removed"] if include_removed else [])
     rows, changed, removed = [], 0, 0
-    for item in items:
-        decision = effective.get(item.id)
+    for item_id, path, given, split, extra in records:
+        decision = effective.get(item_id)
         is_removed = decision is not None and decision.action == "remove"
-        label = item.label if decision is None or is_removed else decision.label
+        label = given if decision is None or is_removed else decision.label
         removed += is_removed
-        changed += label != item.label and not is_removed
+        changed += label != given and not is_removed
         if is_removed and not include_removed:
             continue
-        values = {**item.extra, columns[0]: item.path, columns[1]: label}
+        values = {**extra, columns[0]: path, columns[1]: label}
         if split_key and split_key not in values:
-            values[split_key] = item.split
+            values[split_key] = split
         row = [values.get(c, "") for c in columns]
         if include_removed:
             row.append((decision.reason or "removed") if is_removed else "")
@@ -82,8 +81,8 @@ def export_labels(
 def write_audit(ws: Workspace, path: Path) -> int:
     """Every decision, skips included, in log order, with whether it was undone later (undo rows themselves
     are not listed: the ``undone`` column marks what they reverted)."""
-    items = {i.id: i for i in ws.store.items(status=None)}
     decisions = ws.store.decisions()
+    items = ws.store.items_by_id({d.item_id for d in decisions})
     undone = {d.undoes for d in decisions if d.undoes is not None}
     rows = [
         [items[d.item_id].path, items[d.item_id].split, d.old_label or "", d.label or "", d.action, d.reason or "",
@@ -95,15 +94,16 @@ def write_audit(ws: Workspace, path: Path) -> int:
     return len(rows)
 
 
-def _columns(ws: Workspace, items) -> tuple[list[str], str | None]:
-    """(column names with image and label first, name of the split column or None)."""
+def _columns(ws: Workspace, extras: list[dict]) -> tuple[list[str], str | None]:
+    """(column names with image and label first, name of the split column or None); ``extras``: the
+    items' extra source columns."""
     fmt, spec = ws.store.get_meta("format"), ws.store.get_meta("columns", {})
     if fmt == "csv":
         order = list(spec.get("order") or [spec["image"], spec["label"]])
         first = [spec["image"], spec["label"]]
         return first + [c for c in order if c not in first], spec.get("split")
     if fmt == "deepfashion":
-        bbox = ["x_1", "y_1", "x_2", "y_2"] if any("x_1" in i.extra for i in items) else []
+        bbox = ["x_1", "y_1", "x_2", "y_2"] if any("x_1" in e for e in extras) else []
         return ["image_name", "category_name", "evaluation_status", *bbox], "evaluation_status"
     return ["image", "label", "split"], "split"
 

@@ -22,7 +22,11 @@ from labeler.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
-CALIBRATION_SAMPLE = 20_000  # rows outside the queue that ActiveLab also sees (see active_scores)
+CALIBRATION_SAMPLE = 5_000  # rows outside the queue that ActiveLab also sees (see active_scores)
+# queue entries ActiveLab scores, the top by priority: its per-row Python loops cost about 1 ms a row, so
+# scoring DeepFashion's 30,000 flagged images took over a minute (`labeler bench scale`); entries past it have
+# no ActiveLab score and follow the scored ones in priority order in the app's "active" order
+ACTIVE_FOCUS = 5_000
 QUEUE_CSV_COLUMNS = ("rank", "image", "split", "given_label", "suggested_label", "suggested_prob", "label_quality", "priority", "reasons", "explanation")  # fmt: skip
 
 
@@ -71,7 +75,10 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         raise ArrayError(
             f"round {round_id} has no embedding for {len(missing)} items (e.g. #{missing[0]}); retrain the round"
         )
-    current = _current_labels(ws)
+    from labeler.train import label_table
+
+    table = label_table(ws)  # current labels; removed items are not in it
+    current = dict(zip(table["id"].tolist(), table["label"].tolist()))
     index = {name: i for i, name in enumerate(vocab)}
     # items removed since the round are not flagged, nor items whose label the round has no column for
     # (a class added by a later import: the round's own class list is used by name)
@@ -79,7 +86,6 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     ids, probs, is_test = ids[keep], probs[keep], is_test[keep]
     labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
-    table = ws.store.item_table()
     file_of, root = dict(zip(table["id"].tolist(), table["file"].tolist())), str(ws.root)
     files = [os.path.join(root, file_of[int(i)]) for i in ids]
     groups = None
@@ -137,7 +143,8 @@ def flag_round(
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     active = None
     if ws.store.effective_decisions():
-        active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in queue.entries])
+        top = queue.entries[:ACTIVE_FOCUS]  # entries are in priority order
+        active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in top])
     flags = [
         Flag(e.item_id, e.kind, 1 - e.quality, e.suggested, e.reasons, e.priority, e.quality, e.suggested_prob,
              e.top, e.group, e.contradicts, e.neighbours, None if active is None else float(active[row_of[e.item_id]]))
@@ -172,9 +179,9 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     """ActiveLab review priority of evidence rows, from the given labels and every reviewer's decisions.
 
     With ``focus`` (row numbers) only those rows are scored (NaN elsewhere): ActiveLab runs on them,
-    every reviewed row and a seeded sample of ``sample`` other rows, which is enough for its
-    estimates of annotator quality and model calibration; cleanlab's per-row Python loop over
-    all 289k DeepFashion rows took minutes."""
+    the reviewed rows (a seeded sample of ``sample`` past that) and a seeded sample of ``sample`` other
+    rows, which is enough for its estimates of annotator quality and model calibration; cleanlab's
+    per-row Python loop over all 289k DeepFashion rows took minutes."""
     from labeler.active import annotation_table, review_priority
 
     index = {name: i for i, name in enumerate(ev.vocab)}
@@ -213,7 +220,10 @@ def _rows_to_score(ev: Evidence, focus, reviewed_ids: set, sample: int, seed: in
         return np.arange(n)
     keep = np.zeros(n, dtype=bool)
     keep[np.asarray(list(focus), dtype=np.int64)] = True
-    keep |= np.isin(ev.item_ids, np.fromiter(reviewed_ids, dtype=np.int64, count=len(reviewed_ids)))
+    reviewed = np.flatnonzero(~keep & np.isin(ev.item_ids, np.fromiter(reviewed_ids, dtype=np.int64)))
+    if len(reviewed) > sample:  # enough reviews to estimate the reviewers' weights and the model's temperature
+        reviewed = np.random.default_rng(seed + 1).choice(reviewed, size=sample, replace=False)
+    keep[reviewed] = True
     others = np.flatnonzero(~keep)
     if len(others) > sample:
         others = np.random.default_rng(seed).choice(others, size=sample, replace=False)

@@ -100,6 +100,24 @@ def test_approximate_index_recall_against_exact_search():
     assert (exact.indices != np.arange(len(x))[:, None]).all()  # self never among its neighbours
 
 
+def test_blocked_knn_graph_recall_against_exact_search(monkeypatch):
+    """The k-NN graph flag builds past EXACT_MAX rows: list by list, recall@10 >= 0.95, never itself."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(150, 48))
+    x = centres[rng.integers(0, 150, 12_000)] + rng.normal(scale=0.6, size=(12_000, 48))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    exact = neighbors.knn(x, 10)  # exact: under EXACT_MAX
+    blocked = neighbors.blocked_knn(x, 10)
+    assert neighbors.recall_at_k(blocked, exact) >= 0.95
+    assert (blocked.indices != np.arange(len(x))[:, None]).all() and (blocked.indices >= 0).all()
+    assert (np.diff(blocked.similarities, axis=1) <= 1e-6).all()  # nearest first
+    monkeypatch.setattr(neighbors, "BLOCK_CELLS", 5_000)  # every list in slices of a few rows
+    sliced = neighbors.blocked_knn(x, 10)
+    assert neighbors.recall_at_k(sliced, blocked) >= 0.999  # the same lists (up to float ties)
+    monkeypatch.setattr(neighbors, "EXACT_MAX", 5_000)  # past it, knn() is the blocked graph
+    assert neighbors.recall_at_k(neighbors.knn(x, 10), blocked) >= 0.999
+
+
 def test_knn_graph_is_cleanlab_shaped_csr_and_similar_works():
     _, given, probs, emb, _, pairs = synthetic_evidence(n=200, seed=5)
     nn = neighbors.knn(emb, 5)
