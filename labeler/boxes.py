@@ -15,11 +15,11 @@ BOX_COLUMNS = ("x_1", "y_1", "x_2", "y_2")
 def parse_box(extra: dict, size: tuple[int, int] | None = None) -> tuple[tuple[int, int, int, int] | None, str | None]:
     """(box, None), (None, reason) for a bad box, or (None, None) when the item has no box columns."""
     values = [extra.get(c) for c in BOX_COLUMNS]
-    if all(v is None or str(v).strip() == "" for v in values):
-        return None, None
     try:
-        x1, y1, x2, y2 = (int(str(v).strip()) for v in values)
-    except (TypeError, ValueError):
+        x1, y1, x2, y2 = map(int, map(str, values))  # int() takes surrounding spaces, never "12.5" or "None"
+    except ValueError:
+        if all(v is None or str(v).strip() == "" for v in values):
+            return None, None
         return None, f"box is not four whole numbers: {' '.join(str(v) for v in values)}"
     if min(x1, y1, x2, y2) < 0:
         return None, f"box has a negative coordinate: {x1} {y1} {x2} {y2}"

@@ -22,11 +22,12 @@ from labeler.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
-CALIBRATION_SAMPLE = 5_000  # rows outside the queue that ActiveLab also sees (see active_scores)
+CALIBRATION_SAMPLE = 3_000  # rows outside the queue that ActiveLab also sees (see active_scores)
 # queue entries ActiveLab scores, the top by priority: its per-row Python loops cost about 1 ms a row, so
 # scoring DeepFashion's 30,000 flagged images took over a minute (`labeler bench scale`); entries past it have
-# no ActiveLab score and follow the scored ones in priority order in the app's "active" order
-ACTIVE_FOCUS = 5_000
+# no ActiveLab score and follow the scored ones in priority order in the app's "active" order (a flag after
+# the next reviews scores the next top entries)
+ACTIVE_FOCUS = 2_000
 QUEUE_CSV_COLUMNS = ("rank", "image", "split", "given_label", "suggested_label", "suggested_prob", "label_quality", "priority", "reasons", "explanation")  # fmt: skip
 
 
@@ -69,31 +70,33 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
             f"round {round_id} pred_probs/test_probs have NaN or inf in {int(bad.sum())} rows; retrain the round"
         )
     embed_ids, embeddings = ws.load_array(round_id, "embed_ids"), ws.load_array(round_id, "embeddings")
-    position = {int(i): r for r, i in enumerate(embed_ids)}
-    missing = [int(i) for i in ids if int(i) not in position]
-    if missing:
+    position = _lookup(np.asarray(embed_ids, dtype=np.int64), ids.astype(np.int64))
+    if (position < 0).any():
+        missing = ids[position < 0]
         raise ArrayError(
-            f"round {round_id} has no embedding for {len(missing)} items (e.g. #{missing[0]}); retrain the round"
+            f"round {round_id} has no embedding for {len(missing)} items (e.g. #{int(missing[0])}); retrain the round"
         )
     from labeler.train import label_table
 
     table = label_table(ws)  # current labels; removed items are not in it
-    current = dict(zip(table["id"].tolist(), table["label"].tolist()))
     index = {name: i for i, name in enumerate(vocab)}
+    table_ids = table["id"].to_numpy(dtype=np.int64)
+    codes = table["label"].map(index).fillna(-1).to_numpy(dtype=np.int64)
+    row = _lookup(table_ids, ids.astype(np.int64))
     # items removed since the round are not flagged, nor items whose label the round has no column for
     # (a class added by a later import: the round's own class list is used by name)
-    keep = np.array([current.get(int(i)) in index for i in ids], dtype=bool)
-    ids, probs, is_test = ids[keep], probs[keep], is_test[keep]
-    labels = np.array([index[current[int(i)]] for i in ids], dtype=np.int64)
+    keep = (row >= 0) & (codes[np.maximum(row, 0)] >= 0)
+    ids, probs, is_test, row, position = ids[keep], probs[keep], is_test[keep], row[keep], position[keep]
+    labels = codes[row]
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
-    file_of, root = dict(zip(table["id"].tolist(), table["file"].tolist())), str(ws.root)
-    files = [os.path.join(root, file_of[int(i)]) for i in ids]
+    root = str(ws.root)
+    files = [os.path.join(root, f) for f in table["file"].to_numpy()[row]]
     groups = None
     if "groups" in ws.store.arrays(round_id):  # rounds before group-aware folds have none
-        pairs = ws.load_array(round_id, "groups")
-        group_of = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
-        groups = np.array([group_of.get(int(i), -1 - n) for n, i in enumerate(ids)], dtype=np.int64)
-    embedded = embeddings[[position[int(i)] for i in ids]]
+        pairs = ws.load_array(round_id, "groups").astype(np.int64)
+        at = _lookup(pairs[:, 0], ids.astype(np.int64))
+        groups = np.where(at >= 0, pairs[np.maximum(at, 0), 1], -1 - np.arange(len(ids))).astype(np.int64)
+    embedded = embeddings[position]
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
@@ -152,10 +155,12 @@ def flag_round(
     ]  # fmt: skip
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         write_queue_csv(ws, flags, Path(csv_path))
-    # every scored image's score (the queue's "how likely wrong"): what `status` estimates remaining errors from
-    ws.add_arrays(
-        chosen.id, {"scores": np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"]], axis=1)}
-    )
+    # every scored image's score (the queue's "how likely wrong") and label (index in the workspace's classes):
+    # what `status` estimates remaining errors, overall and per class, from
+    classes = {name: c for c, name in enumerate(ws.store.classes())}
+    codes = np.array([classes.get(name, -1) for name in evidence.vocab], dtype=np.float64)[evidence.labels]
+    scores = np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"], codes], axis=1)
+    ws.add_arrays(chosen.id, {"scores": scores})
     ws.store.replace_issues(chosen.id, flags)
     # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
     metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)

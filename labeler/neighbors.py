@@ -24,7 +24,6 @@ import numpy as np
 EXACT_MAX = 50_000
 DUPLICATE_RADIUS = 0.13
 DEFAULT_NPROBE = 8
-BLOCK_CELLS = 4_000_000  # similarities computed at once by blocked_knn (16 MB of float32)
 
 
 @dataclass
@@ -96,20 +95,18 @@ def blocked_knn(embeddings: np.ndarray, k: int = 10, *, nlist: int | None = None
     out_i = np.full((n, k), -1, dtype=np.int64)
     out_s = np.zeros((n, k), dtype=np.float32)
     for c in range(nlist):
-        cand = np.concatenate([members[c]] + [members[p] for p in probes[c] if p >= 0 and p != c])
-        step = max(1, BLOCK_CELLS // max(len(cand), 1))
-        for start in range(0, len(members[c]), step):  # a huge list in slices: memory stays bounded
-            rows = members[c][start : start + step]
-            sims = x[rows] @ x[cand].T
-            sims[np.arange(len(rows)), start + np.arange(len(rows))] = -np.inf  # never its own neighbour
-            kk = min(k, len(cand) - 1)
-            if kk <= 0:
-                continue
-            top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-            top_s = np.take_along_axis(sims, top, axis=1)
-            best = np.argsort(-top_s, axis=1, kind="stable")
-            out_i[rows, :kk] = cand[np.take_along_axis(top, best, axis=1)]
-            out_s[rows, :kk] = np.take_along_axis(top_s, best, axis=1)
+        rows = members[c]
+        if not len(rows):
+            continue
+        cand = np.concatenate([rows] + [members[p] for p in probes[c] if p >= 0 and p != c])
+        kk = min(k + 1, len(cand))
+        # faiss's brute-force search: matrix products and top-k selection in blocks (bounded memory)
+        sims, found = faiss.knn(x[rows], x[cand], kk, metric=faiss.METRIC_INNER_PRODUCT)
+        is_self = found == np.arange(len(rows))[:, None]  # a list's own rows come first among its candidates
+        order = np.argsort(is_self, axis=1, kind="stable")[:, : min(k, kk - 1)]  # self moves past the first k
+        found, sims = np.take_along_axis(found, order, axis=1), np.take_along_axis(sims, order, axis=1)
+        out_i[rows, : order.shape[1]] = np.where(found >= 0, cand[np.maximum(found, 0)], -1)
+        out_s[rows, : order.shape[1]] = np.where(found >= 0, sims, 0)
     return Neighbours(out_i, out_s)
 
 

@@ -43,9 +43,15 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     classes = None
     if len(decisions) >= estimate.MIN_REVIEWS:  # per-class rates: the label each image had before review
         index = {name: c for c, name in enumerate(vocab)}
-        labels = store.labels_by_id()
-        labels.update({i: d.old_label for i, d in decisions.items() if d.old_label})
-        classes = np.array([index.get(labels.get(int(i)), -1) for i in ids])
+        if table.shape[1] >= 3:  # the label each image had when flagged
+            classes = table[:, 2].astype(np.int64)
+        else:  # scores kept by an older flag: the imported labels
+            codes = np.array(store.label_codes(), dtype=np.int64).reshape(-1, 2)
+            where = np.clip(np.searchsorted(codes[:, 0], ids), 0, max(len(codes) - 1, 0))
+            classes = np.where(codes[where, 0] == ids, codes[where, 1], -1) if len(codes) else np.full(len(ids), -1)
+        before = {i: index.get(d.old_label, -1) for i, d in decisions.items() if d.old_label}
+        rows = np.flatnonzero(np.isin(ids, np.fromiter(before, dtype=np.int64, count=len(before))))
+        classes[rows] = [before[int(i)] for i in ids[rows]]
     found = estimate.estimate_remaining(score, reviewed, wrong, in_queue, upcoming, earlier=earlier, classes=classes)
     est = found.as_dict()
     est["class_rates"] = {vocab[c]: v for c, v in found.class_rates.items() if c >= 0}

@@ -118,7 +118,11 @@ class Store(FlagQueries):
             existing[(path, _occurrence(existing, path))] = item_id
         seen: dict[tuple[str, int], int] = {}
         inserts, updates = [], []
+        counts: dict[str, dict[str, int]] = {}
         for rec in records:
+            if rec[5] == "ok":
+                split_counts = counts.setdefault(rec[3], {"train": 0, "valid": 0, "test": 0})
+                split_counts[rec[4]] += 1
             rec = tuple(rec[:7]) + (json.dumps(rec[7] or {}, ensure_ascii=False),)
             key = (rec[1], _occurrence(seen, rec[1]))
             seen[key] = 1
@@ -144,7 +148,7 @@ class Store(FlagQueries):
             )
             conn.execute("DELETE FROM classes")
             conn.executemany("INSERT INTO classes (idx, name) VALUES (?, ?)", list(enumerate(classes)))
-            for key, value in meta.items():
+            for key, value in {**meta, "class_counts": counts}.items():
                 self.set_meta(key, value)
             conn.execute("COMMIT")
         except BaseException:
@@ -197,10 +201,6 @@ class Store(FlagQueries):
         sql = f"SELECT id, row, path, file, label, split, status, reason FROM items{where} ORDER BY id"
         return pd.read_sql_query(sql, self.conn, params=args)
 
-    def labels_by_id(self) -> dict[int, str]:
-        """{item id: imported label} of every item (one light query)."""
-        return dict(self.conn.execute("SELECT id, label FROM items"))
-
     def split_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT split, COUNT(*) FROM items WHERE status='ok' GROUP BY split")
         counts = {"train": 0, "valid": 0, "test": 0}
@@ -208,12 +208,21 @@ class Store(FlagQueries):
         return counts
 
     def class_counts(self) -> dict[str, dict[str, int]]:
-        """{label: {split: n}} over importable (status 'ok') items."""
+        """{label: {split: n}} over importable (status 'ok') items: kept by the import that set them (items
+        change at import only; the query took 0.4 s of `status` on 289k items), counted for older workspaces."""
+        cached = self.get_meta("class_counts")
+        if cached is not None:
+            return cached
         out: dict[str, dict[str, int]] = {}
         sql = "SELECT label, split, COUNT(*) FROM items WHERE status='ok' GROUP BY label, split"
         for label, split, n in self.conn.execute(sql):
             out.setdefault(label, {"train": 0, "valid": 0, "test": 0})[split] = n
         return out
+
+    def label_codes(self) -> list[tuple[int, int]]:
+        """(item id, index of its imported label in the classes, -1 if none) of every item, by id."""
+        sql = "SELECT i.id, COALESCE(c.idx, -1) FROM items i LEFT JOIN classes c ON c.name = i.label ORDER BY i.id"
+        return self.conn.execute(sql).fetchall()
 
     def quarantined(self) -> list[tuple[str, str]]:
         sql = "SELECT path, reason FROM items WHERE status='quarantined' ORDER BY id"
