@@ -1,4 +1,4 @@
-"""Label-issue detection with cleanlab (confident learning). cleanlab is imported here only.
+"""Label-issue detection with cleanlab (confident learning). cleanlab is imported here and in active.py only.
 
 Arrays follow cleanlab: ``labels`` (N,) integer codes, ``pred_probs`` (N, K) out-of-sample
 probabilities whose columns are the pinned vocabulary. Classes that no item is labelled

@@ -2,9 +2,10 @@
 
 The models train on each item's *current* label (its latest reviewer decision, else the
 given label); removed items are left out. Test metrics are computed twice once reviews
-exist: ``test_top*`` against the given test labels, ``test_top*_cleaned`` against the
-current ones (removed test items excluded). ``oof_top*`` is against the labels the models
-were trained with. `training` is imported lazily and fed plain data only.
+exist: ``test_top1/3/5`` against the given test labels, ``test_cleaned_top1/3/5`` against
+the current ones (removed test items excluded), and ``test_leakfree_*`` on the test images with
+no near-copy or group in train/valid. ``oof_top1/3/5`` is against the labels the models were
+trained with. `training` is imported lazily and fed plain data only.
 """
 
 from __future__ import annotations

@@ -214,3 +214,15 @@ def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
     _, flipped = plant_flips(labels, np.array(["train"] * 200), 2, rate=0.15, kind="clustered", seed=0,
                              partners={0: [1], 1: [0]}, features=features, groups=np.zeros(200, int))  # fmt: skip
     assert flipped.sum() == 30  # one group holding everything does not flip everything
+
+
+def test_average_precision_matches_scikit_learn_with_ties():
+    from sklearn.metrics import average_precision_score
+
+    from labeler.bench_rank import average_precision
+
+    rng = np.random.default_rng(3)
+    for n, levels in ((50, 5), (300, 1000), (1000, 20)):
+        truth = rng.random(n) < 0.2
+        score = rng.integers(0, levels, n) / levels  # many tied scores
+        assert abs(average_precision(truth, score) - average_precision_score(truth, score)) < 1e-12

@@ -1,6 +1,7 @@
 """The loop closed: retrain on cleaned labels, ActiveLab ordering, re-flagging, the headless demo."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,12 +11,27 @@ from labeler.workspace import Workspace
 from tests.test_training import FAST, _tiny_dataset
 
 
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory):
+    """A trained and flagged workspace, trained once for the module (tests change copies of it)."""
+    from click.testing import CliRunner
+
+    from labeler.cli import main
+
+    base = tmp_path_factory.mktemp("loop")
+    labels = _tiny_dataset(base / "ds")
+    runner = CliRunner()
+    for args in (["import", base / "ws", labels, "--min-per-class", "1"], ["train", base / "ws", *FAST],
+                 ["flag", base / "ws"]):  # fmt: skip
+        result = runner.invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    return base / "ws"
+
+
 @pytest.fixture
-def trained_ws(cli, tmp_path):
-    labels = _tiny_dataset(tmp_path / "ds")
-    cli("import", tmp_path / "ws", labels, "--min-per-class", "1")
-    cli("train", tmp_path / "ws", *FAST)
-    cli("flag", tmp_path / "ws")
+def trained_ws(trained_once, tmp_path):
+    """A copy of the module's trained workspace for one test."""
+    shutil.copytree(trained_once, tmp_path / "ws")
     return tmp_path / "ws"
 
 

@@ -1,6 +1,6 @@
 """Reader for DeepFashion's Category and Attribute Prediction benchmark folder.
 
-Layout (see docs/deepfashion.md): ``Anno_coarse/`` or ``Anno/`` with
+Layout (the benchmark's own README; README.md's Formats section): ``Anno_coarse/`` or ``Anno/`` with
 ``list_category_cloth.txt`` and ``list_category_img.txt`` (optional ``list_bbox.txt``),
 ``Eval/list_eval_partition.txt``, images under ``Img/img/...`` or ``img/...``.
 Every list file: record count, a header line, then whitespace-separated records;

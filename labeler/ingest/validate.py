@@ -327,6 +327,7 @@ def _check_classes(classes, labels, splits, problems, table, options, warnings) 
     for name in classes:
         if fit[name] < options.min_per_class:
             warnings.append(
-                f"class {name!r} has {fit[name]} train/valid images; {options.min_per_class}-fold cross-validation "
-                f"needs at least {options.min_per_class} (add images, merge the class, or train with fewer --folds)"
+                f"class {name!r} has {fit[name]} train/valid images, fewer than --min-per-class "
+                f"{options.min_per_class}: its out-of-fold predictions rest on very few examples, and with more "
+                f"--folds than {fit[name]} some folds hold none (add images or merge the class)"
             )
