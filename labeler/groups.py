@@ -6,7 +6,7 @@ DeepFashion's labels come from product titles, so the photos of one product (one
 such a group spans folds, a wrong label is "confirmed" by the model that trained on its copies.
 
 ``--group-by``: ``auto`` (DeepFashion: its item folder; other sources: pixel hash), ``folder``
-(the image's folder), ``hash`` (pHash within ``duplicates.MAX_BITS`` bits), ``column:NAME``
+(the image's folder), ``hash`` (pHash within ``flag.pixels.MAX_BITS`` bits), ``column:NAME``
 (a column of the source CSV), ``none``.
 """
 
@@ -43,7 +43,7 @@ def group_ids(frame, root: str, by: str, *, extra: dict | None = None) -> np.nda
     else:
         from tqdm import tqdm
 
-        from labeler.duplicates import hash_groups, phash
+        from labeler.flag.pixels import hash_groups, phash
 
         files = [posixpath.join(root, f) for f in frame["file"]]
         hashes = [phash(f) for f in tqdm(files, desc="hashing images for groups", unit="img", leave=False)]

@@ -9,8 +9,8 @@ A test image leaks when
     pixels) with a train/valid image, or
   - its nearest train/valid image is a near-copy: closer in embedding space than the near-duplicate
     radius (``neighbors.DUPLICATE_RADIUS`` x the median nearest-neighbour distance, cleanlab Datalab's
-    rule, the one `flag` uses) and, where the files are given, within ``duplicates.MAX_BITS`` of pHash.
-Plain data in and out; faiss through ``labeler.neighbors``.
+    rule, the one `flag` uses) and, where the files are given, within ``flag.pixels.MAX_BITS`` of pHash.
+Plain data in and out; faiss through ``labeler.flag.neighbors``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from labeler import neighbors
+from labeler.flag import neighbors
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.queue import REASON_TEXT, Evidence, Queue
+from labeler.flag.queue import REASON_TEXT, Evidence, Queue
 from labeler.workspace import Workspace
 
 

@@ -196,7 +196,7 @@ def _review_counts(ws: Workspace) -> dict:
 
 def _noise_rate(pred_probs, labels, vocab) -> float:
     """cleanlab's estimate of the share of wrong labels among the ones the round trained on."""
-    from labeler.detect import summarize_classes
+    from labeler.flag.detect import summarize_classes
 
     return summarize_classes(labels, pred_probs, vocab).noise_rate
 
@@ -342,7 +342,7 @@ def _audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> d
 
 def _leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
     """The test images' near-copies and shared groups among train/valid images (None: no test split)."""
-    from labeler.duplicates import pixel_match
+    from labeler.flag.pixels import pixel_match
     from labeler.leakage import find_leaks
 
     is_test = (frame["split"] == "test").to_numpy()

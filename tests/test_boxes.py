@@ -100,7 +100,7 @@ def test_bad_boxes_import_their_images_and_status_names_them(cli, tmp_path):
 
 
 def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
-    from labeler.queue import _type_reason
+    from labeler.flag.queue import _type_reason
     from labeler.review import Filters, ReviewSession
     from labeler.workspace import Workspace
     from tests.helpers import record_synthetic_round

@@ -81,3 +81,15 @@ def test_light_modules_do_not_import_heavy_libraries():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_training_imports_nothing_from_labeler():
+    """training/ is called by labeler with plain data and depends on nothing in it (the architecture's rule)."""
+    import pkgutil
+
+    import training
+
+    names = [f"training.{m.name}" for m in pkgutil.iter_modules(training.__path__)]
+    code = f"import sys; import {', '.join(names)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'labeler'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert len(names) >= 8 and done.stdout.strip() == "[]"

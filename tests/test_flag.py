@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from labeler import detect, neighbors
-from labeler.queue import Evidence, build_queue
+from labeler.flag import detect, neighbors
+from labeler.flag.queue import Evidence, build_queue
 from tests.helpers import synthetic_evidence
 
 VOCAB = ["a", "b", "c", "d", "e"]

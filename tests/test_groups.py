@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from labeler import groups
-from labeler.duplicates import MAX_BITS, hash_groups, phash
-from labeler.neighbors import Neighbours, neighbour_votes
+from labeler.flag.neighbors import Neighbours, neighbour_votes
+from labeler.flag.pixels import MAX_BITS, hash_groups, phash
 from training.crossval import assign_folds
 
 
@@ -172,7 +172,7 @@ def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
 
 
 def test_test_rows_are_scored_apart_from_out_of_fold_rows():
-    from labeler.detect import find_issues, find_issues_by_part
+    from labeler.flag.detect import find_issues, find_issues_by_part
     from tests.helpers import synthetic_evidence
 
     _, given, probs, _, _, _ = synthetic_evidence(n=400, k=4, seed=3)
@@ -198,7 +198,7 @@ def test_nearest_is_exact_and_never_the_image_itself():
 
 
 def test_the_vote_uses_out_of_sample_lists_where_the_round_kept_them():
-    from labeler.queue import _out_of_sample
+    from labeler.flag.queue import _out_of_sample
 
     shared = Neighbours(np.array([[1, 2], [0, 2], [0, 1]]), np.full((3, 2), 0.9, np.float32))
     oos = Neighbours(np.array([[2, -1], [-1, -1], [-1, -1]]), np.array([[0.5, 0], [0, 0], [0, 0]], np.float32))
@@ -219,7 +219,7 @@ def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
 def test_average_precision_matches_scikit_learn_with_ties():
     from sklearn.metrics import average_precision_score
 
-    from labeler.bench_rank import average_precision
+    from labeler.bench.rank import average_precision
 
     rng = np.random.default_rng(3)
     for n, levels in ((50, 5), (300, 1000), (1000, 20)):

@@ -1,10 +1,10 @@
-"""The queue's default score (labeler.scoring) and the neighbour-smoothed probabilities it reads."""
+"""The queue's default score (labeler.flag.scoring) and the neighbour-smoothed probabilities it reads."""
 
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from labeler import neighbors, scoring
-from labeler.queue import Evidence, build_queue
+from labeler.flag import neighbors, scoring
+from labeler.flag.queue import Evidence, build_queue
 
 
 def test_features_and_score_move_the_right_way():

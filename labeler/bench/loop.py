@@ -30,7 +30,7 @@ ORDERS = ("merged", "activelab", "cleanlab", "random")
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     """Item ids of the train/valid images in each review order."""
-    from labeler.active import annotation_table, review_priority
+    from labeler.flag.active import annotation_table, review_priority
 
     ev, queue = p.flagged.evidence, p.flagged.queue
     split = dict(zip(p.items["id"], p.items["split"]))

@@ -9,7 +9,8 @@ lists nearest to it (``faiss.knn``: matrix products and top-k selection in block
 recall@10 0.98 against exact search; faiss's own inverted-file search (``IndexIVFFlat``, 2,151
 lists, nprobe 8) took 63 s at 0.92, because it reads every candidate once per query
 (memory-bound) where the blocked search reads it once per list.
-Queries for a few rows (``similar``, leak checks) still use a faiss index (``build_index``). Near-duplicates follow cleanlab Datalab's rule:
+Queries for a few rows (``similar``, leak checks) still use a faiss index (``build_index``).
+Near-duplicates follow cleanlab Datalab's rule:
 a pair is a near-duplicate when its cosine distance is below ``DUPLICATE_RADIUS`` (0.13) times
 the median distance of every image to its nearest neighbour. The radius is relative because
 how tightly a model packs its embeddings varies (a fixed similarity such as 0.97 joins

@@ -177,7 +177,7 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
     """Time of flag's k-NN graph over every embedding, and its recall@10 against exact search on ``sample`` rows."""
     import faiss
 
-    from labeler import neighbors
+    from labeler.flag import neighbors
     from labeler.workspace import Workspace
 
     with Workspace.open(ws_path) as ws:
@@ -198,7 +198,7 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
 
 def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=print) -> dict:
     """Wall time and peak memory of `labeler flag`, and the k-NN graph alone (see the module docstring)."""
-    from labeler import neighbors
+    from labeler.flag import neighbors
     from labeler.workspace import Workspace
 
     ws_path = synthetic_workspace(folder, rows, log=log)

@@ -18,7 +18,7 @@ import numpy as np
 
 from labeler.errors import ArrayError, LabelerError, WorkspaceError
 from labeler.files import atomic_open
-from labeler.queue import Evidence, Queue, build_queue
+from labeler.flag.queue import Evidence, Queue, build_queue
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
@@ -114,7 +114,7 @@ def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.ndarray):
     """The round's out-of-sample neighbour lists as evidence rows (None for rounds that have none)."""
-    from labeler.neighbors import Neighbours
+    from labeler.flag.neighbors import Neighbours
 
     if "oos_neighbour_ids" not in ws.store.arrays(round_id):
         return None
@@ -187,7 +187,7 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     the reviewed rows (a seeded sample of ``sample`` past that) and a seeded sample of ``sample`` other
     rows, which is enough for its estimates of annotator quality and model calibration; cleanlab's
     per-row Python loop over all 289k DeepFashion rows took minutes."""
-    from labeler.active import annotation_table, review_priority
+    from labeler.flag.active import annotation_table, review_priority
 
     index = {name: i for i, name in enumerate(ev.vocab)}
     items = ws.store.item_table()
@@ -290,7 +290,7 @@ MERGE_RATE = 0.1
 def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
     """Confusions split into cross-type (upper vs lower body: almost surely wrong) and within-type
     (near-synonyms: often policy), and class pairs confused both ways at a high rate (merge? a report only)."""
-    from labeler.queue import TYPE_NAMES
+    from labeler.flag.queue import TYPE_NAMES
 
     cj = np.asarray(joint, dtype=np.float64)
     totals = np.maximum(cj.sum(axis=1), 1)

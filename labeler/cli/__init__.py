@@ -12,9 +12,10 @@ import sys
 
 import click
 
-from labeler.cli_bench import bench
-from labeler.cli_options import POSITIVE, SHARE, train_options
+from labeler.cli.bench import bench
+from labeler.cli.options import POSITIVE, SHARE, train_options
 from labeler.errors import LabelerError, explain
+from training.errors import TrainingError
 
 
 class _Group(click.Group):
@@ -27,7 +28,7 @@ class _Group(click.Group):
                 if known is None:
                     raise
                 raise known from exc
-        except LabelerError as exc:
+        except (LabelerError, TrainingError) as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labeler.cli_options import POSITIVE, noise_options, train_options
+from labeler.cli.options import POSITIVE, noise_options, train_options
 
 
 @click.group()
@@ -70,7 +70,7 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 @train_options
 def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, truth, noise_seed, preset, **options):
     """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""
-    from labeler.bench_loop import bench_loop as run_bench
+    from labeler.bench.loop import bench_loop as run_bench
     from training.learner import make_config
 
     config = make_config(preset, **options)
@@ -100,7 +100,7 @@ def bench_estimate(runs, budgets, audits, json_out):
 
     import numpy as np
 
-    from labeler.bench_estimate import bench_estimate as run_bench
+    from labeler.bench.estimate import bench_estimate as run_bench
 
     rows = run_bench(list(runs), [float(b) for b in budgets.split(",")], [int(a) for a in audits.split(",")],
                      log=click.echo)  # fmt: skip
@@ -133,8 +133,8 @@ def bench_rank(runs, json_out):
 
     import numpy as np
 
-    from labeler.bench_rank import BASELINE
-    from labeler.bench_rank import bench_rank as run_bench
+    from labeler.bench.rank import BASELINE
+    from labeler.bench.rank import bench_rank as run_bench
 
     r = run_bench(list(runs), log=click.echo)
     names = list(next(iter(r.values()))["rankers"])
@@ -187,7 +187,7 @@ def bench_flag(out_dir, rows, subset):
     """`labeler flag` at DeepFashion scale: wall time, peak memory, k-NN approximate vs exact vs scikit-learn."""
     from pathlib import Path
 
-    from labeler.bench_scale import bench_flag as run_bench
+    from labeler.bench.scale import bench_flag as run_bench
 
     r = run_bench(Path(out_dir), rows=rows, subset=subset, log=click.echo)
     click.echo(f"flag on {r['rows']:,} items: {r['flag_seconds']:.1f}s, peak memory {r['flag_peak_mib']:.0f} MiB"
@@ -217,7 +217,7 @@ def bench_scale(out_dir, rows, decisions, sample, json_out):
     import json
     from pathlib import Path
 
-    from labeler.bench_scale import bench_scale as run_bench
+    from labeler.bench.scale import bench_scale as run_bench
 
     r = run_bench(Path(out_dir), rows=rows, decisions=decisions, sample=sample, log=click.echo)
     click.echo(f"\n{'stage':<20}{'seconds':>9}{'target':>8}{'peak MiB':>10}")
@@ -249,7 +249,7 @@ def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
     """Review latency on a DeepFashion-sized queue, and concurrent reviewers against a live server."""
     from pathlib import Path
 
-    from labeler import bench_scale
+    from labeler.bench import scale as bench_scale
     from labeler.flag import flag_round
     from labeler.workspace import Workspace
 

@@ -5,9 +5,9 @@ Reads folders written by `labeler bench noise` (each a workspace with a trained 
 images, every ranker below against the planted flips: average precision, the share of flips
 found when reviewing the top 5% / 10% of images, and (for the flagged sets) F1. Intervals are
 paired bootstrap 95% intervals over images of the ratio to cleanlab's self-confidence rank.
-The blend weight and the evidence score's weights (``labeler.scoring``) are cross-fitted: for
+The blend weight and the evidence score's weights (``labeler.flag.scoring``) are cross-fitted: for
 each run they are the ones that did best on the *other* runs, never on the items they are scored
-on. ``evidence`` (the default ranking of `flag`) uses the weights shipped in ``labeler.scoring``;
+on. ``evidence`` (the default ranking of `flag`) uses the weights shipped in ``labeler.flag.scoring``;
 ``fitted_weights`` prints the weights fitted on all the runs given, which is how those were chosen.
 """
 
@@ -69,11 +69,11 @@ def load_truth(folder: str | Path, *, plain: bool = False):
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
     """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
-    from labeler import neighbors
+    from labeler.flag import neighbors
 
     folder = Path(folder)
     ev, fit, truth, plain = load_truth(folder, plain=True)
-    from labeler.queue import _out_of_sample
+    from labeler.flag.queue import _out_of_sample
 
     nn = neighbors.knn(ev.embeddings, k=k)
     voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
@@ -94,7 +94,7 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
 
 
 def evidence_features(run: Run) -> np.ndarray:
-    from labeler import scoring
+    from labeler.flag import scoring
 
     return scoring.features(run.labels, run.pred_probs, run.smoothed, run.votes_parts["groups_only"])
 
@@ -123,7 +123,7 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None) -> dict[str,
     (weights, intercept) of the evidence score."""
     from cleanlab.rank import get_label_quality_scores
 
-    from labeler import scoring
+    from labeler.flag import scoring
 
     rows = np.arange(len(run.labels))
     out = {}
@@ -163,7 +163,7 @@ def flagged(run: Run, weight: float, evidence: np.ndarray) -> dict[str, np.ndarr
     takes by default: as many top ``evidence`` rows as cleanlab flags on the default blend."""
     from cleanlab.filter import find_label_issues
 
-    from labeler.queue import VOTE_WEIGHT
+    from labeler.flag.queue import VOTE_WEIGHT
 
     blend = weight * run.pred_probs + (1 - weight) * run.votes
     default_blend = (1 - VOTE_WEIGHT) * run.pred_probs + VOTE_WEIGHT * run.votes_parts["groups_only"]
@@ -301,9 +301,9 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
             f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
         )
     if any(r.truth.any() for r in runs):
-        from labeler.scoring import FEATURES
+        from labeler.flag.scoring import FEATURES
 
         coef, intercept = fitted_weights(runs)
-        log("evidence weights fitted on all these runs (labeler.scoring takes them from here): "
+        log("evidence weights fitted on all these runs (labeler.flag.scoring takes them from here): "
             + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef)) + f", intercept {intercept:.2f}")  # fmt: skip
     return results

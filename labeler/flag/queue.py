@@ -3,7 +3,7 @@
 Three out-of-sample views judge each label: the cross-validated CNN (``pred_probs``), the CNN's
 probabilities averaged over the image's nearest neighbours, and the neighbours' given labels
 (a k-nearest-neighbour vote; never the image's own label, nor its group's). The default score
-(``rank_by="evidence"``, ``labeler.scoring``) combines the three with weights that `labeler
+(``rank_by="evidence"``, ``labeler.flag.scoring``) combines the three with weights that `labeler
 bench rank` fitted and measures cross-fitted against cleanlab alone. The other ``rank_by``
 choices are cleanlab's rank methods on the *blend* ``(1 - vote_weight) x CNN + vote_weight x
 vote`` (the previous default).
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeler import detect, neighbors, scoring
+from labeler.flag import detect, neighbors, scoring
 
 CONTRADICTION_PROB = 0.8
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
@@ -125,7 +125,7 @@ def build_queue(
         score, is_issue = 1 - merged.quality, merged.is_issue
     confirm = None
     if ev.files is not None:
-        from labeler.duplicates import pixel_match
+        from labeler.flag.pixels import pixel_match
 
         confirm = pixel_match(ev.files)
     groups = neighbors.duplicate_groups(nn, duplicate_radius, confirm)

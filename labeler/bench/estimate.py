@@ -17,9 +17,9 @@ import numpy as np
 
 def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict]:
     """One row per (budget, audit) for one run."""
-    from labeler.bench_rank import load_truth
+    from labeler.bench.rank import load_truth
     from labeler.estimate import estimate_remaining
-    from labeler.queue import build_queue
+    from labeler.flag.queue import build_queue
 
     ev, fit, truth = load_truth(folder)
     queue = build_queue(ev)
