@@ -17,6 +17,7 @@ from pathlib import Path
 
 from labeler.errors import InputError
 from labeler.files import atomic_open
+from labeler.labels import conflicted_items, current_label, undone_ids
 from labeler.workspace import Workspace
 
 AUDIT_COLUMNS = ("image", "split", "old_label", "new_label", "action", "reason", "reviewer", "time", "undone")
@@ -56,8 +57,9 @@ def export_labels(
     rows, changed, removed = [], 0, 0
     for item_id, path, given, split, extra in records:
         decision = effective.get(item_id)
-        is_removed = decision is not None and decision.action == "remove"
-        label = given if decision is None or is_removed else decision.label
+        label = current_label(given, decision)
+        is_removed = label is None
+        label = given if is_removed else label
         removed += is_removed
         changed += label != given and not is_removed
         if is_removed and not include_removed:
@@ -70,8 +72,6 @@ def export_labels(
             row.append((decision.reason or "removed") if is_removed else "")
         rows.append(row)
     _write_csv(out, header, rows, **_style(ws))
-    from labeler.review import conflicted_items
-
     summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)))
     if audit:
         summary.audit_rows = write_audit(ws, Path(audit))
@@ -83,7 +83,7 @@ def write_audit(ws: Workspace, path: Path) -> int:
     are not listed: the ``undone`` column marks what they reverted)."""
     decisions = ws.store.decisions()
     items = ws.store.items_by_id({d.item_id for d in decisions})
-    undone = {d.undoes for d in decisions if d.undoes is not None}
+    undone = undone_ids(decisions)
     rows = [
         [items[d.item_id].path, items[d.item_id].split, d.old_label or "", d.label or "", d.action, d.reason or "",
          d.reviewer, d.created_at, int(d.id in undone)]

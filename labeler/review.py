@@ -16,12 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from labeler.errors import LabelerError, WorkspaceError
+from labeler.labels import ADJUDICATED, conflicted_items, current_label, effective, in_conflict, latest_per_reviewer
 from labeler.store import Decision
 from labeler.workspace import Workspace
 
 CLAIM_SECONDS = 600
 REMOVE_REASONS = {"not_garment": "not a garment", "several_garments": "several garments", "unusable": "unusable image"}
-ADJUDICATED = "adjudicated"
 _DUPLICATE_TEXT = re.compile(r"near-duplicate of #(\d+) ")
 
 
@@ -141,7 +141,7 @@ class ReviewSession:
             contradicts=flag.contradicts,
         )  # fmt: skip
         if self.is_conflicted(item_id):
-            shown.competing = _latest_per_reviewer(self.store.item_decisions(item_id))
+            shown.competing = latest_per_reviewer(self.store.item_decisions(item_id))
         if flag.group_id >= 0:
             shown.group = [
                 f.item_id for f in self.store.issues_in_group(self.round_id, flag.group_id) if f.item_id != item_id
@@ -183,10 +183,7 @@ class ReviewSession:
 
     def current_label(self, item_id: int) -> str | None:
         """The label after the latest effective decision (None if removed), else the given label."""
-        effective = _effective(self.store.item_decisions(item_id))
-        if effective is None:
-            return self.store.item(item_id).label
-        return None if effective.action == "remove" else effective.label
+        return current_label(self.store.item(item_id).label, effective(self.store.item_decisions(item_id)))
 
     # -- decisions ----------------------------------------------------------------------
     def decide(
@@ -287,7 +284,7 @@ class ReviewSession:
 
     # -- conflicts and progress ---------------------------------------------------------
     def is_conflicted(self, item_id: int) -> bool:
-        return _in_conflict(self.store.item_decisions(item_id))
+        return in_conflict(self.store.item_decisions(item_id))
 
     def conflicts(self) -> list[int]:
         return conflicted_items(self.store)
@@ -311,32 +308,3 @@ class ReviewSession:
             "per_reviewer": per_reviewer,
             "conflicts": len(self.conflicts()),
         }
-
-
-def conflicted_items(store) -> list[int]:
-    """Items whose reviewers' latest decisions disagree and that nobody adjudicated since."""
-    return [item for item in store.items_decided_by_several() if _in_conflict(store.item_decisions(item))]
-
-
-def _effective(decisions: list[Decision]) -> Decision | None:
-    undone = {d.undoes for d in decisions if d.undoes is not None}
-    live = [d for d in decisions if d.action not in ("skip", "undo") and d.id not in undone]
-    return live[-1] if live else None
-
-
-def _latest_per_reviewer(decisions: list[Decision]) -> list[Decision]:
-    """Each reviewer's latest live decision, oldest first."""
-    undone = {d.undoes for d in decisions if d.undoes is not None}
-    latest: dict[str, Decision] = {}
-    for d in decisions:
-        if d.action not in ("skip", "undo") and d.id not in undone:
-            latest[d.reviewer] = d
-    return sorted(latest.values(), key=lambda d: d.id)
-
-
-def _in_conflict(decisions: list[Decision]) -> bool:
-    """Reviewers' latest live decisions give different results, with no adjudication after them."""
-    latest = _latest_per_reviewer(decisions)
-    if not latest or latest[-1].reason == ADJUDICATED:
-        return False
-    return len({None if d.action == "remove" else d.label for d in latest}) > 1

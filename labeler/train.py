@@ -20,30 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from labeler.errors import LabelerError
+from labeler.labels import conflicted_items, label_table
 from labeler.workspace import Workspace
 
 PENDING = "models/pending"
-
-
-def label_table(ws: Workspace, *, exclude_conflicts: bool = False, keep_removed: bool = False):
-    """Items (status ok) with ``label`` = current label and ``given`` = imported label.
-
-    Removed items are dropped (``keep_removed``: kept, with their given label, flagged in a
-    ``removed`` column); with ``exclude_conflicts`` so are items whose reviewers disagree and
-    that nobody adjudicated yet."""
-    frame = ws.store.item_table()
-    frame["given"] = frame["label"]
-    decisions = ws.store.effective_decisions()
-    removed = {i for i, d in decisions.items() if d.action == "remove"}
-    relabelled = {i: d.label for i, d in decisions.items() if d.action != "remove" and d.label}
-    frame["label"] = [relabelled.get(i, label) for i, label in zip(frame["id"], frame["label"])]
-    frame["reviewed"] = frame["id"].isin(decisions.keys())
-    frame["removed"] = frame["id"].isin(removed)
-    if exclude_conflicts:
-        from labeler.review import conflicted_items
-
-        frame["removed"] |= frame["id"].isin(conflicted_items(ws.store))
-    return frame if keep_removed else frame[~frame["removed"]].reset_index(drop=True)
 
 
 def training_frame(ws: Workspace):
@@ -183,8 +163,6 @@ def _remaining(ws: Workspace) -> dict:
 
 
 def _review_counts(ws: Workspace) -> dict:
-    from labeler.review import conflicted_items
-
     decisions = ws.store.effective_decisions()
     items = {i.id: i.label for i in ws.store.items()}
     return {

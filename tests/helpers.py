@@ -86,7 +86,7 @@ def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15) -> int:
     """
     import numpy as np
 
-    from labeler.train import label_table
+    from labeler.labels import label_table
 
     rng = np.random.default_rng(seed)
     vocab = ws.store.classes()

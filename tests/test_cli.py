@@ -90,6 +90,8 @@ def test_training_imports_nothing_from_labeler():
     import training
 
     names = [f"training.{m.name}" for m in pkgutil.iter_modules(training.__path__)]
-    code = f"import sys; import {', '.join(names)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'labeler'))"
+    code = (
+        f"import sys; import {', '.join(names)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'labeler'))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(names) >= 8 and done.stdout.strip() == "[]"

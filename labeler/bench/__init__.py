@@ -119,7 +119,7 @@ def bench_train_speed(
     workspace: str | Path, config, *, lr: float = 1e-3, limit: int | None = None, repeats: int = 2
 ) -> dict:
     """Images/s of labeler's fastai training path and of a minimal plain-PyTorch loop, alternated."""
-    from labeler.train import label_table
+    from labeler.labels import label_table
     from labeler.workspace import Workspace
     from training import speed
 
@@ -356,7 +356,7 @@ def _bench_base(source: Path, out_dir: Path, truth, log):
     """(table with file/label/split, image root, vocab, OOF confusion counts or None) of the base dataset."""
     import pandas as pd
 
-    from labeler.train import label_table
+    from labeler.labels import label_table
     from labeler.workspace import DB_NAME, Workspace
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 from labeler.errors import ArrayError, LabelerError, WorkspaceError
 from labeler.files import atomic_open
 from labeler.flag.queue import Evidence, Queue, build_queue
+from labeler.labels import label_table, live_labels_by_reviewer
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
@@ -76,8 +77,6 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
         raise ArrayError(
             f"round {round_id} has no embedding for {len(missing)} items (e.g. #{int(missing[0])}); retrain the round"
         )
-    from labeler.train import label_table
-
     table = label_table(ws)  # current labels; removed items are not in it
     index = {name: i for i, name in enumerate(vocab)}
     table_ids = table["id"].to_numpy(dtype=np.int64)
@@ -130,8 +129,6 @@ def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.
 
 
 def _current_labels(ws: Workspace) -> dict[int, str]:
-    from labeler.train import label_table
-
     frame = label_table(ws)
     return dict(zip(frame["id"].tolist(), frame["label"].tolist()))
 
@@ -193,12 +190,8 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     items = ws.store.item_table()
     given = {i: index.get(label, -1) for i, label in zip(items["id"].tolist(), items["label"].tolist())}
     split = dict(zip(items["id"].tolist(), items["split"].tolist()))
-    reviews: dict[str, dict[int, int]] = {}
-    decisions = ws.store.decisions()
-    undone = {d.undoes for d in decisions if d.undoes is not None}
-    for d in decisions:
-        if d.action in ("confirm", "relabel") and d.id not in undone and d.label in index:
-            reviews.setdefault(d.reviewer, {})[d.item_id] = index[d.label]
+    reviews = {reviewer: {i: index[label] for i, label in labelled.items() if label in index}
+               for reviewer, labelled in live_labels_by_reviewer(ws.store.decisions()).items()}  # fmt: skip
     chosen = _rows_to_score(ev, focus, {i for r in reviews.values() for i in r}, sample, seed)
     scores = np.full(len(ev.item_ids), np.nan, dtype=np.float32)
     test_ids = ws.load_array(round_id, "test_ids")
