@@ -176,6 +176,10 @@ def test_a_workspace_inside_the_dataset_folder_is_refused(cli, tmp_path):
         ["demo", "--images", "0"],
         ["bench", "import", "--rows", "0"],
         ["bench", "noise", "{ws}", "--noise", "1.5"],
+        ["bench", "noise", "{ws}", "--pairs", "cat"],
+        ["bench", "loop", "{ws}", "--orders", "merged,bogus"],
+        ["bench", "loop", "{ws}", "--budgets", "0.1,2"],
+        ["bench", "estimate", "{tmp}", "--audits", "10,-1"],
         ["import", "{tmp}/new", "{tmp}/ds", "--valid-pct", "1.5"],
     ],
 )

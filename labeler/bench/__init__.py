@@ -153,14 +153,16 @@ KNOWN_CONFUSIONS = [
     ("pants", "shorts"), ("dress", "skirt"), ("outwear", "longsleeve"), ("Jeans", "Jeggings"), ("Shorts", "Skirt"),
 ]  # fmt: skip
 DETECTORS = ("cleanlab", "self_confidence", "neighbours", "merged")
+LOOP_ORDERS = ("merged", "activelab", "cleanlab", "random")  # the review orders `bench loop` compares
 
 
-def confusion_partners(vocab: list[str], pairs: str | None = None) -> dict[int, list[int]]:
-    """{class: [classes it is confused with]} from ``pairs`` ("a:b,c:d") or KNOWN_CONFUSIONS."""
+def confusion_partners(vocab: list[str], pairs: list[tuple[str, str]] | None = None) -> dict[int, list[int]]:
+    """{class: [classes it is confused with]} from ``pairs`` ([("a", "b"), ...]: the CLI parses
+    --pairs a:b,c:d) or KNOWN_CONFUSIONS."""
     from labeler.errors import InputError
 
     lower = {name.lower(): i for i, name in enumerate(vocab)}
-    given = [tuple(p.split(":", 1)) for p in pairs.split(",")] if pairs else KNOWN_CONFUSIONS
+    given = pairs or KNOWN_CONFUSIONS
     partners: dict[int, list[int]] = {}
     for a, b in given:
         if a.strip().lower() in lower and b.strip().lower() in lower:

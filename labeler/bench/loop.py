@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.bench import Planted, plant_and_flag
+from labeler.bench import LOOP_ORDERS, Planted, plant_and_flag
 
-ORDERS = ("merged", "activelab", "cleanlab", "random")
+ORDERS = LOOP_ORDERS
 
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:

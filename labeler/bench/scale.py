@@ -15,7 +15,6 @@ simulated reviewers against a live `labeler review` server over HTTP.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -202,13 +201,9 @@ def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=prin
     from labeler.workspace import Workspace
 
     ws_path = synthetic_workspace(folder, rows, log=log)
-    code = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
-            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(json.dumps({'seconds': time.perf_counter() - t, 'rc': r.returncode, 'out': r.stdout[-3000:] + r.stderr[-3000:],"
-            " 'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "labeler", "flag", str(ws_path)],
-                          capture_output=True, text=True)  # fmt: skip
-    flag = json.loads(done.stdout)
+    from labeler.bench import timed_labeler
+
+    flag = timed_labeler(["flag", ws_path])
     log(flag["out"].strip().splitlines()[0] if flag["rc"] == 0 else flag["out"])
     with Workspace.open(ws_path) as ws:
         emb = ws.load_array(1, "embeddings")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from labeler.cli.options import POSITIVE, noise_options, train_options
+from labeler.bench import LOOP_ORDERS
+from labeler.cli.options import POSITIVE, CommaList, noise_options, train_options
 
 
 @click.group()
@@ -62,8 +63,10 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 @bench.command("loop")
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
-@click.option("--budgets", default="0.05,0.10", show_default=True, help="Review budgets, shares of train/valid images.")
-@click.option("--orders", default="merged,activelab,cleanlab,random", show_default=True)
+@click.option("--budgets", default="0.05,0.10", show_default=True, type=CommaList(click.FloatRange(0, 1, min_open=True)),
+              help="Review budgets, shares of train/valid images.")  # fmt: skip
+@click.option("--orders", default=",".join(LOOP_ORDERS), show_default=True, type=CommaList(click.Choice(LOOP_ORDERS)),
+              help="Review orders to compare.")  # fmt: skip
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
               help="Train every arm with this many seeds (--seed, --seed+1, ...) and report the mean.")  # fmt: skip
 @noise_options
@@ -74,10 +77,8 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
     from training.learner import make_config
 
     config = make_config(preset, **options)
-    budgets_ = [float(b) for b in budgets.split(",")]
-    orders_ = [o.strip() for o in orders.split(",")]
     out_dir = out_dir or "bench-loop"
-    r = run_bench(source, out_dir, config, budgets=budgets_, orders=orders_, rate=rate, kind=kind, pairs=pairs,
+    r = run_bench(source, out_dir, config, budgets=budgets, orders=orders, rate=rate, kind=kind, pairs=pairs,
                   truth=truth, seed=noise_seed, repeats=repeats, log=click.echo)  # fmt: skip
     click.echo(f"test accuracy on true labels, mean of {repeats} training seed(s); sd = spread of top-1 over seeds")
     click.echo(f"{'arm':<16}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'sd':>7}{'top-3':>8}{'top-5':>8}"
@@ -91,8 +92,10 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
 
 @bench.command("estimate")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--budgets", default="0.05,0.10", show_default=True, help="Shares of train/valid images reviewed.")
-@click.option("--audits", default="0,100", show_default=True, help="Random audit sample sizes added to the reviews.")
+@click.option("--budgets", default="0.05,0.10", show_default=True, type=CommaList(click.FloatRange(0, 1, min_open=True)),
+              help="Shares of train/valid images reviewed.")  # fmt: skip
+@click.option("--audits", default="0,100", show_default=True, type=CommaList(click.IntRange(0)),
+              help="Random audit sample sizes added to the reviews.")  # fmt: skip
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
 def bench_estimate(runs, budgets, audits, json_out):
     """Simulated reviews on `bench noise` RUNS: is the true number of remaining flips inside the estimate's 95% interval?"""
@@ -102,8 +105,7 @@ def bench_estimate(runs, budgets, audits, json_out):
 
     from labeler.bench.estimate import bench_estimate as run_bench
 
-    rows = run_bench(list(runs), [float(b) for b in budgets.split(",")], [int(a) for a in audits.split(",")],
-                     log=click.echo)  # fmt: skip
+    rows = run_bench(list(runs), budgets, audits, log=click.echo)
     click.echo(f"{'run':<24}{'budget':>7}{'audit':>6}{'reviewed':>9}{'found':>6}{'true left':>10}"
                f"{'estimate [95% interval]':>28}{'inside':>7}  next 100: true / expected")  # fmt: skip
     for r in rows:

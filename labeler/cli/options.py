@@ -8,6 +8,41 @@ POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is ref
 SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)
 
 
+class CommaList(click.ParamType):
+    """A comma-separated list ("0.05,0.10"), each item converted and checked by ``item`` (a click type)
+    when the command line is parsed, so a bad value is refused before any work."""
+
+    name = "list"
+
+    def __init__(self, item: click.ParamType):
+        self.item = item
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        parts = [p.strip() for p in str(value).split(",")]
+        if not all(parts):
+            self.fail(f"{value!r} has an empty item; give comma-separated values", param, ctx)
+        return [self.item.convert(p, param, ctx) for p in parts]
+
+
+class PairList(click.ParamType):
+    """Class pairs "a:b,c:d" -> [("a", "b"), ("c", "d")], checked when the command line is parsed."""
+
+    name = "pairs"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        pairs = []
+        for part in str(value).split(","):
+            a, sep, b = part.partition(":")
+            if not sep or not a.strip() or not b.strip():
+                self.fail(f"{part.strip()!r} is not a pair of classes; write them as a:b,c:d", param, ctx)
+            pairs.append((a.strip(), b.strip()))
+        return pairs
+
+
 def train_options(func):
     """Options shared by `train` , `retrain` and the training benchmarks; None means: the preset's value."""
     options = [
@@ -60,7 +95,7 @@ def noise_options(func):
     options = [
         click.option("--noise", "rate", default=0.15, show_default=True, type=SHARE, help="Share of (eligible) train/valid labels to flip."),
         click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion", "clustered"])),
-        click.option("--pairs", help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
+        click.option("--pairs", type=PairList(), help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
         click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),
         click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),
     ]  # fmt: skip
