@@ -81,10 +81,9 @@ def class_error_rates(ws: Workspace, est: dict | None) -> dict[str, dict]:
 
 def plot_class_error_rates(rates: dict[str, dict], path) -> None:
     """Bars: cleanlab's estimate before review; points with 95% intervals: what the reviews measured."""
-    import matplotlib
+    from labeler.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(rates)
     x = np.arange(len(names))

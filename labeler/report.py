@@ -66,7 +66,7 @@ def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
 
 def _pair_grid(ws: Workspace, pairs, items, path: Path) -> None:
     """Each leaking test image beside its train/valid near-copy."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(pairs), 2, figsize=(4.4, 2.3 * len(pairs)), squeeze=False)
     for (test_id, copy_id), (left, right) in zip(pairs, axes):
         for ax, item_id, role in ((left, test_id, "test"), (right, copy_id, items[copy_id].split)):
@@ -100,7 +100,8 @@ def _thumbnail(ax, file, extra: dict | None = None) -> None:
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#ff4020", linewidth=1.5))
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display; every labeler plot goes through here)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,7 +111,7 @@ def _plt():
 
 
 def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     k = len(vocab)
     side = max(4.0, 0.32 * k + 2)
     fig, ax = plt.subplots(figsize=(side + 1, side))
@@ -127,7 +128,7 @@ def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:
 
 
 def _quality_histogram(queue: Queue, path: Path) -> None:
-    plt = _plt()
+    plt = pyplot()
     quality = 1 - queue.scores["merged"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bins = np.linspace(0, 1, 41)
@@ -140,7 +141,7 @@ def _quality_histogram(queue: Queue, path: Path) -> None:
 
 
 def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title: str) -> None:
-    plt = _plt()
+    plt = pyplot()
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
     cols = 6
     rows = int(np.ceil(len(entries) / cols))
@@ -181,7 +182,7 @@ def write_rounds_report(ws: Workspace) -> Path:
     rounds = [r for r in ws.store.rounds() if "test_top1" in r.metrics]
     out = ws.path / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     ids = [r.id for r in rounds]
     for key, style in (

@@ -124,10 +124,9 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
 
 
 def _plot(results: dict, budgets, orders, path: Path) -> None:
-    import matplotlib
+    from labeler.report import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     xs = [0, *[100 * b for b in budgets]]

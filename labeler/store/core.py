@@ -131,8 +131,7 @@ class Store(FlagQueries):
             else:
                 inserts.append(rec)
         gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             conn.executemany(
                 "UPDATE items SET row=?, path=?, file=?, label=?, split=?, status=?, reason=?, extra=? WHERE id=?",
                 updates,
@@ -150,10 +149,6 @@ class Store(FlagQueries):
             conn.executemany("INSERT INTO classes (idx, name) VALUES (?, ?)", list(enumerate(classes)))
             for key, value in {**meta, "class_counts": counts}.items():
                 self.set_meta(key, value)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         on_gone = 0
         if gone_ids:
             on_gone = conn.execute(
@@ -276,8 +271,7 @@ class Store(FlagQueries):
     ) -> int:
         """Record a round and its arrays in one transaction (a round is never half recorded)."""
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             round_id = self.next_round_id()
             conn.execute(
                 "INSERT INTO rounds (id, kind, params, metrics, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -290,10 +284,6 @@ class Store(FlagQueries):
                     "INSERT INTO arrays VALUES (?, ?, ?, ?, ?, ?)",
                     (round_id, rec.name, rec.path, json.dumps(list(rec.shape)), rec.dtype, rec.sha256),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return round_id
 
     def put_arrays(self, records: Sequence[ArrayRecord]) -> None:

@@ -28,15 +28,10 @@ def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
 class FlagQueries:
     def replace_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
         """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
             self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
             self.set_meta("flagged_after_decision", self.last_decision_id())
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
 
     def add_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
         """Add flags to ``round_id``'s queue (e.g. an audit sample) in one transaction, keeping the others."""
