@@ -1,26 +1,8 @@
-"""Files written so that a crash never leaves a half-written one: temporary file, fsync, rename."""
+"""Files written so that a crash never leaves a half-written one: temporary file, fsync, rename.
 
-from __future__ import annotations
+One implementation, in ``training.files`` (a light module: ``training`` imports nothing from
+labeler, and both write their files through it)."""
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from training.files import atomic_open
 
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "wb", **kwargs) -> Iterator:
-    """Open a temporary file beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["atomic_open"]

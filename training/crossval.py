@@ -434,21 +434,11 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _atomic(path: Path, write: Callable) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path`` (a crash
-    leaves the old file or the new one, never half of one)."""
-    import tempfile
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
+    from training.files import atomic_open
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        write(fh)
 
 
 @dataclass
