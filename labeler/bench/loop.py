@@ -25,8 +25,6 @@ import numpy as np
 
 from labeler.bench import LOOP_ORDERS, Planted, plant_and_flag
 
-ORDERS = LOOP_ORDERS
-
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     """Item ids of the train/valid images in each review order."""
@@ -49,7 +47,7 @@ def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=ORDERS, rate: float = 0.15,
+def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=LOOP_ORDERS, rate: float = 0.15,
                kind: str = "pairs", pairs=None, truth=None, seed: int = 0, repeats: int = 1, log=print) -> dict:  # fmt: skip
     """Run every arm (see the module docstring); return {arm: metrics} and write the table and curve."""
     if repeats < 1:

@@ -128,11 +128,6 @@ def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.
     return Neighbours(out_i, out_s)
 
 
-def _current_labels(ws: Workspace) -> dict[int, str]:
-    frame = label_table(ws)
-    return dict(zip(frame["id"].tolist(), frame["label"].tolist()))
-
-
 def flag_round(
     ws: Workspace, *, round_id: int | None = None, csv_path: str | Path | None = None, **options
 ) -> FlagResult:
@@ -142,7 +137,7 @@ def flag_round(
     queue = build_queue(evidence, **options)
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     active = None
-    if ws.store.effective_decisions():
+    if evidence.reviewed:  # the effective decisions, read once by load_evidence
         top = queue.entries[:ACTIVE_FOCUS]  # entries are in priority order
         active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in top])
     flags = [
@@ -151,7 +146,8 @@ def flag_round(
         for e in queue.entries
     ]  # fmt: skip
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
-        write_queue_csv(ws, flags, Path(csv_path))
+        label_of = dict(zip(evidence.item_ids.tolist(), evidence.labels.tolist()))
+        write_queue_csv(ws, flags, Path(csv_path), {i: evidence.vocab[c] for i, c in label_of.items()})
     # every scored image's score (the queue's "how likely wrong") and label (index in the workspace's classes):
     # what `status` estimates remaining errors, overall and per class, from
     classes = {name: c for c, name in enumerate(ws.store.classes())}
@@ -187,9 +183,11 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     from labeler.flag.active import annotation_table, review_priority
 
     index = {name: i for i, name in enumerate(ev.vocab)}
-    items = ws.store.item_table()
-    given = {i: index.get(label, -1) for i, label in zip(items["id"].tolist(), items["label"].tolist())}
-    split = dict(zip(items["id"].tolist(), items["split"].tolist()))
+    # each row's imported label as a column of this round (-1: a class the round has no column for)
+    to_round = np.array([index.get(name, -1) for name in ws.store.classes()] + [-1], dtype=np.int64)
+    codes = np.array(ws.store.label_codes(), dtype=np.int64).reshape(-1, 2)
+    at = _lookup(codes[:, 0], ev.item_ids.astype(np.int64))
+    given_rows = np.where(at >= 0, to_round[codes[np.maximum(at, 0), 1]], -1)
     reviews = {reviewer: {i: index[label] for i, label in labelled.items() if label in index}
                for reviewer, labelled in live_labels_by_reviewer(ws.store.decisions()).items()}  # fmt: skip
     chosen = _rows_to_score(ev, focus, {i for r in reviews.values() for i in r}, sample, seed)
@@ -198,14 +196,11 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     folds = ws.load_array(round_id, "test_probs_folds") if "test_probs_folds" in ws.store.arrays(round_id) else None
     test_col = {int(i): c for c, i in enumerate(test_ids)}
     for is_test in (False, True):
-        rows = chosen[[(split[int(i)] == "test") == is_test for i in ev.item_ids[chosen]]]
-        rows = rows[[given[int(i)] >= 0 for i in ev.item_ids[rows]]]  # given label outside the round's vocab: unscored
+        rows = chosen[(ev.is_test[chosen] == is_test) & (given_rows[chosen] >= 0)]  # others' labels: unscored
         if not len(rows):
             continue
         ids = ev.item_ids[rows]
-        table = annotation_table(
-            np.array([given[int(i)] for i in ids]), reviews, {int(i): r for r, i in enumerate(ids)}
-        )
+        table = annotation_table(given_rows[rows], reviews, {int(i): r for r, i in enumerate(ids)})
         ensemble = folds[:, [test_col[int(i)] for i in ids]] if is_test and folds is not None else None
         scores[rows] = review_priority(table, ev.pred_probs[rows], ensemble=ensemble)
     return scores
@@ -229,10 +224,10 @@ def _rows_to_score(ev: Evidence, focus, reviewed_ids: set, sample: int, seed: in
     return np.flatnonzero(keep)
 
 
-def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path) -> None:
-    """The ranked queue, one row per flagged item, image path exactly as imported; written atomically."""
-    items = {i.id: i for i in ws.store.items(status=None)}
-    current = _current_labels(ws)
+def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[int, str]) -> None:
+    """The ranked queue, one row per flagged item, image path exactly as imported; written atomically.
+    ``current``: {item id: the label the round judged (its current label)}."""
+    items = ws.store.items_by_id(f.item_id for f in flags)
     with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(QUEUE_CSV_COLUMNS)

@@ -118,11 +118,7 @@ class Store(FlagQueries):
             existing[(path, _occurrence(existing, path))] = item_id
         seen: dict[tuple[str, int], int] = {}
         inserts, updates = [], []
-        counts: dict[str, dict[str, int]] = {}
         for rec in records:
-            if rec[5] == "ok":
-                split_counts = counts.setdefault(rec[3], {"train": 0, "valid": 0, "test": 0})
-                split_counts[rec[4]] += 1
             rec = tuple(rec[:7]) + (json.dumps(rec[7] or {}, ensure_ascii=False),)
             key = (rec[1], _occurrence(seen, rec[1]))
             seen[key] = 1
@@ -147,7 +143,7 @@ class Store(FlagQueries):
             )
             conn.execute("DELETE FROM classes")
             conn.executemany("INSERT INTO classes (idx, name) VALUES (?, ?)", list(enumerate(classes)))
-            for key, value in {**meta, "class_counts": counts}.items():
+            for key, value in meta.items():
                 self.set_meta(key, value)
         on_gone = 0
         if gone_ids:
@@ -203,11 +199,7 @@ class Store(FlagQueries):
         return counts
 
     def class_counts(self) -> dict[str, dict[str, int]]:
-        """{label: {split: n}} over importable (status 'ok') items: kept by the import that set them (items
-        change at import only; the query took 0.4 s of `status` on 289k items), counted for older workspaces."""
-        cached = self.get_meta("class_counts")
-        if cached is not None:
-            return cached
+        """{label: {split: n}} over importable (status 'ok') items (an index-only scan, migration 0004)."""
         out: dict[str, dict[str, int]] = {}
         sql = "SELECT label, split, COUNT(*) FROM items WHERE status='ok' GROUP BY label, split"
         for label, split, n in self.conn.execute(sql):

@@ -91,10 +91,16 @@ ALTER TABLE decisions ADD COLUMN batch TEXT;                          -- shared 
 CREATE INDEX decisions_batch ON decisions (batch) WHERE batch IS NOT NULL;
 """
 
+SCHEMA_0004 = """
+-- `status` counts images per class and split: an index-only scan (0.04 s on 289k items, 0.4 s without)
+CREATE INDEX items_status_label_split ON items (status, label, split);
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0001_initial", SCHEMA_0001),
     ("0002_flags_and_claims", SCHEMA_0002),
     ("0003_decision_batches", SCHEMA_0003),
+    ("0004_class_count_index", SCHEMA_0004),
 )
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
