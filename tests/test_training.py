@@ -253,8 +253,9 @@ def test_data_parallel_training_with_gloo_on_two_cpu_processes(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "labeler", "import", str(ws), str(labels), "--min-per-class", "1"], check=True
     )
-    torchrun = Path(sys.executable).parent / "torchrun"
-    args = [str(torchrun), "--nproc_per_node", "2", "-m", "labeler", "train", str(ws), *FAST, "--no-verify-images"]
+    # torchrun's own module: the venv's `torchrun` script carries the path of the checkout that built the venv
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    args = [*torchrun, "--nproc_per_node", "2", "-m", "labeler", "train", str(ws), *FAST, "--no-verify-images"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "data-parallel on 2 processes" in done.stdout
