@@ -56,17 +56,19 @@ def with_margin(box, size: tuple[int, int], margin: float) -> tuple[int, int, in
 
 
 def summarize(extras: list[dict], paths: list[str]) -> dict:
-    """What import records and `status` shows: boxes usable, ignored by reason, a few examples."""
+    """What import records and `status` shows: boxes usable, ignored by reason, a few examples. ``extras`` as
+    validated: a box that did not parse carries its ``bbox_problem``, so one without it and with a value
+    in ``x_1`` parsed (nothing is parsed again: 1 s on 289k items)."""
     reasons: Counter = Counter()
     examples = []
     valid = 0
     for extra, path in zip(extras, paths):
-        box, problem = (None, extra["bbox_problem"]) if extra.get("bbox_problem") else parse_box(extra)
+        problem = extra.get("bbox_problem")
         if problem:
             kind = "box outside the image" if "outside the" in problem else problem.split(":")[0]
             reasons[kind] += 1
             if len(examples) < 20:
                 examples.append({"path": path, "reason": problem})
-        elif box is not None:
+        elif extra.get("x_1") is not None and str(extra["x_1"]).strip():
             valid += 1
     return {"valid": valid, "ignored": dict(reasons), "examples": examples}

@@ -71,3 +71,14 @@ def test_the_default_queue_ranks_clustered_flips_above_cleanlab_alone():
             / average_precision_score(flipped, queue.scores["self_confidence"])
         )
     assert min(gains) > 1.15, gains
+
+
+def test_a_narrow_lead_for_the_given_label_is_doubted_more_than_a_wide_one():
+    # Both images give their label 0.40 and it is the model's top class; one runner-up is at 0.39, the other
+    # at 0.30. A weak model's probabilities are this flat (clothing-small from scratch), and there the narrow
+    # lead is the likelier wrong label (cleanlab's normalized margin beat self-confidence 1.25-1.38x).
+    labels = np.array([0, 0])
+    model = np.array([[0.40, 0.39, 0.21], [0.40, 0.30, 0.30]])
+    x = scoring.features(labels, model, model, model)
+    score = scoring.mislabel_score(x)
+    assert score[0] > score[1], score

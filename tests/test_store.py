@@ -25,6 +25,30 @@ def test_migrations_apply_from_empty_file_and_reopen(tmp_path):
     assert mode == "wal"
 
 
+def _indexes(db):
+    sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'items' AND sql IS NOT NULL"
+    return sorted(sqlite3.connect(db).execute(sql).fetchall())
+
+
+def test_a_bulk_import_keeps_every_index_and_a_failed_one_changes_nothing(tmp_path, monkeypatch):
+    import labeler.store.core
+
+    monkeypatch.setattr(labeler.store.core, "BULK_ROWS", 3)  # the path a large import takes, on a few rows
+    db = tmp_path / "labeler.db"
+    with Store.open(db, create=True) as store:
+        before = _indexes(db)
+        assert len(before) >= 4
+        store.import_items(_records([f"{i}.jpg" for i in range(5)]), ["a"], {})
+        assert _indexes(db) == before
+        plan = store.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM items WHERE path = '3.jpg'").fetchall()
+        assert "items_path" in str(plan)
+        bad = _records([f"new{i}.jpg" for i in range(5)]) + [(6, "z.jpg", "z.jpg", "a", "bogus", "ok", None, {})]
+        with pytest.raises(sqlite3.IntegrityError):  # the split CHECK refuses the last row
+            store.import_items(bad, ["a"], {})
+        assert _indexes(db) == before
+        assert [i.path for i in store.items()] == [f"{i}.jpg" for i in range(5)]
+
+
 def test_open_missing_database_says_what_to_run(tmp_path):
     with pytest.raises(WorkspaceError, match="labeler import"):
         Store.open(tmp_path / "nope.db")

@@ -307,3 +307,60 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
         log("evidence weights fitted on all these runs (labeler.flag.scoring takes them from here): "
             + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef)) + f", intercept {intercept:.2f}")  # fmt: skip
     return results
+
+
+def _ratio(value: float, base: float, ci) -> str:
+    return f"{value / max(base, 1e-9):.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def summary_lines(results: dict) -> list[str]:
+    """`bench rank`'s printed table: each ranker's mean (sd) over the runs that have it (``*_no_tta`` only on
+    runs trained with --tta), each run's ratio to the baseline, the flagged sets' F1 and the stored queue."""
+    runs = list(results.values())
+    names = list(dict.fromkeys(name for run in runs for name in run["rankers"]))
+    lines = [
+        f"mean over {len(runs)} run(s) (sd between runs); AP ratio to {BASELINE} with the paired-bootstrap "
+        "95% interval of each run",
+        f"{'ranker':<34}{'AP':>13}{'recall@5%':>15}{'recall@10%':>15}  AP / {BASELINE} [95% interval]",
+    ]
+    for name in names:
+        having = [run for run in runs if name in run["rankers"]]
+        cells = []
+        for metric in ("ap", "recall_5", "recall_10"):
+            values = [run["rankers"][name][metric] for run in having]
+            cells.append(f"{np.mean(values):.3f} ({np.std(values):.3f})")
+        ratios = "; ".join(
+            _ratio(run["rankers"][name]["ap"], run["rankers"][BASELINE]["ap"], run["rankers"][name]["ap_ratio_ci"])
+            for run in having
+            if "ap_ratio_ci" in run["rankers"][name]
+        )
+        lines.append(f"{name:<34}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
+    for name in runs[0]["f1"]:
+        values = [run["f1"][name] for run in runs]
+        ratios = "; ".join(
+            _ratio(run["f1"][name], run["f1"]["cleanlab_filter"], run["f1_ratio_ci"][name])
+            for run in runs
+            if name in run["f1_ratio_ci"]
+        )
+        lines.append(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+    for metric in ("recall_5", "recall_10"):
+        ratios = "; ".join(
+            _ratio(
+                run["rankers"]["evidence"][metric],
+                run["rankers"][BASELINE][metric],
+                run["rankers"]["evidence"][metric + "_ratio_ci"],
+            )
+            for run in runs
+        )
+        lines.append(f"evidence {metric} / {BASELINE} [95% interval]: {ratios}")
+    kinds: dict[str, list[int]] = {}
+    for run in runs:
+        for kind, c in run["queue_kinds"].items():
+            kinds.setdefault(kind, [0, 0])
+            kinds[kind][0] += c["entries"]
+            kinds[kind][1] += c["wrong"]
+    lines.append(
+        "the stored queue by main reason (all runs): "
+        + "; ".join(f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items())
+    )
+    return lines

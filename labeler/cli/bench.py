@@ -133,46 +133,12 @@ def bench_rank(runs, json_out):
     """Rank the same out-of-fold evidence many ways; score each against the flips planted by `bench noise` (RUNS)."""
     import json
 
-    import numpy as np
-
-    from labeler.bench.rank import BASELINE
     from labeler.bench.rank import bench_rank as run_bench
+    from labeler.bench.rank import summary_lines
 
     r = run_bench(list(runs), log=click.echo)
-    names = list(next(iter(r.values()))["rankers"])
-    click.echo(f"mean over {len(r)} run(s) (sd between runs); AP ratio to {BASELINE} with the paired-bootstrap "
-               "95% interval of each run")  # fmt: skip
-    click.echo(f"{'ranker':<34}{'AP':>13}{'recall@5%':>15}{'recall@10%':>15}  AP / {BASELINE} [95% interval]")
-    for name in names:
-        cells = []
-        for metric in ("ap", "recall_5", "recall_10"):
-            values = [run["rankers"][name][metric] for run in r.values()]
-            cells.append(f"{np.mean(values):.3f} ({np.std(values):.3f})")
-        ratios = "; ".join(
-            f"{run['rankers'][name]['ap'] / run['rankers'][BASELINE]['ap']:.2f} "
-            f"[{run['rankers'][name]['ap_ratio_ci'][0]:.2f}, {run['rankers'][name]['ap_ratio_ci'][1]:.2f}]"
-            for run in r.values() if "ap_ratio_ci" in run["rankers"][name]
-        )  # fmt: skip
-        click.echo(f"{name:<34}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
-    for name in next(iter(r.values()))["f1"]:
-        values = [run["f1"][name] for run in r.values()]
-        ratios = "; ".join(f"{run['f1'][name] / max(run['f1']['cleanlab_filter'], 1e-9):.2f} "
-                           f"[{run['f1_ratio_ci'][name][0]:.2f}, {run['f1_ratio_ci'][name][1]:.2f}]"
-                           for run in r.values() if name in run["f1_ratio_ci"])  # fmt: skip
-        click.echo(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
-    for metric in ("recall_5", "recall_10"):
-        ratios = "; ".join(f"{run['rankers']['evidence'][metric] / max(run['rankers'][BASELINE][metric], 1e-9):.2f} "
-                           f"[{run['rankers']['evidence'][metric + '_ratio_ci'][0]:.2f}, "
-                           f"{run['rankers']['evidence'][metric + '_ratio_ci'][1]:.2f}]" for run in r.values())  # fmt: skip
-        click.echo(f"evidence {metric} / {BASELINE} [95% interval]: {ratios}")
-    kinds: dict[str, list[int]] = {}
-    for run in r.values():
-        for kind, c in run["queue_kinds"].items():
-            kinds.setdefault(kind, [0, 0])
-            kinds[kind][0] += c["entries"]
-            kinds[kind][1] += c["wrong"]
-    click.echo("the stored queue by main reason (all runs): " + "; ".join(
-        f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items()))  # fmt: skip
+    for line in summary_lines(r):
+        click.echo(line)
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2))
 

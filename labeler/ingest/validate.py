@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import random
+import re
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -65,8 +66,9 @@ def validate(table: RawTable, options: Options) -> Validated:
     labels = _check_labels(labels, rows, problems, table, options, warnings)
     root_real = os.path.realpath(table.root)
     files = [_relative_file(f, root_real) for f in files]
-    _mark(problems, [_path_problem(f, root_real) for f in files])
-    _mark(problems, _duplicates(files, labels, rows))
+    norms = [posixpath.normpath(f) if _NEEDS_NORMPATH.search(f) else f for f in files]
+    _mark(problems, [_path_problem(f, norm, root_real) for f, norm in zip(files, norms)])
+    _mark(problems, _duplicates(norms, labels, rows))
     splits, assigned = _normalise_splits(splits, rows, labels, problems, table, options)
     image_sizes: dict[int, tuple[int, int]] = {}  # filled when the images are checked: boxes are checked against them
     if options.verify_images:
@@ -197,24 +199,28 @@ def _relative_file(file: str, root_real: str) -> str:
     return file
 
 
-def _path_problem(file: str, root_real: str) -> str:
+# A path that normpath would change: "." or ".." parts, "//", a trailing "/" (most paths have none: skip the call).
+_NEEDS_NORMPATH = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^$")
+
+
+def _path_problem(file: str, norm: str, root_real: str) -> str:
     if not file.strip():
         return "empty image path"
     if "\x00" in file:
         return "image path contains a NUL byte (a damaged or binary CSV field)"
     if os.path.isabs(file) or (len(file) > 1 and file[1] == ":"):
         return f"absolute path outside the dataset root {root_real}; pass --root to a folder that contains it"
-    norm = posixpath.normpath(file)
     if norm == ".." or norm.startswith("../"):
         return "path leads outside the dataset root ('..')"
     return ""
 
 
-def _duplicates(files, labels, rows) -> list[str]:
+def _duplicates(norms, labels, rows) -> list[str]:
+    """``norms``: the image paths, normalised."""
     by_file: dict[str, list[int]] = defaultdict(list)
-    for i, file in enumerate(files):
-        by_file[posixpath.normpath(file)].append(i)
-    found = [""] * len(files)
+    for i, norm in enumerate(norms):
+        by_file[norm].append(i)
+    found = [""] * len(norms)
     for indices in by_file.values():
         if len(indices) == 1:
             continue
