@@ -140,6 +140,8 @@ def _bench_folder(cli, tmp_path, name: str, seed: int) -> Path:
 
 
 def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
+    from labeler.flag.scoring import FEATURES
+
     folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
     out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
     import json
@@ -150,7 +152,7 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
         assert run["weight"] in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
         assert {"self_confidence", "normalized_margin_adjusted", "neighbours", "blend_crossfit", "evidence",
                 "evidence_crossfit"} <= set(run["rankers"])  # fmt: skip
-        assert len(run["evidence_fit"][0]) == 6 and set(run["f1"]) == {
+        assert len(run["evidence_fit"][0]) == len(FEATURES) and set(run["f1"]) == {
             "cleanlab_filter",
             "blend_filter",
             "evidence_filter",
