@@ -42,11 +42,17 @@ def test_a_bulk_import_keeps_every_index_and_a_failed_one_changes_nothing(tmp_pa
         assert _indexes(db) == before
         plan = store.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM items WHERE path = '3.jpg'").fetchall()
         assert "items_path" in str(plan)
-        bad = _records([f"new{i}.jpg" for i in range(5)]) + [(6, "z.jpg", "z.jpg", "a", "bogus", "ok", None, {})]
-        with pytest.raises(sqlite3.IntegrityError):  # the split CHECK refuses the last row
+        bad = _records([f"new{i}.jpg" for i in range(5)]) + [(6, "z.jpg", "z.jpg", None, "train", "ok", None, {})]
+        with pytest.raises(sqlite3.IntegrityError):  # NOT NULL refuses the last row's label, mid-insert
             store.import_items(bad, ["a"], {})
         assert _indexes(db) == before
         assert [i.path for i in store.items()] == [f"{i}.jpg" for i in range(5)]
+        bad = _records([f"new{i}.jpg" for i in range(5)]) + [(6, "z.jpg", "z.jpg", "a", "bogus", "ok", None, {})]
+        with pytest.raises(WorkspaceError, match="split"):  # the split CHECK, run before the insert
+            store.import_items(bad, ["a"], {})
+        assert [i.path for i in store.items()] == [f"{i}.jpg" for i in range(5)]
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # and SQLite's own checks are back on
+            store.conn.execute("UPDATE items SET split = 'bogus'")
 
 
 def test_open_missing_database_says_what_to_run(tmp_path):
@@ -142,3 +148,20 @@ def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
         assert store.review_counts(r2, before) == (4, 1, {"ann": 1, "bob": 2})
         assert [f.item_id for f in store.issues(r2, [c, b, d])] == [b, c]  # by priority; d is round 1's
         assert [f.item_id for f in store.issues(r1, [a, d])] == [d]
+
+
+def test_json_objects_match_json_dumps_even_where_a_value_holds_the_separator():
+    import json
+
+    from labeler.store.core import json_objects
+
+    cases = [
+        [{}],
+        [{}, {}, {"a": "x"}],
+        [{"a": "é", "b": 1, "c": None}, {"n": {"m": [1, 2]}}],
+        [{"a": "}, {"}, {"b": "y"}],  # the cut would find one piece too many: encoded one by one
+        [{"a": [{"b": 1}, {"c": 2}]}, {}],
+    ]
+    for objects in cases:
+        assert json_objects(objects) == [json.dumps(o, ensure_ascii=False) for o in objects], objects
+    assert json_objects([]) == []

@@ -136,15 +136,3 @@ def test_no_verify_images_skips_file_checks_but_not_path_checks(tmp_path):
 def test_check_image_accepts_a_good_png(tmp_path):
     assert check_image(str(make_image(tmp_path / "ok.png", fmt="PNG"))) == ""
 
-
-def test_the_normpath_shortcut_agrees_with_normpath():
-    import itertools
-    import posixpath
-
-    from labeler.ingest.validate import _NEEDS_NORMPATH
-
-    parts = ["", ".", "..", "a", ".b", "b..", "/", "//"]
-    for combo in itertools.product(parts, repeat=4):
-        path = "/".join(combo)
-        if not _NEEDS_NORMPATH.search(path):
-            assert posixpath.normpath(path) == path, path

@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeler.errors import InputError
-from labeler.ingest.table import RawTable, make_frame
+from labeler.ingest.table import RawTable, make_frame_columns
 from labeler.ingest.validate import SPLIT_ALIASES
 
 ANNO_DIRS = ("Anno_coarse", "Anno")
+BOX_FIELDS = ("x_1", "y_1", "x_2", "y_2")
 
 
 def looks_like_without_eval(source: Path) -> bool:
@@ -48,21 +49,32 @@ def read(source: Path) -> RawTable:
                 f"{source / 'Eval' / 'list_eval_partition.txt'}, record {record} ({path}): unknown evaluation "
                 f"status {value!r}; use train, val or test"
             )
-    splits = dict(partition)
     bbox_file = anno / "list_bbox.txt"
-    bboxes = {r[0]: r[1:] for r in _read_list(bbox_file, 5, warnings)} if bbox_file.exists() else {}
-    records = []
-    for row, (path, cat) in enumerate(labels, start=1):
-        label, problem = _category_name(names, cat)
-        extra = dict(zip(("x_1", "y_1", "x_2", "y_2"), bboxes[path])) if path in bboxes else {}
-        split = splits.get(path, "")
+    bboxes = _read_list(bbox_file, 5, warnings) if bbox_file.exists() else []
+    paths = [r[0] for r in labels]
+    named = {cat: _category_name(names, cat) for cat in {r[1] for r in labels}}  # 46 ids, 289k rows
+    label_names, problems = zip(*(named[r[1]] for r in labels)) if labels else ((), ())
+    splits = _aligned(paths, partition, lambda r: r[1], "")
+    boxes = _aligned(paths, bboxes, lambda r: dict(zip(BOX_FIELDS, r[1:])), None)
+    extras, problems = [], list(problems)
+    for i, (split, box) in enumerate(zip(splits, boxes)):
+        extra = box or {}
         if split:
             extra["evaluation_status"] = split
-        else:
-            problem = problem or "not listed in Eval/list_eval_partition.txt"
-        records.append((row, path, path, label, split or "train", extra, problem))
+        elif not problems[i]:
+            problems[i] = "not listed in Eval/list_eval_partition.txt"
+        extras.append(extra)
+    frame = make_frame_columns(
+        row=range(1, len(paths) + 1),
+        path=paths,
+        file=paths,
+        label=label_names,
+        split=[split or "train" for split in splits],
+        extra=extras,
+        problem=problems,
+    )
     columns = {"image": "image_name", "label": "category_name", "split": "evaluation_status"}
-    return RawTable(make_frame(records), _image_root(source), "deepfashion", source, columns, warnings, types)
+    return RawTable(frame, _image_root(source), "deepfashion", source, columns, warnings, types)
 
 
 def _anno_dir(source: Path) -> Path | None:
@@ -104,6 +116,15 @@ def _read_list(path: Path, width: int, warnings: list[str]) -> list[list[str]]:
     if count != len(records):
         warnings.append(f"{path.name}: line 1 says {count} records but the file has {len(records)}")
     return records
+
+
+def _aligned(paths: list[str], records: list[list[str]], value, missing) -> list:
+    """``value(record)`` of each path's record in ``records`` (keyed by its first field), ``missing`` where
+    none. DeepFashion's lists share one order, so that is checked first (a dict of 289k paths took 0.7 s)."""
+    if len(records) == len(paths) and all(map(str.__eq__, paths, (r[0] for r in records))):
+        return [value(r) for r in records]
+    by_path = {r[0]: r for r in records}
+    return [value(by_path[p]) if p in by_path else missing for p in paths]
 
 
 def _category_name(names: list[str], cat: str) -> tuple[str, str]:

@@ -39,3 +39,13 @@ def make_frame(records: list[tuple]):
     import pandas as pd
 
     return pd.DataFrame.from_records(records, columns=list(TABLE_COLUMNS))
+
+
+def make_frame_columns(**columns):
+    """Build the DataFrame of a RawTable from one list per column (TABLE_COLUMNS, all of them): faster than
+    ``make_frame`` at DeepFashion's 289k rows."""
+    import pandas as pd
+
+    if set(columns) != set(TABLE_COLUMNS):
+        raise ValueError(f"columns must be exactly {TABLE_COLUMNS}, got {sorted(columns)}")
+    return pd.DataFrame({name: list(columns[name]) for name in TABLE_COLUMNS})

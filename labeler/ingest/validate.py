@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import posixpath
 import random
-import re
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -66,7 +65,7 @@ def validate(table: RawTable, options: Options) -> Validated:
     labels = _check_labels(labels, rows, problems, table, options, warnings)
     root_real = os.path.realpath(table.root)
     files = [_relative_file(f, root_real) for f in files]
-    norms = [posixpath.normpath(f) if _NEEDS_NORMPATH.search(f) else f for f in files]
+    norms = [posixpath.normpath(f) for f in files]
     _mark(problems, [_path_problem(f, norm, root_real) for f, norm in zip(files, norms)])
     _mark(problems, _duplicates(norms, labels, rows))
     splits, assigned = _normalise_splits(splits, rows, labels, problems, table, options)
@@ -197,10 +196,6 @@ def _relative_file(file: str, root_real: str) -> str:
         if real.startswith(root_real + os.sep):
             return os.path.relpath(real, root_real).replace(os.sep, "/")
     return file
-
-
-# A path that normpath would change: "." or ".." parts, "//", a trailing "/" (most paths have none: skip the call).
-_NEEDS_NORMPATH = re.compile(r"(?:^|/)\.{1,2}(?:/|$)|//|/$|^$")
 
 
 def _path_problem(file: str, norm: str, root_real: str) -> str:

@@ -14,6 +14,8 @@ from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, Ro
 from labeler.store.review import FlagQueries
 from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS
 
+ITEM_SPLITS = frozenset({"train", "valid", "test"})  # the items table's CHECK constraints (schema 0001)
+ITEM_STATUSES = frozenset({"ok", "quarantined", "gone"})
 BULK_ROWS = 10_000  # an import inserting more items than this builds the items' indexes after the rows
 
 
@@ -121,9 +123,9 @@ class Store(FlagQueries):
             existing[(path, _occurrence(existing, path))] = item_id
         seen: dict[tuple[str, int], int] = {}
         inserts, updates = [], []
-        encode = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps builds an encoder per call
-        for rec in records:
-            rec = tuple(rec[:7]) + (encode(rec[7] or {}),)
+        records = list(records)
+        for rec, extra in zip(records, json_objects([rec[7] or {} for rec in records])):
+            rec = tuple(rec[:7]) + (extra,)
             key = (rec[1], _occurrence(seen, rec[1]))
             seen[key] = 1
             if key in existing:
@@ -131,12 +133,14 @@ class Store(FlagQueries):
             else:
                 inserts.append(rec)
         gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
+        _check_items(inserts)
+        _check_items(updates)
         with self.transaction():
             conn.executemany(
                 "UPDATE items SET row=?, path=?, file=?, label=?, split=?, status=?, reason=?, extra=? WHERE id=?",
                 updates,
             )
-            with self._indexes_rebuilt("items", len(inserts) > BULK_ROWS):
+            with self._indexes_rebuilt("items", len(inserts) > BULK_ROWS), self._checks_done_before():
                 conn.executemany(
                     "INSERT INTO items (row, path, file, label, split, status, reason, extra)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -171,6 +175,16 @@ class Store(FlagQueries):
         yield
         for _, create in indexes:
             self.conn.execute(create)
+
+    @contextmanager
+    def _checks_done_before(self):
+        """SQLite's CHECK constraints off for the block (their callers ran ``_check_items``): on the items
+        table they took 2 of 3.3 s of a 289k-row insert. NOT NULL and the types stay enforced."""
+        self.conn.execute("PRAGMA ignore_check_constraints = ON")
+        try:
+            yield
+        finally:
+            self.conn.execute("PRAGMA ignore_check_constraints = OFF")
 
     def count_items(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
@@ -317,6 +331,29 @@ class Store(FlagQueries):
     def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
         rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
         return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
+
+
+def json_objects(objects: list[dict]) -> list[str]:
+    """One JSON text per dict, as ``json.dumps(o, ensure_ascii=False)`` writes it. The whole list is encoded
+    in one call and cut at the ``}, {`` between its items (twice as fast as a call per dict at 289k rows);
+    when that cut does not give exactly one piece per dict (a value holds ``}, {``), each is encoded alone."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    if objects and all(type(o) is dict for o in objects):
+        pieces = encode(objects)[2:-2].split("}, {")
+        if len(pieces) == len(objects):
+            return ["{" + piece + "}" for piece in pieces]
+    return [encode(o) for o in objects]
+
+
+def _check_items(rows) -> None:
+    """The items table's CHECK constraints (schema 0001), in bulk: split and status in rows in ITEM_COLUMNS order."""
+    splits, statuses = {r[4] for r in rows}, {r[5] for r in rows}
+    if not splits <= ITEM_SPLITS or not statuses <= ITEM_STATUSES:
+        raise WorkspaceError(
+            f"cannot store items with split {sorted(map(str, splits - ITEM_SPLITS))} or status "
+            f"{sorted(map(str, statuses - ITEM_STATUSES))}: split must be one of {sorted(ITEM_SPLITS)}, "
+            f"status one of {sorted(ITEM_STATUSES)}"
+        )
 
 
 def _occurrence(counter: dict, path: str) -> int:
