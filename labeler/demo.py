@@ -22,24 +22,73 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLASSES = ("dress", "hat", "longsleeve", "pants", "shoes", "shorts", "skirt", "t-shirt")
-CONFUSIONS = {"t-shirt": "longsleeve", "longsleeve": "t-shirt", "pants": "shorts", "shorts": "pants",
-              "dress": "skirt", "skirt": "dress"}  # fmt: skip
+CONFUSIONS = {
+    "t-shirt": "longsleeve",
+    "longsleeve": "t-shirt",
+    "pants": "shorts",
+    "shorts": "pants",
+    "dress": "skirt",
+    "skirt": "dress",
+}
 
 # Garment outlines in unit coordinates (x right, y down), drawn centred on the canvas.
 _SHAPES = {
-    "t-shirt": [(0.3, 0.2), (0.4, 0.15), (0.6, 0.15), (0.7, 0.2), (0.86, 0.36), (0.76, 0.44), (0.68, 0.36),
-                (0.68, 0.85), (0.32, 0.85), (0.32, 0.36), (0.24, 0.44), (0.14, 0.36)],
-    "longsleeve": [(0.3, 0.2), (0.4, 0.15), (0.6, 0.15), (0.7, 0.2), (0.9, 0.76), (0.81, 0.79), (0.68, 0.42),
-                   (0.68, 0.85), (0.32, 0.85), (0.32, 0.42), (0.19, 0.79), (0.1, 0.76)],
+    "t-shirt": [
+        (0.3, 0.2),
+        (0.4, 0.15),
+        (0.6, 0.15),
+        (0.7, 0.2),
+        (0.86, 0.36),
+        (0.76, 0.44),
+        (0.68, 0.36),
+        (0.68, 0.85),
+        (0.32, 0.85),
+        (0.32, 0.36),
+        (0.24, 0.44),
+        (0.14, 0.36),
+    ],
+    "longsleeve": [
+        (0.3, 0.2),
+        (0.4, 0.15),
+        (0.6, 0.15),
+        (0.7, 0.2),
+        (0.9, 0.76),
+        (0.81, 0.79),
+        (0.68, 0.42),
+        (0.68, 0.85),
+        (0.32, 0.85),
+        (0.32, 0.42),
+        (0.19, 0.79),
+        (0.1, 0.76),
+    ],
     "pants": [(0.3, 0.1), (0.7, 0.1), (0.76, 0.9), (0.57, 0.9), (0.5, 0.36), (0.43, 0.9), (0.24, 0.9)],
     "shorts": [(0.28, 0.3), (0.72, 0.3), (0.78, 0.66), (0.56, 0.68), (0.5, 0.48), (0.44, 0.68), (0.22, 0.66)],
-    "dress": [(0.4, 0.1), (0.45, 0.1), (0.5, 0.16), (0.55, 0.1), (0.6, 0.1), (0.62, 0.42), (0.82, 0.9),
-              (0.18, 0.9), (0.38, 0.42)],
+    "dress": [
+        (0.4, 0.1),
+        (0.45, 0.1),
+        (0.5, 0.16),
+        (0.55, 0.1),
+        (0.6, 0.1),
+        (0.62, 0.42),
+        (0.82, 0.9),
+        (0.18, 0.9),
+        (0.38, 0.42),
+    ],
     "skirt": [(0.36, 0.32), (0.64, 0.32), (0.82, 0.76), (0.18, 0.76)],
-    "hat": [(0.3, 0.58), (0.32, 0.38), (0.4, 0.3), (0.6, 0.3), (0.68, 0.38), (0.7, 0.58), (0.88, 0.62),
-            (0.85, 0.68), (0.15, 0.68), (0.12, 0.62)],
+    "hat": [
+        (0.3, 0.58),
+        (0.32, 0.38),
+        (0.4, 0.3),
+        (0.6, 0.3),
+        (0.68, 0.38),
+        (0.7, 0.58),
+        (0.88, 0.62),
+        (0.85, 0.68),
+        (0.15, 0.68),
+        (0.12, 0.62),
+    ],
     "shoes": [(0.14, 0.46), (0.38, 0.44), (0.46, 0.55), (0.78, 0.6), (0.88, 0.7), (0.86, 0.74), (0.14, 0.74)],
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -148,10 +197,16 @@ def _add_duplicates(out: Path, rows: list[dict], rng: random.Random, spec: DemoS
         params = dict(original["params"], dx=original["params"]["dx"] + 0.01, brightness=rng.uniform(0.92, 1.08))
         name = f"images/{len(rows):05d}.jpg"
         _draw(params, spec.size, rng.getrandbits(32)).save(out / name, quality=85)
-        rows.append({
-            "image": name, "true_label": original["true_label"], "split": original["split"],
-            "params": params, "duplicate_of": original["image"], "conflict": k % 2 == 0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "image": name,
+                "true_label": original["true_label"],
+                "split": original["split"],
+                "params": params,
+                "duplicate_of": original["image"],
+                "conflict": k % 2 == 0,
+            }
+        )
 
 
 def _add_test_copies(out: Path, rows: list[dict], rng: random.Random, spec: DemoSpec) -> None:
@@ -166,8 +221,16 @@ def _add_test_copies(out: Path, rows: list[dict], rng: random.Random, spec: Demo
             side = int(spec.size * rng.uniform(0.85, 0.95))
             copy = ImageEnhance.Brightness(img.convert("RGB").resize((side, side))).enhance(rng.uniform(0.95, 1.05))
         copy.save(out / name, quality=80)
-        rows.append({"image": name, "true_label": original["true_label"], "label": original["true_label"],
-                     "split": "test", "params": original["params"], "duplicate_of": original["image"]})  # fmt: skip
+        rows.append(
+            {
+                "image": name,
+                "true_label": original["true_label"],
+                "label": original["true_label"],
+                "split": "test",
+                "params": original["params"],
+                "duplicate_of": original["image"],
+            }
+        )
 
 
 def _flip_labels(rows: list[dict], rng: random.Random, noise: float) -> None:
@@ -223,12 +286,24 @@ def queue_precision(ws, truth: dict[str, str]) -> dict:
     queued = [items[f.item_id] for f in ws.store.issues(round_id) if items[f.item_id].split != "test"]
     wrong = [i for i in items.values() if i.split != "test" and truth.get(i.path, i.label) != i.label]
     hits = sum(truth.get(i.path, i.label) != i.label for i in queued)
-    return {"queued": len(queued), "wrong_in_queue": hits, "wrong_total": len(wrong),
-            "precision": hits / max(len(queued), 1), "recall": hits / max(len(wrong), 1)}  # fmt: skip
+    return {
+        "queued": len(queued),
+        "wrong_in_queue": hits,
+        "wrong_total": len(wrong),
+        "precision": hits / max(len(queued), 1),
+        "recall": hits / max(len(wrong), 1),
+    }
 
 
-def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpec(), auto_review: int | None = None,
-        config=None, log=print) -> dict:  # fmt: skip
+def run(
+    data_dir: str | Path,
+    workspace: str | Path,
+    *,
+    spec: DemoSpec = DemoSpec(),
+    auto_review: int | None = None,
+    config=None,
+    log=print,
+) -> dict:
     """The `labeler demo` flow: generate, import, train, flag, and (``auto_review``) review + retrain headless.
 
     Returns the timings of each stage and the numbers printed. An existing demo workspace is
@@ -265,8 +340,10 @@ def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpe
         log(format_summary(result))
         out["queue"] = queue_precision(ws, truth)
         q = out["queue"]
-        log(f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
-            f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels")  # fmt: skip
+        log(
+            f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
+            f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels"
+        )
         if auto_review is not None:
             before = ws.store.rounds()[-1].metrics
             stage = time.perf_counter()
@@ -280,8 +357,10 @@ def run(data_dir: str | Path, workspace: str | Path, *, spec: DemoSpec = DemoSpe
             after = ws.store.rounds()[-1].metrics
             out["before"], out["after"] = before, after
             for name, m in (("before", before), ("after", after)):
-                log(f"{name:>6}: test top-1 {m['test_top1']:.3f}, top-3 {m['test_top3']:.3f}, top-5 {m['test_top5']:.3f}"
-                    f" (demo test labels are the true ones)")  # fmt: skip
+                log(
+                    f"{name:>6}: test top-1 {m['test_top1']:.3f}, top-3 {m['test_top3']:.3f}, top-5 {m['test_top5']:.3f}"
+                    f" (demo test labels are the true ones)"
+                )
     times["total"] = time.perf_counter() - started
     log("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
     return out

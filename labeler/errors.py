@@ -26,19 +26,27 @@ def explain(exc: BaseException) -> LabelerError | None:
     text = str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" while writing {exc.filename}" if exc.filename else ""
-        return LabelerError(f"the disk is full{where}; free some space and run the command again "
-                            "(the workspace keeps every finished step)")  # fmt: skip
+        return LabelerError(
+            f"the disk is full{where}; free some space and run the command again "
+            "(the workspace keeps every finished step)"
+        )
     if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and exc.filename:
         return LabelerError(f"cannot write {exc.filename}: {exc.strerror}; choose a writable place")
     if isinstance(exc, RuntimeError) and ("failed writing" in text or "No space left" in text):
-        return LabelerError(f"could not write a model file ({text.splitlines()[0]}); is the disk full? "
-                            "Free some space and rerun with --resume")  # fmt: skip
+        return LabelerError(
+            f"could not write a model file ({text.splitlines()[0]}); is the disk full? "
+            "Free some space and rerun with --resume"
+        )
     if isinstance(exc, sqlite3.OperationalError) and "disk is full" in text:
-        return LabelerError("the disk holding the workspace is full; free some space and run the command again "
-                            "(SQLite rolled the unfinished write back)")  # fmt: skip
+        return LabelerError(
+            "the disk holding the workspace is full; free some space and run the command again "
+            "(SQLite rolled the unfinished write back)"
+        )
     if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
         return LabelerError("the workspace is read-only (folder, file or mount); this command writes to it")
     if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-        return LabelerError(f"the workspace database is damaged ({text}); restore labeler.db from a backup "
-                            "(keep any labeler.db-wal beside it) or re-import into a new workspace")  # fmt: skip
+        return LabelerError(
+            f"the workspace database is damaged ({text}); restore labeler.db from a backup "
+            "(keep any labeler.db-wal beside it) or re-import into a new workspace"
+        )
     return None

@@ -70,8 +70,9 @@ class Estimate:
         return asdict(self)
 
 
-def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earlier=None, classes=None,
-                       seed: int = 0) -> Estimate:  # fmt: skip
+def estimate_remaining(
+    score, reviewed, wrong, in_queue, next_rows=None, *, earlier=None, classes=None, seed: int = 0
+) -> Estimate:
     """``score`` (N,) the queue's score of every image; ``reviewed``/``wrong`` (N,) bool (wrong: among the
     reviewed, the label was changed or the image removed); ``in_queue`` (N,) bool; ``next_rows``: rows the
     queue shows next (unreviewed, in order) for the next-100 forecast; ``earlier`` (N,) bool: reviewed
@@ -106,8 +107,11 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
         if measured:
             a, c = k + 0.5, m - k + 0.5
         else:
-            prior = float(np.clip(score[rows & ~reviewed].mean() if (rows & ~reviewed).any() else score[rows].mean(),
-                                  1e-3, 1 - 1e-3))  # fmt: skip
+            prior = float(
+                np.clip(
+                    score[rows & ~reviewed].mean() if (rows & ~reviewed).any() else score[rows].mean(), 1e-3, 1 - 1e-3
+                )
+            )
             a, c = prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
         rates = rng.beta(a, c, DRAWS)
         rate_draws[b] = rates
@@ -121,13 +125,22 @@ def estimate_remaining(score, reviewed, wrong, in_queue, next_rows=None, *, earl
         left = hits_in + hits_out
         total += left
         lo, hi = BAND_EDGES[b], BAND_EDGES[b + 1]
-        est.bands.append(Band(
-            name=f"top {lo:.0%}-{hi:.0%}", images=int((band_of == b).sum()), in_queue=int((rows & in_queue).sum()), reviewed=m,
-            wrong=k, basis="measured" if measured else "model", rate=float(a / (a + c)),
-            rate_low=float(np.percentile(rates, 2.5)), rate_high=float(np.percentile(rates, 97.5)),
-            remaining=float(left.mean()), remaining_low=float(np.percentile(left, 2.5)),
-            remaining_high=float(np.percentile(left, 97.5)),
-        ))  # fmt: skip
+        est.bands.append(
+            Band(
+                name=f"top {lo:.0%}-{hi:.0%}",
+                images=int((band_of == b).sum()),
+                in_queue=int((rows & in_queue).sum()),
+                reviewed=m,
+                wrong=k,
+                basis="measured" if measured else "model",
+                rate=float(a / (a + c)),
+                rate_low=float(np.percentile(rates, 2.5)),
+                rate_high=float(np.percentile(rates, 97.5)),
+                remaining=float(left.mean()),
+                remaining_low=float(np.percentile(left, 2.5)),
+                remaining_high=float(np.percentile(left, 97.5)),
+            )
+        )
     est.remaining = _summary(total)
     est.remaining_in_queue = _summary(inside)
     est.remaining_outside_queue = _summary(outside)

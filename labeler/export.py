@@ -85,11 +85,20 @@ def write_audit(ws: Workspace, path: Path) -> int:
     items = ws.store.items_by_id({d.item_id for d in decisions})
     undone = undone_ids(decisions)
     rows = [
-        [items[d.item_id].path, items[d.item_id].split, d.old_label or "", d.label or "", d.action, d.reason or "",
-         d.reviewer, d.created_at, int(d.id in undone)]
+        [
+            items[d.item_id].path,
+            items[d.item_id].split,
+            d.old_label or "",
+            d.label or "",
+            d.action,
+            d.reason or "",
+            d.reviewer,
+            d.created_at,
+            int(d.id in undone),
+        ]
         for d in decisions
         if d.action != "undo"
-    ]  # fmt: skip
+    ]
     _write_csv(path, list(AUDIT_COLUMNS), rows)
     return len(rows)
 
@@ -118,8 +127,9 @@ def _style(ws: Workspace) -> dict:
     }
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list], *, delimiter: str = ",", newline: str = "\r\n",
-               bom: bool = False) -> None:  # fmt: skip
+def _write_csv(
+    path: Path, header: list[str], rows: list[list], *, delimiter: str = ",", newline: str = "\r\n", bom: bool = False
+) -> None:
     with atomic_open(path, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
         writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)
         writer.writerow(header)

@@ -43,8 +43,9 @@ class Leaks:
         return cls(rows[:, 0], rows[:, 1], np.zeros(len(rows), np.float32), rows[:, 2].astype(bool))
 
 
-def find_leaks(item_ids, is_test, embeddings, groups=None, *, confirm=None,
-               relative_radius: float = neighbors.DUPLICATE_RADIUS) -> Leaks:  # fmt: skip
+def find_leaks(
+    item_ids, is_test, embeddings, groups=None, *, confirm=None, relative_radius: float = neighbors.DUPLICATE_RADIUS
+) -> Leaks:
     """Leaks of every test row. ``groups``: a group id per row; ``confirm(i, j)``: a pixel check on rows."""
     item_ids, is_test = np.asarray(item_ids), np.asarray(is_test, dtype=bool)
     test_rows, fit_rows = np.flatnonzero(is_test), np.flatnonzero(~is_test)

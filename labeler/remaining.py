@@ -56,8 +56,13 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     est = found.as_dict()
     est["class_rates"] = {vocab[c]: v for c, v in found.class_rates.items() if c >= 0}
     pace = estimate.review_pace([_seconds(d.created_at) for d in store.decisions() if d.action != "undo"])
-    est.update(round=round_id, queue_left=len(upcoming), pace_per_hour=pace,
-               eta_hours=len(upcoming) / pace if pace else None, stop_below=stop_below)  # fmt: skip
+    est.update(
+        round=round_id,
+        queue_left=len(upcoming),
+        pace_per_hour=pace,
+        eta_hours=len(upcoming) / pace if pace else None,
+        stop_below=stop_below,
+    )
     hits = est.get("next_hits")
     est["below_stop"] = bool(stop_below is not None and hits and hits[0] / estimate.NEXT < stop_below)
     return est
@@ -73,9 +78,12 @@ def class_error_rates(ws: Workspace, est: dict | None) -> dict[str, dict]:
     out = {}
     for name in store.classes():
         rate = measured.get(name) if (est or {}).get("enough") else None
-        out[name] = {"estimate": metrics.get("class_error_estimate", {}).get(name),
-                     "rate": rate[0] if rate else None, "low": rate[1] if rate else None,
-                     "high": rate[2] if rate else None}  # fmt: skip
+        out[name] = {
+            "estimate": metrics.get("class_error_estimate", {}).get(name),
+            "rate": rate[0] if rate else None,
+            "low": rate[1] if rate else None,
+            "high": rate[2] if rate else None,
+        }
     return out
 
 
@@ -94,8 +102,15 @@ def plot_class_error_rates(rates: dict[str, dict], path) -> None:
         rate = np.array([rates[names[i]]["rate"] for i in measured])
         low = np.array([rates[names[i]]["low"] for i in measured])
         high = np.array([rates[names[i]]["high"] for i in measured])
-        ax.errorbar(measured, rate, yerr=[rate - low, high - rate], fmt="o", color="#c0392b", capsize=3,
-                    label="from reviews (bands), 95% interval")  # fmt: skip
+        ax.errorbar(
+            measured,
+            rate,
+            yerr=[rate - low, high - rate],
+            fmt="o",
+            color="#c0392b",
+            capsize=3,
+            label="from reviews (bands), 95% interval",
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(names, rotation=90, fontsize=8)
     ax.set(ylabel="share of the class's labels wrong", ylim=(0, 1), title="Label-error rate per class")
@@ -132,8 +147,10 @@ def format_estimate(est: dict | None) -> list[str]:
     ]
     for b in est["bands"]:
         rate = f"{b['rate']:.2f} [{b['rate_low']:.2f}-{b['rate_high']:.2f}]"
-        lines.append(f"  {b['name']:<18}{b['images']:>8,}{b['in_queue']:>8,}{b['reviewed']:>9,}{b['wrong']:>7,}  "
-                     f"{rate:<20}{b['remaining']:>6.0f}  {b['basis']}")  # fmt: skip
+        lines.append(
+            f"  {b['name']:<18}{b['images']:>8,}{b['in_queue']:>8,}{b['reviewed']:>9,}{b['wrong']:>7,}  "
+            f"{rate:<20}{b['remaining']:>6.0f}  {b['basis']}"
+        )
     pace = est.get("pace_per_hour")
     text = f"pace       {pace:.0f} decisions/hour" if pace else "pace       not measured yet"
     text += f"; {est['queue_left']:,} queue images left"
@@ -165,17 +182,30 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
     decisions = store.effective_decisions()
     queued = {f.item_id for f in store.issues(round_id)}
     split_of = {i.id: i.split for i in store.items()}
-    pool = [r for r, i in enumerate(ev.item_ids) if int(i) not in decisions and int(i) not in queued
-            and (split is None or split_of.get(int(i)) == split)]  # fmt: skip
+    pool = [
+        r
+        for r, i in enumerate(ev.item_ids)
+        if int(i) not in decisions and int(i) not in queued and (split is None or split_of.get(int(i)) == split)
+    ]
     rng = np.random.default_rng(seed)
     chosen = _stratified(rng, np.asarray(pool, dtype=np.int64), ev.labels, n)
     flags = []
     for r in chosen:
         top = np.argsort(-ev.pred_probs[r])[:9]
         reason = {"code": "audit", "text": "random audit sample: measures how many wrong labels the queue misses"}
-        flags.append(Flag(int(ev.item_ids[r]), "audit", 0.0, ev.vocab[top[0]], [reason], AUDIT_PRIORITY + rng.random() * 1e-3,
-                          float(ev.pred_probs[r, ev.labels[r]]), float(ev.pred_probs[r, top[0]]),
-                          [[ev.vocab[j], float(ev.pred_probs[r, j])] for j in top]))  # fmt: skip
+        flags.append(
+            Flag(
+                int(ev.item_ids[r]),
+                "audit",
+                0.0,
+                ev.vocab[top[0]],
+                [reason],
+                AUDIT_PRIORITY + rng.random() * 1e-3,
+                float(ev.pred_probs[r, ev.labels[r]]),
+                float(ev.pred_probs[r, top[0]]),
+                [[ev.vocab[j], float(ev.pred_probs[r, j])] for j in top],
+            )
+        )
     store.add_issues(round_id, flags)
     return [f.item_id for f in flags]
 

@@ -41,12 +41,15 @@ def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
     if "leaks" not in ws.store.arrays(round_id):
         return ""
     leaks = Leaks.from_array(ws.load_array(round_id, "leaks"))
-    rows = [(int(t), int(c), bool(g)) for t, c, g in zip(leaks.test_ids, leaks.copy_of, leaks.shares_group)
-            if c >= 0 or g]  # fmt: skip
+    rows = [
+        (int(t), int(c), bool(g)) for t, c, g in zip(leaks.test_ids, leaks.copy_of, leaks.shares_group) if c >= 0 or g
+    ]
     shown = rows[:500]
     items = ws.store.items_by_id([t for t, _, _ in shown] + [c for _, c, _ in shown if c >= 0])
-    head = (f"<h2>Split leakage: {len(rows)} of {len(leaks.test_ids)} test images have a near-copy or their "
-            "group among the train/valid images</h2><p>Round metrics test_leakfree_* leave them out.</p>")  # fmt: skip
+    head = (
+        f"<h2>Split leakage: {len(rows)} of {len(leaks.test_ids)} test images have a near-copy or their "
+        "group among the train/valid images</h2><p>Round metrics test_leakfree_* leave them out.</p>"
+    )
     if not rows:
         return head
     pairs = [(t, c) for t, c, _ in shown if c >= 0 and c in items and t in items][:12]
@@ -60,8 +63,10 @@ def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
         for t, c, g in shown
         if t in items
     )
-    return (head + "<table><tr><th>test image</th><th>label</th><th>train/valid near-copy</th><th>its label</th>"
-            f"<th>shares a group</th></tr>{table}</table>")  # fmt: skip
+    return (
+        head + "<table><tr><th>test image</th><th>label</th><th>train/valid near-copy</th><th>its label</th>"
+        f"<th>shares a group</th></tr>{table}</table>"
+    )
 
 
 def _pair_grid(ws: Workspace, pairs, items, path: Path) -> None:
@@ -118,8 +123,13 @@ def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:
     image = ax.imshow(
         matrix, cmap="magma_r", vmin=0, vmax=min(1.0, max(0.05, float(matrix[~np.eye(k, dtype=bool)].max(initial=0))))
     )
-    ax.set(xticks=range(k), yticks=range(k), xlabel="true label (estimated)", ylabel="given label",
-           title="estimated noise matrix P(given | true), off-diagonal scale")  # fmt: skip
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xlabel="true label (estimated)",
+        ylabel="given label",
+        title="estimated noise matrix P(given | true), off-diagonal scale",
+    )
     ax.set_xticklabels(vocab, rotation=90, fontsize=8)
     ax.set_yticklabels(vocab, fontsize=8)
     fig.colorbar(image, ax=ax, fraction=0.046)

@@ -108,9 +108,18 @@ class ReviewSession:
             return self._next_conflict(exclude, f)
         now = self.clock()
         item_id = self.store.next_flag(
-            self.round_id, self.reviewer, after_decision=self.after, claim_seconds=CLAIM_SECONDS, now=now,
-            exclude=exclude, reason=f.reason, given=f.given, suggested=f.suggested, any_label=f.any_label, order=f.order,
-        )  # fmt: skip
+            self.round_id,
+            self.reviewer,
+            after_decision=self.after,
+            claim_seconds=CLAIM_SECONDS,
+            now=now,
+            exclude=exclude,
+            reason=f.reason,
+            given=f.given,
+            suggested=f.suggested,
+            any_label=f.any_label,
+            order=f.order,
+        )
         if item_id is None:
             return None
         self.store.claim(item_id, self.reviewer, now)
@@ -122,9 +131,18 @@ class ReviewSession:
         if f.reason == "conflict":
             return None
         item_id = self.store.next_flag(
-            self.round_id, self.reviewer, after_decision=self.after, claim_seconds=CLAIM_SECONDS, now=self.clock(),
-            exclude=(current,), reason=f.reason, given=f.given, suggested=f.suggested, any_label=f.any_label, order=f.order,
-        )  # fmt: skip
+            self.round_id,
+            self.reviewer,
+            after_decision=self.after,
+            claim_seconds=CLAIM_SECONDS,
+            now=self.clock(),
+            exclude=(current,),
+            reason=f.reason,
+            given=f.given,
+            suggested=f.suggested,
+            any_label=f.any_label,
+            order=f.order,
+        )
         return None if item_id is None else self.item(item_id, neighbours=False)
 
     def item(self, item_id: int, *, neighbours: bool = True) -> ReviewItem:
@@ -135,11 +153,19 @@ class ReviewSession:
             raise WorkspaceError(f"item #{item_id} is not flagged in round {self.round_id}")
         flag = flags[0]
         shown = ReviewItem(
-            item_id=item_id, path=it.path, file=str(self.ws.image_path(it.file)), split=it.split, given=it.label,
-            current=self.current_label(item_id), suggested=flag.suggested_label, suggested_prob=flag.suggested_prob,
-            top=[(str(a), float(b)) for a, b in flag.top], reasons=self._fresh(flag.reasons), priority=flag.priority,
+            item_id=item_id,
+            path=it.path,
+            file=str(self.ws.image_path(it.file)),
+            split=it.split,
+            given=it.label,
+            current=self.current_label(item_id),
+            suggested=flag.suggested_label,
+            suggested_prob=flag.suggested_prob,
+            top=[(str(a), float(b)) for a, b in flag.top],
+            reasons=self._fresh(flag.reasons),
+            priority=flag.priority,
             contradicts=flag.contradicts,
-        )  # fmt: skip
+        )
         if self.is_conflicted(item_id):
             shown.competing = latest_per_reviewer(self.store.item_decisions(item_id))
         if flag.group_id >= 0:

@@ -76,8 +76,10 @@ def format_status(status: dict) -> str:
     boxes = status.get("boxes")
     if boxes:
         ignored = sum(boxes["ignored"].values())
-        lines.append(f"boxes      {boxes['valid']:,} usable garment boxes; {ignored:,} ignored (the images still import)"
-                     + (": " + ", ".join(f"{r} {n:,}" for r, n in boxes["ignored"].items()) if ignored else ""))  # fmt: skip
+        lines.append(
+            f"boxes      {boxes['valid']:,} usable garment boxes; {ignored:,} ignored (the images still import)"
+            + (": " + ", ".join(f"{r} {n:,}" for r, n in boxes["ignored"].items()) if ignored else "")
+        )
         for example in boxes["examples"][:5]:
             lines.append(f"  {example['path']}: {example['reason']}")
     types = status.get("class_types")
@@ -90,13 +92,17 @@ def format_status(status: dict) -> str:
         lines.append("types      " + "; ".join(f"{t}: {len(names)} classes" for t, names in groups.items()))
     g = status.get("grouping")
     if g:
-        lines.append(f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
-                     f"largest {g['largest']}): never split across folds")  # fmt: skip
+        lines.append(
+            f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
+            f"largest {g['largest']}): never split across folds"
+        )
     leak = status.get("leakage")
     if leak:
-        lines.append(f"leakage    {leak['test_images_leaky']:,} of {leak['test_images']:,} test images have a near-copy "
-                     f"({leak['test_images_with_train_copy']:,}) or share a group ({leak['test_images_sharing_group']:,}) "
-                     "with train/valid images; test_leakfree_* scores the others")  # fmt: skip
+        lines.append(
+            f"leakage    {leak['test_images_leaky']:,} of {leak['test_images']:,} test images have a near-copy "
+            f"({leak['test_images_with_train_copy']:,}) or share a group ({leak['test_images_sharing_group']:,}) "
+            "with train/valid images; test_leakfree_* scores the others"
+        )
         worst = sorted(((n, c) for c, n in leak.get("per_class", {}).items() if n), reverse=True)[:5]
         if worst:
             lines.append("  most leaky classes: " + ", ".join(f"{c} {n}" for n, c in worst))

@@ -65,15 +65,24 @@ def train_round(
         shutil.rmtree(run_dir)
         log(f"discarded the interrupted run in {run_dir}")
     if config.folds == 0:
-        return _final_round(ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started,
-                            group_by=group_by, log=log)  # fmt: skip
+        return _final_round(
+            ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, group_by=group_by, log=log
+        )
     _check_folds(frame, vocab, config.folds, log)
     groups, grouping = _groups(ws, frame, group_by, log)
     fit_groups = groups[(frame["split"] != "test").to_numpy()]
     result = run_crossval(
-        frame, ws.root, vocab, config, run_dir, resume=resume, only_fold=only_fold, merge=merge, groups=fit_groups,
+        frame,
+        ws.root,
+        vocab,
+        config,
+        run_dir,
+        resume=resume,
+        only_fold=only_fold,
+        merge=merge,
+        groups=fit_groups,
         log=log,
-    )  # fmt: skip
+    )
     if result is None:
         return None
     round_id = ws.store.next_round_id()
@@ -91,12 +100,17 @@ def train_round(
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
     codes = _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
     arrays = {
-        "pred_probs": result.pred_probs, "pred_ids": result.fit_ids.astype(np.int64), "labels": codes,
-        "folds": result.fold_of.astype(np.int16), "test_probs": result.test_probs,
-        "test_ids": result.test_ids.astype(np.int64), "test_probs_folds": result.test_probs_folds,
-        "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64),
+        "pred_probs": result.pred_probs,
+        "pred_ids": result.fit_ids.astype(np.int64),
+        "labels": codes,
+        "folds": result.fold_of.astype(np.int16),
+        "test_probs": result.test_probs,
+        "test_ids": result.test_ids.astype(np.int64),
+        "test_probs_folds": result.test_probs_folds,
+        "embeddings": result.embeddings,
+        "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
-    }  # fmt: skip
+    }
     if leaks is not None:
         arrays["leaks"] = leaks.as_array()
     if result.pred_probs_plain is not None:  # --tta: the probabilities without it, for `bench rank`
@@ -111,8 +125,9 @@ def train_round(
     return round_id
 
 
-def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, restart: bool = False,
-                  log: Callable[[str], None] = print) -> int:  # fmt: skip
+def retrain_round(
+    ws: Workspace, overrides: dict, *, resume: bool = False, restart: bool = False, log: Callable[[str], None] = print
+) -> int:
     """Train a new round on the cleaned labels, with the previous round's options unless overridden."""
     from training.learner import make_config
 
@@ -129,13 +144,17 @@ def retrain_round(ws: Workspace, overrides: dict, *, resume: bool = False, resta
     if not ws.store.effective_decisions():
         log("no reviewer decisions yet: retraining on the given labels")
     else:
-        log(f"cleaned labels: {counts['labels_changed']} changed, {counts['items_removed']} removed, "
-            f"{counts['conflicts_excluded']} in unresolved conflict (left out)")  # fmt: skip
+        log(
+            f"cleaned labels: {counts['labels_changed']} changed, {counts['items_removed']} removed, "
+            f"{counts['conflicts_excluded']} in unresolved conflict (left out)"
+        )
     frame = label_table(ws, exclude_conflicts=True)
     emptied = sorted(set(ws.store.classes()) - set(frame.loc[frame["split"] != "test", "label"]))
     if emptied:
-        log(f"warning: no train/valid images left for {', '.join(emptied)}; the class keeps its column "
-            "(pinned vocabulary) but the model cannot learn it")  # fmt: skip
+        log(
+            f"warning: no train/valid images left for {', '.join(emptied)}; the class keeps its column "
+            "(pinned vocabulary) but the model cannot learn it"
+        )
     return train_round(ws, config, kind="retrain", resume=resume, restart=restart, group_by=group_by, log=log)
 
 
@@ -147,8 +166,10 @@ def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]
     extra = {i.id: i.extra for i in ws.store.items()} if by.startswith("column:") else None
     ids = groups.group_ids(frame, str(ws.root), by, extra=extra)
     info = groups.describe(ids, by)
-    log(f"groups ({by}): {info['groups']:,} groups; {info['images_sharing']:,} images share a group with another "
-        f"(largest {info['largest']}); a group is never split across folds")  # fmt: skip
+    log(
+        f"groups ({by}): {info['groups']:,} groups; {info['images_sharing']:,} images share a group with another "
+        f"(largest {info['largest']}); a group is never split across folds"
+    )
     return ids, info
 
 
@@ -194,8 +215,12 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, gr
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, train_images_per_s=result.summary.images_per_s)
     log(f"round {round_id}: {format_metrics(metrics)}")
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "weights": "final"}
-    arrays = {"test_probs": result.test_probs, "test_ids": result.test_ids.astype(np.int64),
-              "embeddings": result.embeddings, "embed_ids": result.embed_ids.astype(np.int64)}  # fmt: skip
+    arrays = {
+        "test_probs": result.test_probs,
+        "test_ids": result.test_ids.astype(np.int64),
+        "embeddings": result.embeddings,
+        "embed_ids": result.embed_ids.astype(np.int64),
+    }
     if leaks is not None:
         arrays["leaks"] = leaks.as_array()
     recorded = ws.record_round(kind, params, metrics, arrays)
@@ -231,8 +256,10 @@ def _with_boxes(ws: Workspace, frame, config, log):
             "--crop bbox: this workspace has no garment boxes (DeepFashion's Anno/list_bbox.txt, or x_1,y_1,x_2,y_2 "
             "columns in the CSV); train without --crop"
         )
-    log(f"--crop bbox: {have:,} of {len(frame):,} images cropped to their garment box (margin {config.crop_margin}); "
-        "the others whole")  # fmt: skip
+    log(
+        f"--crop bbox: {have:,} of {len(frame):,} images cropped to their garment box (margin {config.crop_margin}); "
+        "the others whole"
+    )
     frame = frame.copy()
     for k, name in enumerate(("box_x1", "box_y1", "box_x2", "box_y2")):
         frame[name] = [b[k] for b in boxes]
@@ -284,9 +311,11 @@ def format_metrics(metrics: dict) -> str:
         text += f", {topk('test_cleaned')} (n={metrics['test_cleaned_n']}, cleaned labels)"
     if "test_leakfree_n" in metrics:
         leak = metrics["leakage"]
-        text += (f"; leak-free test images {topk('test_leakfree')} (n={metrics['test_leakfree_n']}; "
-                 f"{leak['test_images_leaky']} of {leak['test_images']} test images have a near-copy or their "
-                 "group in train/valid)")  # fmt: skip
+        text += (
+            f"; leak-free test images {topk('test_leakfree')} (n={metrics['test_leakfree_n']}; "
+            f"{leak['test_images_leaky']} of {leak['test_images']} test images have a near-copy or their "
+            "group in train/valid)"
+        )
     return text
 
 
@@ -341,8 +370,12 @@ def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log
     metrics = summarize(result.pred_probs, fit_labels, vocab, "oof")
     metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks))
     reports = ws.path / "reports" / f"round-{round_id:03d}"
-    plot_confusion(confusion_matrix(result.pred_probs, fit_labels), vocab, reports / "confusion_oof.png",
-                   f"round {round_id}: out-of-fold (train+valid)")  # fmt: skip
+    plot_confusion(
+        confusion_matrix(result.pred_probs, fit_labels),
+        vocab,
+        reports / "confusion_oof.png",
+        f"round {round_id}: out-of-fold (train+valid)",
+    )
     files = [str(ws.root / f) for f in by_id.loc[result.fit_ids, "file"]]
     plot_top_losses(files, result.pred_probs, fit_labels, vocab, reports / "top_losses_oof.png")
     log(f"round {round_id}: {format_metrics(metrics)}; reports in {reports}")
@@ -374,6 +407,10 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
             part = summarize(test_probs[rows], _codes(test[column][rows], vocab), vocab, prefix)
             metrics.update({k: v for k, v in part.items() if not k.endswith(("_per_class", "_most_confused"))})
     if len(test):
-        plot_confusion(confusion_matrix(test_probs, _codes(test["given"], vocab)), vocab,
-                       reports / "confusion_test.png", f"round {round_id}: test split (given labels)")  # fmt: skip
+        plot_confusion(
+            confusion_matrix(test_probs, _codes(test["given"], vocab)),
+            vocab,
+            reports / "confusion_test.png",
+            f"round {round_id}: test split (given labels)",
+        )
     return metrics

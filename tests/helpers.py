@@ -105,10 +105,16 @@ def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15) -> int:
     ids = frame["id"].to_numpy()
     fit = (frame["split"] != "test").to_numpy()
     arrays = {
-        "pred_probs": probs[fit], "pred_ids": ids[fit], "labels": codes[fit],
-        "folds": (np.arange(fit.sum()) % 2).astype(np.int16), "test_probs": probs[~fit], "test_ids": ids[~fit],
-        "test_probs_folds": np.stack([probs[~fit]] * 2), "embeddings": emb, "embed_ids": ids,
-    }  # fmt: skip
+        "pred_probs": probs[fit],
+        "pred_ids": ids[fit],
+        "labels": codes[fit],
+        "folds": (np.arange(fit.sum()) % 2).astype(np.int16),
+        "test_probs": probs[~fit],
+        "test_ids": ids[~fit],
+        "test_probs_folds": np.stack([probs[~fit]] * 2),
+        "embeddings": emb,
+        "embed_ids": ids,
+    }
     return ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {"oof_top1": 0.85}, arrays)
 
 

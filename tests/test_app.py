@@ -299,9 +299,19 @@ def test_only_the_workspace_item_images_are_served(ws_path, tmp_path):
         base = f"http://127.0.0.1:{port}"
         assert urllib.request.urlopen(f"{base}/labeler/image/{item.id}").read() == inside.read_bytes()
         refused = [f"/labeler/image/{10**7}", "/labeler/image/abc", "/labeler/image/..%2F..%2Fetc%2Fpasswd"]
-        refused += [f"/gradio_api/file={p}" for p in (str(inside), str(root / "truth.csv"), str(secret),
-                    f"{root}/../secret.txt", f"{root}/%2e%2e/secret.txt", f"{root}/link.jpg",
-                    str(ws_path / "labeler.db"), "/etc/passwd")]  # fmt: skip
+        refused += [
+            f"/gradio_api/file={p}"
+            for p in (
+                str(inside),
+                str(root / "truth.csv"),
+                str(secret),
+                f"{root}/../secret.txt",
+                f"{root}/%2e%2e/secret.txt",
+                f"{root}/link.jpg",
+                str(ws_path / "labeler.db"),
+                "/etc/passwd",
+            )
+        ]
         for path in refused:
             with pytest.raises(urllib.error.HTTPError) as error:
                 urllib.request.urlopen(base + path)
@@ -402,8 +412,15 @@ def group_ws(cli, tmp_path):
     """A workspace whose first flag is a conflicting near-duplicate group of three (same photo, three labels)."""
     import numpy as np
 
-    ws_path = flagged_workspace(cli, tmp_path, train={"hat": 16, "shoe": 16, "skirt": 16},
-                                test={"hat": 3, "shoe": 3, "skirt": 3}, seed=4, doubt=0.3, flag=False)  # fmt: skip
+    ws_path = flagged_workspace(
+        cli,
+        tmp_path,
+        train={"hat": 16, "shoe": 16, "skirt": 16},
+        test={"hat": 3, "shoe": 3, "skirt": 3},
+        seed=4,
+        doubt=0.3,
+        flag=False,
+    )
     with Workspace.open(ws_path) as w:
         arrays = {name: w.load_array(1, name) for name in w.store.arrays(1)}
         ids, emb = list(arrays["embed_ids"]), arrays["embeddings"]

@@ -7,8 +7,20 @@ import pytest
 
 @pytest.mark.slow
 def test_bench_scale_reports_every_stage(cli, tmp_path):
-    out = cli("bench", "scale", "--out", tmp_path / "b", "--rows", "3000", "--decisions", "40", "--sample", "200",
-              "--json", tmp_path / "scale.json").output  # fmt: skip
+    out = cli(
+        "bench",
+        "scale",
+        "--out",
+        tmp_path / "b",
+        "--rows",
+        "3000",
+        "--decisions",
+        "40",
+        "--sample",
+        "200",
+        "--json",
+        tmp_path / "scale.json",
+    ).output
     r = json.loads((tmp_path / "scale.json").read_text())
     for stage in ("import", "flag", "status", "first_screen", "export"):
         assert r[f"{stage}_seconds"] > 0

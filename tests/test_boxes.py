@@ -56,8 +56,10 @@ def test_the_crop_view_is_the_box_and_the_box_view_draws_it(tmp_path):
 def _deepfashion_with_boxes(tmp_path):
     from tests.helpers import make_image
 
-    entries = [(f"img/Item_{i // 3}/img_{i:08d}.jpg", 3 if i % 2 else 33, "train" if i < 16 else "test",
-                (2, 2, 14, 14)) for i in range(20)]  # fmt: skip
+    entries = [
+        (f"img/Item_{i // 3}/img_{i:08d}.jpg", 3 if i % 2 else 33, "train" if i < 16 else "test", (2, 2, 14, 14))
+        for i in range(20)
+    ]
     entries[0] = (entries[0][0], 3, "train", (9, 2, 4, 14))  # inverted
     entries[1] = (entries[1][0], 33, "train", (2, 2, 2, 14))  # zero width
     entries[2] = (entries[2][0], 3, "train", (2, 2, 14, 40))  # outside the 16 px image

@@ -6,10 +6,26 @@ import time
 from labeler.workspace import Workspace
 
 STATUS_KEYS = {
-    "schema_version", "workspace", "format", "source", "root", "items", "splits", "classes",
-    "class_counts", "quarantined", "rounds", "grouping", "flagged", "reviewed", "decisions", "leakage", "estimate",
-    "boxes", "class_types",
-}  # fmt: skip
+    "schema_version",
+    "workspace",
+    "format",
+    "source",
+    "root",
+    "items",
+    "splits",
+    "classes",
+    "class_counts",
+    "quarantined",
+    "rounds",
+    "grouping",
+    "flagged",
+    "reviewed",
+    "decisions",
+    "leakage",
+    "estimate",
+    "boxes",
+    "class_types",
+}
 
 
 def test_import_then_status_json_schema(cli, small_csv_dataset, tmp_path):

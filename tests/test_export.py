@@ -5,8 +5,14 @@ import pytest
 from labeler.workspace import Workspace
 from tests.helpers import make_image
 
-NAMES = ["img/Take_Less,_Give_More_Tee/a.jpg", 'img/the "quoted" one/b.jpg', "img/Ünïcødé ドレス/c.jpg",
-         "img/plain/d.jpg", "img/plain/e.jpg", "img/plain/f.jpg"]  # fmt: skip
+NAMES = [
+    "img/Take_Less,_Give_More_Tee/a.jpg",
+    'img/the "quoted" one/b.jpg',
+    "img/Ünïcødé ドレス/c.jpg",
+    "img/plain/d.jpg",
+    "img/plain/e.jpg",
+    "img/plain/f.jpg",
+]
 
 
 def _source(folder):
@@ -50,7 +56,7 @@ def test_round_trip_applies_decisions_and_keeps_untouched_rows(cli, tmp_path):
         (NAMES[1], "", "remove", "0"),
         (NAMES[2], "Tee", "relabel", "1"),
         (NAMES[3], "", "skip", "0"),
-    ]  # fmt: skip  (skips are listed; the undo row is not, it marks what it undid)
+    ]  # skips are listed; the undo row is not, it marks what it undid
     same = cli("export", tmp_path / "ws", tmp_path / "x.csv", "--audit", tmp_path / "x.csv", expect=2).output
     assert "would be one file" in same and not (tmp_path / "x.csv").exists()
     cli("export", tmp_path / "ws", tmp_path / "all.csv", "--include-removed")

@@ -64,8 +64,12 @@ def test_an_interrupted_import_can_be_run_again(cli, tmp_path):
 # -- read-only and full file systems ------------------------------------------------------
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0  # fmt: skip
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def _umount(path: Path) -> None:
@@ -287,9 +291,15 @@ def _damage(model: Path, how: str) -> str:
 
 @pytest.mark.parametrize(
     "how",
-    ["pickled object", "not a state_dict", "truncated weights", "vocab of another model", "preprocess missing",
-     "preprocess broken"],
-)  # fmt: skip
+    [
+        "pickled object",
+        "not a state_dict",
+        "truncated weights",
+        "vocab of another model",
+        "preprocess missing",
+        "preprocess broken",
+    ],
+)
 def test_a_damaged_model_folder_is_refused_with_its_file_named(cli, model_dir, tmp_path, how):
     image = make_image(tmp_path / "one.jpg", seed=3, size=40)
     name = _damage(model_dir, how)
@@ -390,8 +400,14 @@ def test_merged_label_variants_take_the_most_common_trimmed_spelling(tmp_path):
     for i in range(6):
         make_image(ds / f"v{i}.jpg", seed=i)
     # 'Dress' x2 raw, 'dress ' x2 and 'dress' x1: trimmed, 'dress' (3) outnumbers 'Dress' (2)
-    rows = ["v0.jpg,Dress,train", "v1.jpg,Dress,train", "v2.jpg,dress ,train", "v3.jpg,dress ,train",
-            "v4.jpg,dress,train", "v5.jpg,b,train"]  # fmt: skip
+    rows = [
+        "v0.jpg,Dress,train",
+        "v1.jpg,Dress,train",
+        "v2.jpg,dress ,train",
+        "v3.jpg,dress ,train",
+        "v4.jpg,dress,train",
+        "v5.jpg,b,train",
+    ]
     result, _ = _import(tmp_path, rows, Options(progress=False, min_per_class=1, merge_label_variants=True))
     assert "dress" in result.classes and "Dress" not in result.classes
 
@@ -399,8 +415,9 @@ def test_merged_label_variants_take_the_most_common_trimmed_spelling(tmp_path):
 def test_an_unknown_evaluation_status_names_the_partition_file(cli, tmp_path):
     from labeler.bench import write_deepfashion
 
-    entries = [(f"img/Item_{i}/img_1.jpg", 3 if i % 2 else 18, "train" if i else "holdout", (1, 2, 30, 40))
-               for i in range(6)]  # fmt: skip
+    entries = [
+        (f"img/Item_{i}/img_1.jpg", 3 if i % 2 else 18, "train" if i else "holdout", (1, 2, 30, 40)) for i in range(6)
+    ]
     root = write_deepfashion(tmp_path / "DeepFashion", entries)
     for i, (path, *_rest) in enumerate(entries):
         make_image(root / "Img" / path, seed=i)

@@ -147,8 +147,18 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
     out = cli("flag", workspace_with_round, "--csv", tmp_path / "queue.csv").output
     assert "images queued for review" in out and "by reason:" in out and "estimated label noise" in out
     rows = list(csv.DictReader((tmp_path / "queue.csv").read_text().splitlines()))
-    assert rows and list(rows[0]) == ["rank", "image", "split", "given_label", "suggested_label", "suggested_prob",
-                                      "label_quality", "priority", "reasons", "explanation"]  # fmt: skip
+    assert rows and list(rows[0]) == [
+        "rank",
+        "image",
+        "split",
+        "given_label",
+        "suggested_label",
+        "suggested_prob",
+        "label_quality",
+        "priority",
+        "reasons",
+        "explanation",
+    ]
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
     assert [float(r["priority"]) for r in rows] == sorted((float(r["priority"]) for r in rows), reverse=True)
     assert rows[0]["image"].startswith("train/") and rows[0]["reasons"]

@@ -104,14 +104,25 @@ def test_clustered_noise_flips_look_alikes_and_whole_groups_together():
     labels = np.repeat([0, 1], n // 2)
     features = rng.normal(size=(n, 2))
     groups_ = np.arange(n) // 2  # pairs of photos of one product
-    new, flipped = plant_flips(labels, np.array(["train"] * n), 2, rate=0.15, kind="clustered", seed=1,
-                               partners={0: [1], 1: [0]}, features=features, groups=groups_)  # fmt: skip
+    new, flipped = plant_flips(
+        labels,
+        np.array(["train"] * n),
+        2,
+        rate=0.15,
+        kind="clustered",
+        seed=1,
+        partners={0: [1], 1: [0]},
+        features=features,
+        groups=groups_,
+    )
     assert abs(flipped[labels == 0].mean() - 0.15) < 0.02 and (new[flipped] != labels[flipped]).all()
     assert all(flipped[groups_ == g].all() or not flipped[groups_ == g].any() for g in np.unique(groups_)[:-1])
     # a flipped image's nearest same-class look-alike is flipped far more often than the 15% base rate
     others = groups_[:, None] != groups_[None, :]  # the nearest look-alike that is not its own group mate
-    nearest = [np.argmin(np.where(others[i] & (labels == labels[i]), ((features - features[i]) ** 2).sum(1), np.inf))
-               for i in np.flatnonzero(flipped)]  # fmt: skip
+    nearest = [
+        np.argmin(np.where(others[i] & (labels == labels[i]), ((features - features[i]) ** 2).sum(1), np.inf))
+        for i in np.flatnonzero(flipped)
+    ]
     assert np.mean(flipped[nearest]) > 0.3  # uniform planting would give about 0.15
 
 
@@ -121,8 +132,9 @@ def _bench_folder(cli, tmp_path, name: str, seed: int) -> Path:
 
     folder = tmp_path / name
     folder.mkdir()
-    ws = flagged_workspace(cli, folder, train={"a": 30, "b": 30, "c": 30}, test={"a": 2, "b": 2, "c": 2}, seed=seed,
-                           doubt=0.2, flag=False)  # fmt: skip
+    ws = flagged_workspace(
+        cli, folder, train={"a": 30, "b": 30, "c": 30}, test={"a": 2, "b": 2, "c": 2}, seed=seed, doubt=0.2, flag=False
+    )
     ws.rename(folder / "workspace")
     from labeler.flag import latest_round, load_evidence
     from labeler.workspace import Workspace
@@ -133,8 +145,10 @@ def _bench_folder(cli, tmp_path, name: str, seed: int) -> Path:
     # the "model" doubts 20% of the labels; call the doubted ones with p < 0.5 the planted flips
     rows = np.arange(len(ev.labels))
     wrong = ev.pred_probs[rows, ev.labels] < 0.5
-    lines = ["file,true,label"] + [f"{items[int(i)].file},{'x' if w_ else items[int(i)].label},{items[int(i)].label}"
-                                   for i, w_ in zip(ev.item_ids, wrong)]  # fmt: skip
+    lines = ["file,true,label"] + [
+        f"{items[int(i)].file},{'x' if w_ else items[int(i)].label},{items[int(i)].label}"
+        for i, w_ in zip(ev.item_ids, wrong)
+    ]
     (folder / "flips.csv").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -150,8 +164,14 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
     assert set(result) == {"run1", "run2"}
     for run in result.values():
         assert run["weight"] in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-        assert {"self_confidence", "normalized_margin_adjusted", "neighbours", "blend_crossfit", "evidence",
-                "evidence_crossfit"} <= set(run["rankers"])  # fmt: skip
+        assert {
+            "self_confidence",
+            "normalized_margin_adjusted",
+            "neighbours",
+            "blend_crossfit",
+            "evidence",
+            "evidence_crossfit",
+        } <= set(run["rankers"])
         assert len(run["evidence_fit"][0]) == len(FEATURES) and set(run["f1"]) == {
             "cleanlab_filter",
             "blend_filter",
@@ -213,8 +233,17 @@ def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
 
     labels = np.repeat([0, 1], 100)
     features = np.random.default_rng(0).normal(size=(200, 2))
-    _, flipped = plant_flips(labels, np.array(["train"] * 200), 2, rate=0.15, kind="clustered", seed=0,
-                             partners={0: [1], 1: [0]}, features=features, groups=np.zeros(200, int))  # fmt: skip
+    _, flipped = plant_flips(
+        labels,
+        np.array(["train"] * 200),
+        2,
+        rate=0.15,
+        kind="clustered",
+        seed=0,
+        partners={0: [1], 1: [0]},
+        features=features,
+        groups=np.zeros(200, int),
+    )
     assert flipped.sum() == 30  # one group holding everything does not flip everything
 
 

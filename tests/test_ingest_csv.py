@@ -39,9 +39,14 @@ def test_configurable_columns_root_and_extra_columns_are_kept(tmp_path):
         'file name,cls,part,note\na.jpg,x,train,"hello, world"\nb.jpg,y,train,\nc.jpg,x,val,\nd.jpg,y,test,\n'
     )
     result = import_dataset(
-        tmp_path / "ws", csv, options=QUIET, root=tmp_path / "pics",
-        image_col="file name", label_col="cls", split_col="part",
-    )  # fmt: skip
+        tmp_path / "ws",
+        csv,
+        options=QUIET,
+        root=tmp_path / "pics",
+        image_col="file name",
+        label_col="cls",
+        split_col="part",
+    )
     assert result.splits == {"train": 2, "valid": 1, "test": 1}
     with Workspace.open(tmp_path / "ws") as ws:
         first = ws.store.items()[0]

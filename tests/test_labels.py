@@ -24,4 +24,6 @@ def test_conflicts_need_disagreeing_latest_decisions_and_no_adjudication():
     assert [labels.in_conflict(log) for log in (agree, disagree, settled, undone)] == [False, True, False, False]
     assert [d.reviewer for d in labels.latest_per_reviewer(disagree)] == ["ann", "bob"]
     assert labels.live_labels_by_reviewer(disagree + [_d(4, "remove", reviewer="ann")]) == {
-        "ann": {1: "dress"}, "bob": {1: "skirt"}}  # fmt: skip
+        "ann": {1: "dress"},
+        "bob": {1: "skirt"},
+    }

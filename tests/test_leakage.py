@@ -48,8 +48,13 @@ def _noise_image(path, seed):
 def test_deepfashion_products_spanning_splits_are_counted_exactly(cli, tmp_path):
     # 8 products of 4 photos; products 0-2 have photos in test *and* train/val (4 leaking test photos),
     # products 3-4 only in test (4 honest test photos), the rest only in train/val
-    plan = {0: ["train", "train", "val", "test"], 1: ["train", "test", "test", "val"], 2: ["val", "train", "train", "test"],
-            3: ["test", "test"], 4: ["test", "test"]}  # fmt: skip
+    plan = {
+        0: ["train", "train", "val", "test"],
+        1: ["train", "test", "test", "val"],
+        2: ["val", "train", "train", "test"],
+        3: ["test", "test"],
+        4: ["test", "test"],
+    }
     entries, n = [], 0
     for product in range(8):
         category = 3 if product % 2 == 0 else 41  # Blouse, Dress
@@ -61,8 +66,27 @@ def test_deepfashion_products_spanning_splits_are_counted_exactly(cli, tmp_path)
         _noise_image(root / "Img" / name, i)
     ws = tmp_path / "ws"
     cli("import", ws, root, "--min-per-class", "1")
-    out = cli("train", ws, "--no-pretrained", "--arch", "resnet18", "--size", "32", "--folds", "2", "--epochs", "1",
-              "--freeze-epochs", "0", "--bs", "8", "--workers", "0", "--lr", "3e-3").output  # fmt: skip
+    out = cli(
+        "train",
+        ws,
+        "--no-pretrained",
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--freeze-epochs",
+        "0",
+        "--bs",
+        "8",
+        "--workers",
+        "0",
+        "--lr",
+        "3e-3",
+    ).output
     assert "leak-free test images" in out
     status = json.loads(cli("status", ws, "--json").output)
     leak = status["leakage"]
@@ -82,8 +106,27 @@ def test_a_workspace_without_a_test_split_reports_no_leakage(cli, tmp_path):
 
     make_class_folders(tmp_path / "ds", {"hat": 8, "shoe": 8}, split="train")
     cli("import", tmp_path / "ws", tmp_path / "ds")
-    cli("train", tmp_path / "ws", "--no-pretrained", "--arch", "resnet18", "--size", "32", "--folds", "2",
-        "--epochs", "1", "--freeze-epochs", "0", "--bs", "8", "--workers", "0", "--lr", "3e-3")  # fmt: skip
+    cli(
+        "train",
+        tmp_path / "ws",
+        "--no-pretrained",
+        "--arch",
+        "resnet18",
+        "--size",
+        "32",
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--freeze-epochs",
+        "0",
+        "--bs",
+        "8",
+        "--workers",
+        "0",
+        "--lr",
+        "3e-3",
+    )
     status = json.loads(cli("status", tmp_path / "ws", "--json").output)
     assert status["leakage"] is None
     assert not any(k.startswith("test_leakfree") for k in status["rounds"][-1]["metrics"])

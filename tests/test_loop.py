@@ -21,8 +21,11 @@ def trained_once(tmp_path_factory):
     base = tmp_path_factory.mktemp("loop")
     labels = _tiny_dataset(base / "ds")
     runner = CliRunner()
-    for args in (["import", base / "ws", labels, "--min-per-class", "1"], ["train", base / "ws", *FAST],
-                 ["flag", base / "ws"]):  # fmt: skip
+    for args in (
+        ["import", base / "ws", labels, "--min-per-class", "1"],
+        ["train", base / "ws", *FAST],
+        ["flag", base / "ws"],
+    ):
         result = runner.invoke(main, [str(a) for a in args])
         assert result.exit_code == 0, result.output
     return base / "ws"
@@ -151,8 +154,22 @@ def test_headless_demo_end_to_end(cli, tmp_path):
 def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     labels = _tiny_dataset(tmp_path / "ds")
     pairs = "blue:green,red:blue"
-    out = cli("bench", "loop", labels, "--out", tmp_path / "b", "--budgets", "0.2,0.4", "--pairs", pairs, "--noise", "0.3",
-              "--repeats", "2", *FAST).output  # fmt: skip
+    out = cli(
+        "bench",
+        "loop",
+        labels,
+        "--out",
+        tmp_path / "b",
+        "--budgets",
+        "0.2,0.4",
+        "--pairs",
+        pairs,
+        "--noise",
+        "0.3",
+        "--repeats",
+        "2",
+        *FAST,
+    ).output
     for arm in ("noisy", "clean", "merged@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
         assert arm in out
     results = json.loads((tmp_path / "b" / "loop" / "results.json").read_text())

@@ -36,8 +36,12 @@ def test_make_targets_install_into_a_venv_then_run(target, tmp_path):
 
 
 def _fixtures(tmp_path: Path) -> dict[str, str]:
-    entries = [(f"img/Soft,_&_Co's_{n}/img_{i:08d}.jpg", c, s, None) for i, (n, c, s) in enumerate(
-        [("Tee", 18, "train"), ("Tee", 18, "val"), ("Dress", 41, "train"), ("Dress", 41, "test")] * 3)]  # fmt: skip
+    entries = [
+        (f"img/Soft,_&_Co's_{n}/img_{i:08d}.jpg", c, s, None)
+        for i, (n, c, s) in enumerate(
+            [("Tee", 18, "train"), ("Tee", 18, "val"), ("Dress", 41, "train"), ("Dress", 41, "test")] * 3
+        )
+    ]
     deepfashion = write_deepfashion(tmp_path / "DeepFashion", entries)
     for i, (path, *_) in enumerate(entries):
         make_image(deepfashion / "Img" / path, seed=i)
@@ -49,8 +53,17 @@ def _fixtures(tmp_path: Path) -> dict[str, str]:
     return {"~/DeepFashion": str(deepfashion), "~/clothing-small": str(folders)}
 
 
-TRAINING = ("labeler train", "labeler retrain", "labeler flag", "labeler demo", "labeler bench noise",
-            "labeler export-model", "labeler predict", "labeler evaluate", "labeler sample")  # fmt: skip
+TRAINING = (
+    "labeler train",
+    "labeler retrain",
+    "labeler flag",
+    "labeler demo",
+    "labeler bench noise",
+    "labeler export-model",
+    "labeler predict",
+    "labeler evaluate",
+    "labeler sample",
+)
 FAST_TRAINING = ["--size", "32", "--epochs", "1", "--folds", "2", "--lr", "3e-3", "--workers", "0"]
 
 

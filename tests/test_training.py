@@ -15,8 +15,25 @@ from PIL import Image
 from labeler.workspace import Workspace
 
 COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40), "rare": (240, 240, 40)}
-FAST = ["--no-pretrained", "--arch", "resnet18", "--size", "32", "--folds", "2", "--epochs", "1",
-        "--freeze-epochs", "0", "--bs", "16", "--workers", "0", "--lr", "3e-3"]  # fmt: skip
+FAST = [
+    "--no-pretrained",
+    "--arch",
+    "resnet18",
+    "--size",
+    "32",
+    "--folds",
+    "2",
+    "--epochs",
+    "1",
+    "--freeze-epochs",
+    "0",
+    "--bs",
+    "16",
+    "--workers",
+    "0",
+    "--lr",
+    "3e-3",
+]
 
 
 def _tiny_dataset(folder: Path) -> Path:

@@ -42,9 +42,15 @@ def test_each_bad_image_is_quarantined_with_its_reason_and_the_rest_imports(tmp_
     make_image(outside)
     os.symlink(outside, ds / "link.jpg")
     rows = [
-        "missing.jpg,a,train", "truncated.jpg,a,train", "empty.jpg,a,train", "text.jpg,b,train",
-        "huge.png,b,train", "../outside.jpg,a,train", f"{outside},a,train", "link.jpg,b,train",
-    ]  # fmt: skip
+        "missing.jpg,a,train",
+        "truncated.jpg,a,train",
+        "empty.jpg,a,train",
+        "text.jpg,b,train",
+        "huge.png,b,train",
+        "../outside.jpg,a,train",
+        f"{outside},a,train",
+        "link.jpg,b,train",
+    ]
     options = Options(progress=False, min_per_class=1, max_pixels=200 * 200)
     result, reasons = _import(tmp_path, rows, options)
     assert result.items == 4
@@ -122,8 +128,10 @@ def test_single_class_and_all_missing_are_errors(tmp_path):
 
 def test_small_class_warns_about_folds(tmp_path):
     result, _ = _import(tmp_path, [], Options(progress=False, min_per_class=5))
-    assert any("class 'a' has 2 train/valid images, fewer than --min-per-class 5" in w and "--folds than 2" in w
-               for w in result.warnings)  # fmt: skip
+    assert any(
+        "class 'a' has 2 train/valid images, fewer than --min-per-class 5" in w and "--folds than 2" in w
+        for w in result.warnings
+    )
 
 
 def test_no_verify_images_skips_file_checks_but_not_path_checks(tmp_path):
@@ -135,4 +143,3 @@ def test_no_verify_images_skips_file_checks_but_not_path_checks(tmp_path):
 
 def test_check_image_accepts_a_good_png(tmp_path):
     assert check_image(str(make_image(tmp_path / "ok.png", fmt="PNG"))) == ""
-

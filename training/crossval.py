@@ -161,10 +161,18 @@ def _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_d
     valid_idx = np.flatnonzero(fold_of == fold)
     workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
     dls = make_dataloaders(
-        fit_frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
-        bs=config.bs, workers=workers, device=pick_device(config.device), seed=config.seed + fold,
+        fit_frame,
+        root,
+        vocab,
+        valid_idx=valid_idx,
+        size=config.size,
+        presize=config.presize,
+        bs=config.bs,
+        workers=workers,
+        device=pick_device(config.device),
+        seed=config.seed + fold,
         crop_margin=config.crop_margin,
-    )  # fmt: skip
+    )
     learn = build_learner(dls, config)
     learn.path, learn.model_dir = run_dir, "."
     if state.get("lr") is None:
@@ -454,8 +462,16 @@ class FinalResult:
     seconds: float = 0.0
 
 
-def run_final(frame, root, vocab: list[str], config: TrainConfig, run_dir: str | Path, *, resume: bool = False,
-              log: Callable[[str], None] = print) -> FinalResult:  # fmt: skip
+def run_final(
+    frame,
+    root,
+    vocab: list[str],
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> FinalResult:
     """Train one model on all train/valid images; the test split is its validation set (losses only).
 
     Without a test split the model trains on 'train' and validates on 'valid'. Written to
@@ -477,9 +493,19 @@ def run_final(frame, root, vocab: list[str], config: TrainConfig, run_dir: str |
     if not done.exists():
         set_seed(config.seed)
         workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-        dls = make_dataloaders(order, root, vocab, valid_idx=held, size=config.size, presize=config.presize, bs=config.bs,
-                               workers=workers, device=pick_device(config.device), seed=config.seed,
-                               crop_margin=config.crop_margin)  # fmt: skip
+        dls = make_dataloaders(
+            order,
+            root,
+            vocab,
+            valid_idx=held,
+            size=config.size,
+            presize=config.presize,
+            bs=config.bs,
+            workers=workers,
+            device=pick_device(config.device),
+            seed=config.seed,
+            crop_margin=config.crop_margin,
+        )
         learn = build_learner(dls, config)
         learn.path, learn.model_dir = run_dir, "."
         if state.get("lr") is None:
@@ -492,15 +518,31 @@ def run_final(frame, root, vocab: list[str], config: TrainConfig, run_dir: str |
         plot_losses(learn.loss_history, run_dir / "final-loss.png", "final model")
         probs, features = predict(learn, order, embed=True)
         epochs = config.epochs + config.freeze_epochs
-        summary = FoldSummary(-1, len(held), float((probs[held].argmax(1) == _codes(order["label"].iloc[held], vocab)).mean()) if len(held) else 0.0,
-                              time.perf_counter() - fit_started, (len(order) - len(held)) * epochs / fit_seconds)  # fmt: skip
-        arrays = {"ids": order["id"].to_numpy(), "probs": probs, "embeddings": features, "held": held,
-                  "summary": np.array(json.dumps(asdict(summary))), "lr": np.array(state["lr"])}  # fmt: skip
+        summary = FoldSummary(
+            -1,
+            len(held),
+            float((probs[held].argmax(1) == _codes(order["label"].iloc[held], vocab)).mean()) if len(held) else 0.0,
+            time.perf_counter() - fit_started,
+            (len(order) - len(held)) * epochs / fit_seconds,
+        )
+        arrays = {
+            "ids": order["id"].to_numpy(),
+            "probs": probs,
+            "embeddings": features,
+            "held": held,
+            "summary": np.array(json.dumps(asdict(summary))),
+            "lr": np.array(state["lr"]),
+        }
         _save_fold(run_dir, "final", arrays, learn.model.state_dict())
     with np.load(done) as data:
         ids, probs, held = data["ids"], data["probs"], data["held"]
         test = held if has_test else np.array([], dtype=np.int64)
         return FinalResult(
-            test_ids=ids[test], test_probs=probs[test].astype(np.float32), embed_ids=ids, embeddings=data["embeddings"],
-            lr=float(data["lr"]), summary=FoldSummary(**json.loads(str(data["summary"]))), seconds=time.perf_counter() - started,
-        )  # fmt: skip
+            test_ids=ids[test],
+            test_probs=probs[test].astype(np.float32),
+            embed_ids=ids,
+            embeddings=data["embeddings"],
+            lr=float(data["lr"]),
+            summary=FoldSummary(**json.loads(str(data["summary"]))),
+            seconds=time.perf_counter() - started,
+        )

@@ -59,9 +59,13 @@ def plain_torch(files: list[str], labels: list[int], n_classes: int, config: Tra
     """Train ``config.epochs`` epochs with a plain loop; return training images per second."""
     presize = config.presize or default_presize(config.size)
     loader = torch.utils.data.DataLoader(
-        _Images(files, labels, presize), batch_size=config.bs, shuffle=True, drop_last=True,
-        num_workers=config.workers or 0, persistent_workers=bool(config.workers),
-    )  # fmt: skip
+        _Images(files, labels, presize),
+        batch_size=config.bs,
+        shuffle=True,
+        drop_last=True,
+        num_workers=config.workers or 0,
+        persistent_workers=bool(config.workers),
+    )
     model = build_model(config.arch, n_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=config.epochs * len(loader))
@@ -84,8 +88,16 @@ def fastai(frame, root: str | Path, vocab: list[str], config: TrainConfig, lr: f
     from training.learner import build_learner
 
     valid_idx = [len(frame) - 1]  # fastai needs a validation set; one image keeps its cost negligible
-    dls = make_dataloaders(frame, root, vocab, valid_idx=valid_idx, size=config.size, presize=config.presize,
-                           bs=config.bs, workers=config.workers or 0)  # fmt: skip
+    dls = make_dataloaders(
+        frame,
+        root,
+        vocab,
+        valid_idx=valid_idx,
+        size=config.size,
+        presize=config.presize,
+        bs=config.bs,
+        workers=config.workers or 0,
+    )
     learn = build_learner(dls, config)
     learn.unfreeze()
     started = time.perf_counter()

@@ -17,10 +17,19 @@ import gradio as gr
 from labeler.app.handlers import REASON_CHOICES, REMOVE_REASONS, Command, Filters, ReviewUI, View
 from labeler.errors import LabelerError
 
-KEYS = [("Enter", "accept suggestion"), ("k", "keep label"), ("01-99 / 1-9", "class by its number"),
-        ("/", "search any class"), ("x m q", "remove: " + ", ".join(REMOVE_REASONS.values())), ("s", "skip"),
-        ("u", "undo"), ("g", "tick whole group"), ("z", "zoom 1:1"), ("b", "garment box / crop / whole"),
-        ("c", "clear filters")]  # fmt: skip
+KEYS = [
+    ("Enter", "accept suggestion"),
+    ("k", "keep label"),
+    ("01-99 / 1-9", "class by its number"),
+    ("/", "search any class"),
+    ("x m q", "remove: " + ", ".join(REMOVE_REASONS.values())),
+    ("s", "skip"),
+    ("u", "undo"),
+    ("g", "tick whole group"),
+    ("z", "zoom 1:1"),
+    ("b", "garment box / crop / whole"),
+    ("c", "clear filters"),
+]
 FILTER_NAMES = ("any_label", "reason", "given", "suggested", "order")
 
 CSS = """
@@ -107,8 +116,13 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None, stop_below:
                 raise gr.Error(f"malformed command: {exc}") from exc
             user = getattr(request, "username", None) if request is not None else None
             who = user or data.get("reviewer")
-            chosen = Filters(reason=reason or None, given=given or None, suggested=suggested or None,
-                             any_label=any_label or None, order=order or "priority")  # fmt: skip
+            chosen = Filters(
+                reason=reason or None,
+                given=given or None,
+                suggested=suggested or None,
+                any_label=any_label or None,
+                order=order or "priority",
+            )
             clear = data.get("action") == "clear"
             if clear:
                 data["action"], chosen = "show", Filters()
@@ -125,8 +139,13 @@ def build_app(workspace: str | Path, *, reviewer: str | None = None, stop_below:
         go.click(run, [command, *filters], screen, js=take, **fast)
         clear.click(run, [command, *filters], screen + filters, js=take, **fast)
         for control in filters:  # a filter chosen by the reviewer (not one the app reset) shows the new queue
-            control.input(run, [command, *filters], screen, **fast,
-                          js=f"(c, ...f) => [window.labeler.command({{action: 'show'}}), ...f.slice(0, {n})]")  # fmt: skip
+            control.input(
+                run,
+                [command, *filters],
+                screen,
+                **fast,
+                js=f"(c, ...f) => [window.labeler.command({{action: 'show'}}), ...f.slice(0, {n})]",
+            )
         export_button.click(lambda r: ui.export(include_removed=r), [include_removed], [export_files])
 
         def overview():
@@ -178,8 +197,16 @@ def _legend() -> str:
     return f"<div class='lab-keys'>{keys}</div>"
 
 
-def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None,
-           share: bool = False, block: bool = True, on_ready=None):  # fmt: skip
+def launch(
+    app: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: str | None = None,
+    share: bool = False,
+    block: bool = True,
+    on_ready=None,
+):
     """Serve the app. Only the workspace's item images are served; other hosts need ``auth`` (USER:PASS)."""
     credentials = check_launch(host, auth)
     ui: ReviewUI = app.labeler_ui
@@ -187,9 +214,17 @@ def launch(app: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: s
     exports.mkdir(exist_ok=True)
     try:
         app.launch(
-            server_name=host, server_port=port, auth=credentials, share=share, allowed_paths=[str(exports)],
-            css=CSS, prevent_thread_lock=True, show_error=True, quiet=True, app_kwargs={"routes": routes(ui)},
-        )  # fmt: skip
+            server_name=host,
+            server_port=port,
+            auth=credentials,
+            share=share,
+            allowed_paths=[str(exports)],
+            css=CSS,
+            prevent_thread_lock=True,
+            show_error=True,
+            quiet=True,
+            app_kwargs={"routes": routes(ui)},
+        )
     except OSError as exc:
         raise LabelerError(f"port {port} on {host} is in use; pass another one, e.g. --port {port + 1}") from exc
     if on_ready:

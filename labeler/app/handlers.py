@@ -145,8 +145,17 @@ class ReviewUI:
     def show(self, reviewer: str | None, filters: Filters | None = None) -> View:
         return self.handle(reviewer, Command("show"), filters)
 
-    def act(self, reviewer: str | None, item_id: int | None, action: str, *, label: str | None = None,
-            reason: str | None = None, group: bool = False, filters: Filters | None = None) -> View:  # fmt: skip
+    def act(
+        self,
+        reviewer: str | None,
+        item_id: int | None,
+        action: str,
+        *,
+        label: str | None = None,
+        reason: str | None = None,
+        group: bool = False,
+        filters: Filters | None = None,
+    ) -> View:
         """Commit one decision on ``item_id`` (the item on screen), then the next view."""
         return self.handle(reviewer, Command(action, item_id, label, reason, group), filters)
 
@@ -261,8 +270,14 @@ class ReviewUI:
         text = "<div id='current-item' data-item='' data-seq='0' class='lab-done'>Type your name above and press Enter to start reviewing.</div>"
         return View(None, 0, text, "", "", "", "", elapsed_ms=_ms(started))
 
-    def _view(self, s: ReviewSession, item: ReviewItem | None, filters: Filters | None, started: float,
-              notes: list[str] | None = None) -> View:  # fmt: skip
+    def _view(
+        self,
+        s: ReviewSession,
+        item: ReviewItem | None,
+        filters: Filters | None,
+        started: float,
+        notes: list[str] | None = None,
+    ) -> View:
         seq = next(self._seq)
         self.on_screen[s.reviewer] = item.item_id if item else None
         progress = self._progress(s)
@@ -285,8 +300,9 @@ class ReviewUI:
             f"alt='{html.escape(item.path)}'></div>"
         )
         panel = _notes_html(notes) + _panel(item, self.codes, _pixel_size(item.file))
-        return View(item.item_id, seq, image, panel, prefetch, _neighbours(item), progress, s.reviewer,
-                    _ms(started), notes)  # fmt: skip
+        return View(
+            item.item_id, seq, image, panel, prefetch, _neighbours(item), progress, s.reviewer, _ms(started), notes
+        )
 
     def _progress(self, s: ReviewSession) -> str:
         p = s.progress()
@@ -325,10 +341,15 @@ class ReviewUI:
             status = workspace_status(self.ws, stop_below=self.stop_below)
             round_id = self.ws.store.flagged_round()
             rates = class_error_rates(self.ws, status["estimate"])
-        lines = [f"**{status['items']:,} images** (train {status['splits']['train']:,}, valid "
-                 f"{status['splits']['valid']:,}, test {status['splits']['test']:,}), "
-                 f"{len(status['quarantined']):,} quarantined, {status['flagged']:,} flagged, "
-                 f"{status['reviewed']:,} reviewed", "", "| class | train | valid | test |", "|---|---:|---:|---:|"]  # fmt: skip
+        lines = [
+            f"**{status['items']:,} images** (train {status['splits']['train']:,}, valid "
+            f"{status['splits']['valid']:,}, test {status['splits']['test']:,}), "
+            f"{len(status['quarantined']):,} quarantined, {status['flagged']:,} flagged, "
+            f"{status['reviewed']:,} reviewed",
+            "",
+            "| class | train | valid | test |",
+            "|---|---:|---:|---:|",
+        ]
         for name in status["classes"]:
             c = status["class_counts"].get(name, {})
             lines.append(f"| {name} | {c.get('train', 0):,} | {c.get('valid', 0):,} | {c.get('test', 0):,} |")
@@ -343,19 +364,31 @@ class ReviewUI:
             lines.append(f"| {r['round']} | {r['kind']} | " + " | ".join(_pct(m.get(k)) for k in keys) + " |")
         leak = status.get("leakage")
         if leak:
-            lines += ["", f"**Split leakage:** {leak['test_images_leaky']:,} of {leak['test_images']:,} test images "
-                      f"have a near-copy ({leak['test_images_with_train_copy']:,}) or their group "
-                      f"({leak['test_images_sharing_group']:,}) among the train/valid images; the leak-free column "
-                      "scores the others (the flag report lists the pairs)."]  # fmt: skip
+            lines += [
+                "",
+                f"**Split leakage:** {leak['test_images_leaky']:,} of {leak['test_images']:,} test images "
+                f"have a near-copy ({leak['test_images_with_train_copy']:,}) or their group "
+                f"({leak['test_images_sharing_group']:,}) among the train/valid images; the leak-free column "
+                "scores the others (the flag report lists the pairs).",
+            ]
         estimate_lines = format_estimate(status["estimate"])
         if estimate_lines:
-            lines += ["", "**How many wrong labels remain** (from the reviews; see the README):", "", "```",
-                      *estimate_lines, "```"]  # fmt: skip
+            lines += [
+                "",
+                "**How many wrong labels remain** (from the reviews; see the README):",
+                "",
+                "```",
+                *estimate_lines,
+                "```",
+            ]
         if status["rounds"]:
             pairs = status["rounds"][-1]["metrics"].get("oof_most_confused") or []
             if pairs:
-                lines += ["", "**Most confused (label -> prediction, out-of-fold):** "
-                          + ", ".join(f"{a} -> {b} ({n})" for a, b, n in pairs[:8])]  # fmt: skip
+                lines += [
+                    "",
+                    "**Most confused (label -> prediction, out-of-fold):** "
+                    + ", ".join(f"{a} -> {b} ({n})" for a, b, n in pairs[:8]),
+                ]
         heatmap = plot = None
         if round_id is not None:
             folder = self.ws.path / "reports" / f"round-{round_id:03d}"

@@ -60,7 +60,11 @@ def write_deepfashion(
     write(
         folder / anno / "list_category_img.txt", "image_name  category_label", [f"{p:<70}{c}" for p, c, _, _ in entries]
     )
-    write(folder / "Eval" / "list_eval_partition.txt", "image_name  evaluation_status", [f"{p:<70}{s}" for p, _, s, _ in entries])  # fmt: skip
+    write(
+        folder / "Eval" / "list_eval_partition.txt",
+        "image_name  evaluation_status",
+        [f"{p:<70}{s}" for p, _, s, _ in entries],
+    )
     boxes = [(p, b) for p, _, _, b in entries if b is not None]
     if boxes:
         write(
@@ -148,10 +152,21 @@ def bench_train_speed(
 
 # Human-like confusions used by `bench noise --kind pairs` (names matched case-insensitively).
 KNOWN_CONFUSIONS = [
-    ("Top", "Blouse"), ("Romper", "Dress"), ("Skirt", "Dress"), ("Tank", "Tee"), ("Cardigan", "Sweater"),
-    ("Blazer", "Jacket"), ("t-shirt", "longsleeve"), ("t-shirt", "shirt"), ("shirt", "longsleeve"),
-    ("pants", "shorts"), ("dress", "skirt"), ("outwear", "longsleeve"), ("Jeans", "Jeggings"), ("Shorts", "Skirt"),
-]  # fmt: skip
+    ("Top", "Blouse"),
+    ("Romper", "Dress"),
+    ("Skirt", "Dress"),
+    ("Tank", "Tee"),
+    ("Cardigan", "Sweater"),
+    ("Blazer", "Jacket"),
+    ("t-shirt", "longsleeve"),
+    ("t-shirt", "shirt"),
+    ("shirt", "longsleeve"),
+    ("pants", "shorts"),
+    ("dress", "skirt"),
+    ("outwear", "longsleeve"),
+    ("Jeans", "Jeggings"),
+    ("Shorts", "Skirt"),
+]
 DETECTORS = ("cleanlab", "self_confidence", "neighbours", "merged")
 LOOP_ORDERS = ("merged", "activelab", "cleanlab", "random")  # the review orders `bench loop` compares
 
@@ -176,8 +191,19 @@ def confusion_partners(vocab: list[str], pairs: list[tuple[str, str]] | None = N
     return partners
 
 
-def plant_flips(labels, splits, k: int, *, rate: float, kind: str, seed: int = 0, partners=None, confusion=None,
-                features=None, groups=None):  # fmt: skip
+def plant_flips(
+    labels,
+    splits,
+    k: int,
+    *,
+    rate: float,
+    kind: str,
+    seed: int = 0,
+    partners=None,
+    confusion=None,
+    features=None,
+    groups=None,
+):
     """New label codes with ``rate`` of the train/valid items flipped; returns (labels, flipped mask).
 
     uniform: any other class; pairs: a partner class (only classes that have one are touched, at
@@ -266,12 +292,14 @@ def detection_metrics(truth, scores, flagged) -> dict:
     order = np.argsort(-np.asarray(scores), kind="stable")
     n_true = int(truth.sum())
     return {
-        "flagged": int(flagged.sum()), "precision": precision, "recall": recall,
+        "flagged": int(flagged.sum()),
+        "precision": precision,
+        "recall": recall,
         "f1": 2 * precision * recall / max(precision + recall, 1e-12),
         "ap": float(average_precision_score(truth, scores)) if n_true else float("nan"),
         "p_at_n": float(truth[order[:n_true]].mean()) if n_true else float("nan"),
         "p_at_100": float(truth[order[:100]].mean()),
-    }  # fmt: skip
+    }
 
 
 @dataclass
@@ -285,8 +313,19 @@ class Planted:
     flagged: object  # labeler.flag.FlagResult
 
 
-def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=None, truth=None, seed: int = 0,
-                   resume: bool = False, log=print) -> Planted:  # fmt: skip
+def plant_and_flag(
+    source,
+    out_dir,
+    config,
+    *,
+    rate: float,
+    kind: str,
+    pairs=None,
+    truth=None,
+    seed: int = 0,
+    resume: bool = False,
+    log=print,
+) -> Planted:
     """Plant flips in a copy of ``source`` (workspace or dataset) in ``out_dir``, train (unless done), flag."""
     import numpy as np
 
@@ -312,8 +351,18 @@ def plant_and_flag(source, out_dir, config, *, rate: float, kind: str, pairs=Non
         folders = {str(Path(f).parent) for f in frame["file"]}
         if len(folders) > len(vocab):  # product folders (DeepFashion's img/<Item>/), not one folder per class
             groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
-    new, flipped = plant_flips(codes, frame["split"], len(vocab), rate=rate, kind=kind, seed=seed,
-                               partners=partners, confusion=confusion, features=features, groups=groups)  # fmt: skip
+    new, flipped = plant_flips(
+        codes,
+        frame["split"],
+        len(vocab),
+        rate=rate,
+        kind=kind,
+        seed=seed,
+        partners=partners,
+        confusion=confusion,
+        features=features,
+        groups=groups,
+    )
     planted = out_dir / "planted.csv"
     frame = frame.assign(true=frame["label"], label=[vocab[c] for c in new])
     frame[["file", "label", "split", *[c for c in BOX_COLUMNS if c in frame.columns]]].to_csv(planted, index=False)
@@ -350,8 +399,13 @@ def bench_noise(source, out_dir, config, **options) -> dict:
         name: detection_metrics(truth_rows[fit], queue.scores[name][fit], queue.flagged[name][fit])
         for name in DETECTORS
     }
-    return {"planted": int(sum(flipped.values())), "images": int(fit.sum()), "rate": options["rate"],
-            "kind": options["kind"], "detectors": metrics}  # fmt: skip
+    return {
+        "planted": int(sum(flipped.values())),
+        "images": int(fit.sum()),
+        "rate": options["rate"],
+        "kind": options["kind"],
+        "detectors": metrics,
+    }
 
 
 def _bench_base(source: Path, out_dir: Path, truth, log):

@@ -45,13 +45,27 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
             upcoming = [j for j in full_order if not reviewed[j]]
             est = estimate_remaining(score, reviewed, flipped, in_queue, upcoming)
             true_left = int((flipped & ~reviewed).sum())
-            row = {"run": Path(folder).name, "budget": budget, "audit": audit, "reviewed": int(reviewed.sum()),
-                   "found": est.found, "true_remaining": true_left, "enough": est.enough}  # fmt: skip
+            row = {
+                "run": Path(folder).name,
+                "budget": budget,
+                "audit": audit,
+                "reviewed": int(reviewed.sum()),
+                "found": est.found,
+                "true_remaining": true_left,
+                "enough": est.enough,
+            }
             if est.enough:
                 mean, lo, hi = est.remaining
-                row.update(estimate=mean, low=lo, high=hi, inside=bool(lo <= true_left <= hi), width=hi - lo,
-                           tail_measured=est.tail_measured,
-                           true_next=int(flipped[upcoming[:100]].sum()), next_hits=est.next_hits)  # fmt: skip
+                row.update(
+                    estimate=mean,
+                    low=lo,
+                    high=hi,
+                    inside=bool(lo <= true_left <= hi),
+                    width=hi - lo,
+                    tail_measured=est.tail_measured,
+                    true_next=int(flipped[upcoming[:100]].sum()),
+                    next_hits=est.next_hits,
+                )
             out.append(row)
     return out
 

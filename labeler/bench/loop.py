@@ -47,8 +47,21 @@ def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=LOOP_ORDERS, rate: float = 0.15,
-               kind: str = "pairs", pairs=None, truth=None, seed: int = 0, repeats: int = 1, log=print) -> dict:  # fmt: skip
+def bench_loop(
+    source,
+    out_dir,
+    config,
+    *,
+    budgets=(0.05, 0.10),
+    orders=LOOP_ORDERS,
+    rate: float = 0.15,
+    kind: str = "pairs",
+    pairs=None,
+    truth=None,
+    seed: int = 0,
+    repeats: int = 1,
+    log=print,
+) -> dict:
     """Run every arm (see the module docstring); return {arm: metrics} and write the table and curve."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -78,8 +91,10 @@ def bench_loop(source, out_dir, config, *, budgets=(0.05, 0.10), orders=LOOP_ORD
             log(f"{arm}: reviews the same images as {done[key]}; result shared")
             results[arm] = dict(results[done[key]], same_as=done[key])
             continue
-        runs = [_run_arm(p, items, reviewed, flipped, replace(final, seed=s), out_dir / "loop" / f"{arm}-seed{s}", log)
-                for s in seeds]  # fmt: skip
+        runs = [
+            _run_arm(p, items, reviewed, flipped, replace(final, seed=s), out_dir / "loop" / f"{arm}-seed{s}", log)
+            for s in seeds
+        ]
         results[arm], done[key] = _mean(runs), arm
     noisy, clean = results["noisy"]["test_top1"], results["clean"]["test_top1"]
     for r in results.values():
@@ -139,8 +154,11 @@ def _plot(results: dict, budgets, orders, path: Path) -> None:
     ax.axhline(results["clean"]["test_top1"], color="k", ls="--", lw=1, label="all flips fixed")
     ax.axhline(results["noisy"]["test_top1"], color="grey", ls=":", lw=1, label="no review")
     seeds = results["noisy"].get("seeds", 1)
-    ax.set(xlabel="images reviewed (% of train/valid)", ylabel="test top-1 (true labels)",
-           title=f"what reviews buy (mean ± sd of {seeds} training seed{'s' if seeds > 1 else ''})")  # fmt: skip
+    ax.set(
+        xlabel="images reviewed (% of train/valid)",
+        ylabel="test top-1 (true labels)",
+        title=f"what reviews buy (mean ± sd of {seeds} training seed{'s' if seeds > 1 else ''})",
+    )
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)

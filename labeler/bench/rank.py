@@ -290,12 +290,22 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
             rows[name] = m
         sets = flagged(run, weight, ranked["evidence"])
         f1s = {k: f1(run.truth, v) for k, v in sets.items()}
-        f1_ci = {k: bootstrap_f1_ratio(run.truth, v, sets["cleanlab_filter"]) for k, v in sets.items()
-                 if k != "cleanlab_filter"}  # fmt: skip
-        results[run.name] = {"weight": weight, "weight_shared": weight_shared, "flips": int(run.truth.sum()), "images": len(run.truth),
-                             "rankers": rows, "f1": f1s, "f1_ratio_ci": f1_ci,
-                             "evidence_fit": None if fit is None else [list(map(float, fit[0])), fit[1]],
-                             "queue_kinds": queue_kinds(folders[i])}  # fmt: skip
+        f1_ci = {
+            k: bootstrap_f1_ratio(run.truth, v, sets["cleanlab_filter"])
+            for k, v in sets.items()
+            if k != "cleanlab_filter"
+        }
+        results[run.name] = {
+            "weight": weight,
+            "weight_shared": weight_shared,
+            "flips": int(run.truth.sum()),
+            "images": len(run.truth),
+            "rankers": rows,
+            "f1": f1s,
+            "f1_ratio_ci": f1_ci,
+            "evidence_fit": None if fit is None else [list(map(float, fit[0])), fit[1]],
+            "queue_kinds": queue_kinds(folders[i]),
+        }
         log(
             f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, CNN share of the blend "
             f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
@@ -304,8 +314,11 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
         from labeler.flag.scoring import FEATURES
 
         coef, intercept = fitted_weights(runs)
-        log("evidence weights fitted on all these runs (labeler.flag.scoring takes them from here): "
-            + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef)) + f", intercept {intercept:.2f}")  # fmt: skip
+        log(
+            "evidence weights fitted on all these runs (labeler.flag.scoring takes them from here): "
+            + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef))
+            + f", intercept {intercept:.2f}"
+        )
     return results
 
 

@@ -53,15 +53,21 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         ids = frame["id"].to_numpy()
         fit = (frame["split"] != "test").to_numpy()
-        arrays = {"pred_probs": probs[fit], "pred_ids": ids[fit], "labels": codes[fit], "test_probs": probs[~fit],
-                  "test_ids": ids[~fit], "embeddings": emb, "embed_ids": ids}  # fmt: skip
+        arrays = {
+            "pred_probs": probs[fit],
+            "pred_ids": ids[fit],
+            "labels": codes[fit],
+            "test_probs": probs[~fit],
+            "test_ids": ids[~fit],
+            "embeddings": emb,
+            "embed_ids": ids,
+        }
         ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {}, arrays)
     log(f"synthetic workspace: {rows:,} items, {len(vocab)} classes, embeddings {dim}-d")
     return ws_path
 
 
-def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sample: int = 2_000,
-                log=print) -> dict:  # fmt: skip
+def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sample: int = 2_000, log=print) -> dict:
     """Each stage's wall time and peak memory at DeepFashion scale (see the module docstring)."""
     import shutil
 
@@ -118,8 +124,11 @@ def _decide(ws_path: Path, decisions: int) -> int:
 def first_screen(ws_path: Path, *, port: int = 7872, log=print) -> dict:
     """Seconds from opening the review app to the first item on screen, in headless Chromium when
     Playwright and Debian's chromium are installed; otherwise the first claim over the app's HTTP API."""
-    server = subprocess.Popen([sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port),
-                               "--reviewer", "bench-first"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port), "--reviewer", "bench-first"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         started = time.perf_counter()
         url = _wait_for(f"http://127.0.0.1:{port}/")
@@ -137,9 +146,11 @@ def first_screen(ws_path: Path, *, port: int = 7872, log=print) -> dict:
         server.terminate()
         server.wait(timeout=30)
     cached = out.get("first_screen_cached_seconds")
-    log(f"review: server up in {out['review_server_start_seconds']:.1f}s; first screen "
+    log(
+        f"review: server up in {out['review_server_start_seconds']:.1f}s; first screen "
         f"{out['first_screen_seconds']:.2f}s ({out['first_screen_how']}, first visit)"
-        + (f", {cached:.2f}s with the app's assets cached" if cached is not None else ""))  # fmt: skip
+        + (f", {cached:.2f}s with the app's assets cached" if cached is not None else "")
+    )
     return out
 
 
@@ -152,8 +163,10 @@ def _first_paint(url: str) -> tuple[float, float]:
         raise FileNotFoundError("/usr/bin/chromium")
     times = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                    args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             for visit in range(2):
@@ -190,8 +203,10 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
     _, found = exact.search(emb[rows], 11)
     truth = [f[f != r][:10] for f, r in zip(found, rows)]
     recall = float(np.mean([len(set(graph.indices[r]) & set(t)) / len(t) for r, t in zip(rows, truth)]))
-    log(f"k-NN graph of {len(emb):,} items: {seconds:.1f}s, recall@10 {recall:.3f} against exact search "
-        f"({len(rows):,} sampled rows)")  # fmt: skip
+    log(
+        f"k-NN graph of {len(emb):,} items: {seconds:.1f}s, recall@10 {recall:.3f} against exact search "
+        f"({len(rows):,} sampled rows)"
+    )
     return {"knn_seconds": seconds, "knn_recall_at_10": recall, "knn_recall_sample": len(rows)}
 
 
@@ -255,8 +270,12 @@ def bench_review_latency(ws_path: Path, decisions: int = 300, log=print) -> dict
         started = time.perf_counter()
         view = ui.act("bench-ui", view.item_id, "accept")
         handler.append(time.perf_counter() - started)
-    return {"core_p50_ms": _pct(core, 50), "core_p95_ms": _pct(core, 95),
-            "handler_p50_ms": _pct(handler, 50), "handler_p95_ms": _pct(handler, 95)}  # fmt: skip
+    return {
+        "core_p50_ms": _pct(core, 50),
+        "core_p95_ms": _pct(core, 95),
+        "handler_p50_ms": _pct(handler, 50),
+        "handler_p95_ms": _pct(handler, 95),
+    }
 
 
 def bench_review_concurrency(
@@ -269,8 +288,11 @@ def bench_review_concurrency(
 
     with Workspace.open(ws_path) as ws:
         before = ws.store.last_decision_id()
-    server = subprocess.Popen([sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client_args = _wait_for(f"http://127.0.0.1:{port}/")
         shown: list[tuple[str, int, float, float]] = []
@@ -305,9 +327,15 @@ def bench_review_concurrency(
     with Workspace.open(ws_path) as ws:
         stored = [d for d in ws.store.decisions() if d.id > before]
     overlaps = _overlaps(shown)
-    return {"reviewers": reviewers, "acknowledged": sum(acks.values()), "stored": len(stored),
-            "shown_to_two_at_once": overlaps, "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95),
-            "decisions_per_s": len(stored) / wall}  # fmt: skip
+    return {
+        "reviewers": reviewers,
+        "acknowledged": sum(acks.values()),
+        "stored": len(stored),
+        "shown_to_two_at_once": overlaps,
+        "p50_ms": _pct(latencies, 50),
+        "p95_ms": _pct(latencies, 95),
+        "decisions_per_s": len(stored) / wall,
+    }
 
 
 def _overlaps(shown) -> int:

@@ -57,14 +57,28 @@ def main():
 @click.option("--image-col", help="CSV: column with image paths [image, image_name, path, ...].")
 @click.option("--label-col", help="CSV: column with labels [label, category_name, class, ...].")
 @click.option("--split-col", help="CSV: column with train/valid/test [split, evaluation_status, is_valid].")
-@click.option("--valid-pct", default=0.2, show_default=True, type=SHARE, help="Share for valid when the source has no splits.")  # fmt: skip
-@click.option("--test-pct", default=0.1, show_default=True, type=SHARE, help="Share for test when the source has no splits.")  # fmt: skip
+@click.option(
+    "--valid-pct", default=0.2, show_default=True, type=SHARE, help="Share for valid when the source has no splits."
+)
+@click.option(
+    "--test-pct", default=0.1, show_default=True, type=SHARE, help="Share for test when the source has no splits."
+)
 @click.option("--seed", default=42, show_default=True, help="Seed of the split made when the source has none.")
-@click.option("--verify-images/--no-verify-images", default=True, show_default=True,
-              help="Open and fully decode every image (quarantining bad ones), or trust the files.")  # fmt: skip
+@click.option(
+    "--verify-images/--no-verify-images",
+    default=True,
+    show_default=True,
+    help="Open and fully decode every image (quarantining bad ones), or trust the files.",
+)
 @click.option("--workers", type=click.IntRange(1), help="Processes for image checks [all cores].")
 @click.option("--merge-label-variants", is_flag=True, help="Merge labels differing only in case/spaces.")
-@click.option("--min-per-class", default=5, show_default=True, type=click.IntRange(0), help="Warn for classes with fewer train/valid images.")  # fmt: skip
+@click.option(
+    "--min-per-class",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Warn for classes with fewer train/valid images.",
+)
 @click.option(
     "--max-pixels", default=89_478_485, show_default=True, type=POSITIVE, help="Quarantine larger images (bomb guard)."
 )
@@ -76,9 +90,17 @@ def import_(workspace, source, fmt, force, allow_new_classes, root, image_col, l
     from labeler.ingest.validate import Options
 
     result = import_dataset(
-        workspace, source, format=fmt, force=force, allow_new_classes=allow_new_classes, options=Options(**options),
-        root=Path(root) if root else None, image_col=image_col, label_col=label_col, split_col=split_col,
-    )  # fmt: skip
+        workspace,
+        source,
+        format=fmt,
+        force=force,
+        allow_new_classes=allow_new_classes,
+        options=Options(**options),
+        root=Path(root) if root else None,
+        image_col=image_col,
+        label_col=label_col,
+        split_col=split_col,
+    )
     click.echo(_format_import(result))
 
 
@@ -104,8 +126,12 @@ def _format_import(result) -> str:
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form (see README).")
-@click.option("--stop-below", type=click.FloatRange(0, 1), metavar="RATE",
-              help="Say when the next reviews are expected to find wrong labels at less than this rate.")  # fmt: skip
+@click.option(
+    "--stop-below",
+    type=click.FloatRange(0, 1),
+    metavar="RATE",
+    help="Say when the next reviews are expected to find wrong labels at less than this rate.",
+)
 def status(workspace, as_json, stop_below):
     """Show items, rounds, leakage, flags, reviews and how many wrong labels remain (with 95% intervals)."""
     from labeler.status import format_status, workspace_status
@@ -125,8 +151,12 @@ def status(workspace, as_json, stop_below):
     "--fold", "only_fold", type=click.IntRange(0), help="Train this fold only (folds as separate jobs; then --merge)."
 )
 @click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
-@click.option("--group-by", default=None, metavar="auto|folder|hash|none|column:NAME",
-              help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].")  # fmt: skip
+@click.option(
+    "--group-by",
+    default=None,
+    metavar="auto|folder|hash|none|column:NAME",
+    help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].",
+)
 def train(workspace, resume, restart, only_fold, merge, group_by, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
     from labeler.train import train_round
@@ -140,9 +170,15 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
         click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
     with Workspace.open(workspace) as ws:
         round_id = train_round(
-            ws, config, resume=resume, restart=restart, only_fold=only_fold, merge=merge,
-            group_by=group_by or "auto", log=click.echo,
-        )  # fmt: skip
+            ws,
+            config,
+            resume=resume,
+            restart=restart,
+            only_fold=only_fold,
+            merge=merge,
+            group_by=group_by or "auto",
+            log=click.echo,
+        )
     if round_id is not None:
         click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
     elif only_fold is not None:
@@ -153,24 +189,46 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the whole ranked queue as CSV.")
 @click.option("--round", "round_id", type=int, help="Round to flag [latest].")
-@click.option("--filter-by", default="prune_by_noise_rate", show_default=True,
-              type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]))  # fmt: skip
-@click.option("--rank-by", default="evidence", show_default=True,
-              type=click.Choice(["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
-              help="evidence: CNN, neighbour-smoothed CNN and neighbour vote, weights measured by `bench rank`; "
-              "the others: cleanlab's rank of the CNN + vote blend (--vote-weight).")  # fmt: skip
+@click.option(
+    "--filter-by",
+    default="prune_by_noise_rate",
+    show_default=True,
+    type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]),
+)
+@click.option(
+    "--rank-by",
+    default="evidence",
+    show_default=True,
+    type=click.Choice(["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
+    help="evidence: CNN, neighbour-smoothed CNN and neighbour vote, weights measured by `bench rank`; "
+    "the others: cleanlab's rank of the CNN + vote blend (--vote-weight).",
+)
 @click.option(
     "-k", "--neighbours", "k", default=10, show_default=True, type=POSITIVE, help="Nearest neighbours per image."
 )
-@click.option("--duplicate-radius", default=0.13, show_default=True,
-              help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.")  # fmt: skip
+@click.option(
+    "--duplicate-radius",
+    default=0.13,
+    show_default=True,
+    help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.",
+)
 @click.option(
     "--outlier-share", default=0.01, show_default=True, help="Share of most isolated images queued as outliers."
 )
-@click.option("--vote-weight", default=0.3, show_default=True, type=click.FloatRange(0, 1),
-              help="The neighbour vote's share in the merged probabilities (0: the CNN alone).")  # fmt: skip
-@click.option("--vote-space", default="shared", show_default=True, type=click.Choice(["oos", "shared"]),
-              help="Neighbour vote: in the space of the fold model that held each image out, or the fold-0 space.")  # fmt: skip
+@click.option(
+    "--vote-weight",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="The neighbour vote's share in the merged probabilities (0: the CNN alone).",
+)
+@click.option(
+    "--vote-space",
+    default="shared",
+    show_default=True,
+    type=click.Choice(["oos", "shared"]),
+    help="Neighbour vote: in the space of the fold model that held each image out, or the fold-0 space.",
+)
 def flag(workspace, csv_path, round_id, **options):
     """Flag likely label errors, conflicting near-duplicates and outliers in one ranked review queue."""
     from labeler.flag import flag_round, format_summary
@@ -196,8 +254,10 @@ def export(workspace, out, audit, include_removed, force):
 
     with Workspace.open(workspace, readonly=True) as ws:
         s = export_labels(ws, out, audit=audit, include_removed=include_removed, force=force)
-    click.echo(f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
-               + (" (kept, marked)" if include_removed else " (left out)"))  # fmt: skip
+    click.echo(
+        f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
+        + (" (kept, marked)" if include_removed else " (left out)")
+    )
     if audit:
         click.echo(f"wrote {s.audit_rows:,} decisions to {audit}")
     if s.conflicts:
@@ -211,8 +271,12 @@ def export(workspace, out, audit, include_removed, force):
 @click.option("--reviewer", help="A name to suggest in a new browser's name box (each browser asks once and keeps it).")
 @click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
-@click.option("--stop-below", type=click.FloatRange(0, 1), metavar="RATE",
-              help="Say on screen when the next reviews are expected to find wrong labels at less than this rate.")  # fmt: skip
+@click.option(
+    "--stop-below",
+    type=click.FloatRange(0, 1),
+    metavar="RATE",
+    help="Say on screen when the next reviews are expected to find wrong labels at less than this rate.",
+)
 def review(workspace, host, port, reviewer, auth, share, stop_below):
     """Open the review app: confirm, relabel, remove or skip each flagged image by keyboard."""
     from labeler.app import build_app, launch
@@ -226,8 +290,11 @@ def review(workspace, host, port, reviewer, auth, share, stop_below):
 @main.command()
 @click.argument("workspace", type=click.Path(file_okay=False))
 @click.argument("n", type=POSITIVE)
-@click.option("--split", type=click.Choice(["train", "valid", "test"]),
-              help="Draw from this split only (test: an audit of the test labels independent of the model).")  # fmt: skip
+@click.option(
+    "--split",
+    type=click.Choice(["train", "valid", "test"]),
+    help="Draw from this split only (test: an audit of the test labels independent of the model).",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the random draw.")
 def sample(workspace, n, split, seed):
     """Add N random unreviewed images (stratified by class) to the front of the queue: an audit sample."""
@@ -237,8 +304,10 @@ def sample(workspace, n, split, seed):
     with Workspace.open(workspace) as ws:
         added = draw(ws, n, split=split, seed=seed)
     where = f" {split}" if split else ""
-    click.echo(f"added {len(added)} random{where} images to the front of the queue (reason: audit); "
-               f"review them first, then `labeler status {workspace}` measures the rest of the dataset with them")  # fmt: skip
+    click.echo(
+        f"added {len(added)} random{where} images to the front of the queue (reason: audit); "
+        f"review them first, then `labeler status {workspace}` measures the rest of the dataset with them"
+    )
 
 
 @main.command("export-model")
@@ -292,8 +361,10 @@ def evaluate(model, source, mapping, reports, round_id, device):
     from labeler.predict import evaluate_source
 
     m = evaluate_source(model, source, mapping=mapping, reports=reports, round_id=round_id, device=device)
-    click.echo(f"{m['eval_n']} images ({m['eval_skipped']} unreadable skipped): "
-               f"top-1 {m['eval_top1']:.3f}, top-3 {m['eval_top3']:.3f}, top-5 {m['eval_top5']:.3f}")  # fmt: skip
+    click.echo(
+        f"{m['eval_n']} images ({m['eval_skipped']} unreadable skipped): "
+        f"top-1 {m['eval_top1']:.3f}, top-3 {m['eval_top3']:.3f}, top-5 {m['eval_top5']:.3f}"
+    )
     for name, acc in m["eval_per_class"].items():
         if acc is not None:
             click.echo(f"  {name}: {acc:.3f}")
@@ -306,8 +377,12 @@ def evaluate(model, source, mapping, reports, round_id, device):
 @train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted retrain.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
-@click.option("--group-by", default=None, metavar="auto|folder|hash|none|column:NAME",
-              help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].")  # fmt: skip
+@click.option(
+    "--group-by",
+    default=None,
+    metavar="auto|folder|hash|none|column:NAME",
+    help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].",
+)
 def retrain(workspace, resume, restart, group_by, preset, **options):
     """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
     from labeler.train import retrain_round

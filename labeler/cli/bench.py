@@ -20,7 +20,13 @@ def bench():
 @click.option(
     "--rows", default=289_222, show_default=True, type=POSITIVE, help="Synthetic DeepFashion rows (without SOURCE)."
 )
-@click.option("--classes", default=46, show_default=True, type=click.IntRange(2), help="Synthetic DeepFashion classes (without SOURCE).")  # fmt: skip
+@click.option(
+    "--classes",
+    default=46,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Synthetic DeepFashion classes (without SOURCE).",
+)
 @click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
 def bench_import(source, rows, classes, verify_images):
     """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""
@@ -46,13 +52,25 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 
     config = make_config(preset, **options)
     out_dir = out_dir or "bench-noise"
-    r = run_bench(source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=noise_seed,
-                  resume=resume, log=click.echo)  # fmt: skip
+    r = run_bench(
+        source,
+        out_dir,
+        config,
+        rate=rate,
+        kind=kind,
+        pairs=pairs,
+        truth=truth,
+        seed=noise_seed,
+        resume=resume,
+        log=click.echo,
+    )
     click.echo(f"{r['planted']} planted flips among {r['images']} train/valid images ({kind}, rate {rate})")
     click.echo(f"{'detector':<16}{'flagged':>8}{'precision':>10}{'recall':>8}{'F1':>7}{'AP':>7}{'P@n':>7}{'P@100':>7}")
     for name, m in r["detectors"].items():
-        click.echo(f"{name:<16}{m['flagged']:>8}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
-                   f"{m['ap']:>7.3f}{m['p_at_n']:>7.3f}{m['p_at_100']:>7.3f}")  # fmt: skip
+        click.echo(
+            f"{name:<16}{m['flagged']:>8}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
+            f"{m['ap']:>7.3f}{m['p_at_n']:>7.3f}{m['p_at_100']:>7.3f}"
+        )
     import json
     from pathlib import Path
 
@@ -63,12 +81,27 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 @bench.command("loop")
 @click.argument("source", type=click.Path(exists=True))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Benchmark folder [bench-loop/] (resumable).")
-@click.option("--budgets", default="0.05,0.10", show_default=True, type=CommaList(click.FloatRange(0, 1, min_open=True)),
-              help="Review budgets, shares of train/valid images.")  # fmt: skip
-@click.option("--orders", default=",".join(LOOP_ORDERS), show_default=True, type=CommaList(click.Choice(LOOP_ORDERS)),
-              help="Review orders to compare.")  # fmt: skip
-@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
-              help="Train every arm with this many seeds (--seed, --seed+1, ...) and report the mean.")  # fmt: skip
+@click.option(
+    "--budgets",
+    default="0.05,0.10",
+    show_default=True,
+    type=CommaList(click.FloatRange(0, 1, min_open=True)),
+    help="Review budgets, shares of train/valid images.",
+)
+@click.option(
+    "--orders",
+    default=",".join(LOOP_ORDERS),
+    show_default=True,
+    type=CommaList(click.Choice(LOOP_ORDERS)),
+    help="Review orders to compare.",
+)
+@click.option(
+    "--repeats",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Train every arm with this many seeds (--seed, --seed+1, ...) and report the mean.",
+)
 @noise_options
 @train_options
 def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, truth, noise_seed, preset, **options):
@@ -78,24 +111,50 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
 
     config = make_config(preset, **options)
     out_dir = out_dir or "bench-loop"
-    r = run_bench(source, out_dir, config, budgets=budgets, orders=orders, rate=rate, kind=kind, pairs=pairs,
-                  truth=truth, seed=noise_seed, repeats=repeats, log=click.echo)  # fmt: skip
+    r = run_bench(
+        source,
+        out_dir,
+        config,
+        budgets=budgets,
+        orders=orders,
+        rate=rate,
+        kind=kind,
+        pairs=pairs,
+        truth=truth,
+        seed=noise_seed,
+        repeats=repeats,
+        log=click.echo,
+    )
     click.echo(f"test accuracy on true labels, mean of {repeats} training seed(s); sd = spread of top-1 over seeds")
-    click.echo(f"{'arm':<16}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'sd':>7}{'top-3':>8}{'top-5':>8}"
-               f"{'gap recovered':>15}")  # fmt: skip
+    click.echo(
+        f"{'arm':<16}{'reviewed':>9}{'flips fixed':>12}{'top-1':>8}{'sd':>7}{'top-3':>8}{'top-5':>8}"
+        f"{'gap recovered':>15}"
+    )
     for arm, m in r.items():
-        click.echo(f"{arm:<16}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}"
-                   f"{m['test_top1_std']:>7.3f}{m['test_top3']:>8.3f}{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}"
-                   + (f"  (= {m['same_as']})" if "same_as" in m else ""))  # fmt: skip
+        click.echo(
+            f"{arm:<16}{m['reviewed']:>9}{m['flips_fixed']:>12.1%}{m['test_top1']:>8.3f}"
+            f"{m['test_top1_std']:>7.3f}{m['test_top3']:>8.3f}{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}"
+            + (f"  (= {m['same_as']})" if "same_as" in m else "")
+        )
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 
 @bench.command("estimate")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--budgets", default="0.05,0.10", show_default=True, type=CommaList(click.FloatRange(0, 1, min_open=True)),
-              help="Shares of train/valid images reviewed.")  # fmt: skip
-@click.option("--audits", default="0,100", show_default=True, type=CommaList(click.IntRange(0)),
-              help="Random audit sample sizes added to the reviews.")  # fmt: skip
+@click.option(
+    "--budgets",
+    default="0.05,0.10",
+    show_default=True,
+    type=CommaList(click.FloatRange(0, 1, min_open=True)),
+    help="Shares of train/valid images reviewed.",
+)
+@click.option(
+    "--audits",
+    default="0,100",
+    show_default=True,
+    type=CommaList(click.IntRange(0)),
+    help="Random audit sample sizes added to the reviews.",
+)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
 def bench_estimate(runs, budgets, audits, json_out):
     """Simulated reviews on `bench noise` RUNS: is the true number of remaining flips inside the estimate's 95% interval?"""
@@ -106,22 +165,28 @@ def bench_estimate(runs, budgets, audits, json_out):
     from labeler.bench.estimate import bench_estimate as run_bench
 
     rows = run_bench(list(runs), budgets, audits, log=click.echo)
-    click.echo(f"{'run':<24}{'budget':>7}{'audit':>6}{'reviewed':>9}{'found':>6}{'true left':>10}"
-               f"{'estimate [95% interval]':>28}{'inside':>7}  next 100: true / expected")  # fmt: skip
+    click.echo(
+        f"{'run':<24}{'budget':>7}{'audit':>6}{'reviewed':>9}{'found':>6}{'true left':>10}"
+        f"{'estimate [95% interval]':>28}{'inside':>7}  next 100: true / expected"
+    )
     for r in rows:
         if not r["enough"]:
             click.echo(f"{r['run']:<24}{r['budget']:>7.0%}{r['audit']:>6}{r['reviewed']:>9}  not enough reviews yet")
             continue
         interval = f"{r['estimate']:.0f} [{r['low']:.0f}, {r['high']:.0f}]"
         nxt = f"{r['true_next']} / {r['next_hits'][0]:.0f} [{r['next_hits'][1]:.0f}, {r['next_hits'][2]:.0f}]"
-        click.echo(f"{r['run']:<24}{r['budget']:>7.0%}{r['audit']:>6}{r['reviewed']:>9}{r['found']:>6}"
-                   f"{r['true_remaining']:>10}{interval:>28}{'yes' if r['inside'] else 'NO':>7}  {nxt}")  # fmt: skip
+        click.echo(
+            f"{r['run']:<24}{r['budget']:>7.0%}{r['audit']:>6}{r['reviewed']:>9}{r['found']:>6}"
+            f"{r['true_remaining']:>10}{interval:>28}{'yes' if r['inside'] else 'NO':>7}  {nxt}"
+        )
     for audit in sorted({r["audit"] for r in rows}):
         done = [r for r in rows if r["audit"] == audit and r["enough"]]
         if done:
-            click.echo(f"audit {audit}: true number inside the interval in {sum(r['inside'] for r in done)} of "
-                       f"{len(done)} cases; interval width mean {np.mean([r['width'] for r in done]):.0f} "
-                       f"(true remaining mean {np.mean([r['true_remaining'] for r in done]):.0f})")  # fmt: skip
+            click.echo(
+                f"audit {audit}: true number inside the interval in {sum(r['inside'] for r in done)} of "
+                f"{len(done)} cases; interval width mean {np.mean([r['width'] for r in done]):.0f} "
+                f"(true remaining mean {np.mean([r['true_remaining'] for r in done]):.0f})"
+            )
     if json_out:
         Path(json_out).write_text(json.dumps(rows, indent=2))
 
@@ -158,12 +223,16 @@ def bench_flag(out_dir, rows, subset):
     from labeler.bench.scale import bench_flag as run_bench
 
     r = run_bench(Path(out_dir), rows=rows, subset=subset, log=click.echo)
-    click.echo(f"flag on {r['rows']:,} items: {r['flag_seconds']:.1f}s, peak memory {r['flag_peak_mib']:.0f} MiB"
-               f" (exit {r['flag_rc']}); k-NN graph of all items {r['knn_all_seconds']:.1f}s")  # fmt: skip
-    click.echo(f"k-NN on {r['subset']:,} items: exact {r['subset_exact_seconds']:.1f}s, flag's blocked approximate "
-               f"{r['subset_approximate_seconds']:.1f}s (recall@10 {r['subset_recall_at_10']:.3f}), faiss IVF "
-               f"{r['subset_faiss_ivf_seconds']:.1f}s (recall@10 {r['subset_faiss_ivf_recall_at_10']:.3f}), "
-               f"scikit-learn brute force {r['subset_sklearn_brute_seconds']:.1f}s")  # fmt: skip
+    click.echo(
+        f"flag on {r['rows']:,} items: {r['flag_seconds']:.1f}s, peak memory {r['flag_peak_mib']:.0f} MiB"
+        f" (exit {r['flag_rc']}); k-NN graph of all items {r['knn_all_seconds']:.1f}s"
+    )
+    click.echo(
+        f"k-NN on {r['subset']:,} items: exact {r['subset_exact_seconds']:.1f}s, flag's blocked approximate "
+        f"{r['subset_approximate_seconds']:.1f}s (recall@10 {r['subset_recall_at_10']:.3f}), faiss IVF "
+        f"{r['subset_faiss_ivf_seconds']:.1f}s (recall@10 {r['subset_faiss_ivf_recall_at_10']:.3f}), "
+        f"scikit-learn brute force {r['subset_sklearn_brute_seconds']:.1f}s"
+    )
 
 
 # what issue #14 asks of each stage at DeepFashion scale on two cores (seconds)
@@ -176,7 +245,13 @@ SCALE_PEAK_MIB = 4096
 @click.option(
     "--rows", default=289_222, show_default=True, type=POSITIVE, help="Synthetic items (DeepFashion has 289,222)."
 )
-@click.option("--decisions", default=5_600, show_default=True, type=click.IntRange(0), help="Reviews logged before the timed flag.")  # fmt: skip
+@click.option(
+    "--decisions",
+    default=5_600,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Reviews logged before the timed flag.",
+)
 @click.option("--sample", default=2_000, show_default=True, type=POSITIVE, help="Rows whose k-NN recall is checked.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write the numbers here.")
 def bench_scale(out_dir, rows, decisions, sample, json_out):
@@ -194,10 +269,14 @@ def bench_scale(out_dir, rows, decisions, sample, json_out):
             continue
         peak = r.get(f"{name}_peak_mib")
         ok = r[f"{name}_seconds"] <= target and (peak is None or peak <= SCALE_PEAK_MIB)
-        click.echo(f"{name:<20}{r[name + '_seconds']:>9.2f}{target:>8}{'' if peak is None else f'{peak:.0f}':>10}"
-                   f"  {'ok' if ok else 'MISSED'}")  # fmt: skip
-    click.echo(f"k-NN graph inside flag: {r['knn_seconds']:.1f}s alone, recall@10 {r['knn_recall_at_10']:.3f} "
-               f"({r['knn_recall_sample']:,} rows against exact search); first screen measured by {r['first_screen_how']}")  # fmt: skip
+        click.echo(
+            f"{name:<20}{r[name + '_seconds']:>9.2f}{target:>8}{'' if peak is None else f'{peak:.0f}':>10}"
+            f"  {'ok' if ok else 'MISSED'}"
+        )
+    click.echo(
+        f"k-NN graph inside flag: {r['knn_seconds']:.1f}s alone, recall@10 {r['knn_recall_at_10']:.3f} "
+        f"({r['knn_recall_sample']:,} rows against exact search); first screen measured by {r['first_screen_how']}"
+    )
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2))
 
@@ -226,13 +305,17 @@ def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
         if ws.store.flagged_round() is None:
             flag_round(ws)
     r = bench_scale.bench_review_latency(ws_path, decisions)
-    click.echo(f"decision -> next item ({decisions} decisions, {rows:,} items): core p50 {r['core_p50_ms']:.1f} ms, "
-               f"p95 {r['core_p95_ms']:.1f} ms; UI handler p50 {r['handler_p50_ms']:.1f} ms, p95 {r['handler_p95_ms']:.1f} ms")  # fmt: skip
+    click.echo(
+        f"decision -> next item ({decisions} decisions, {rows:,} items): core p50 {r['core_p50_ms']:.1f} ms, "
+        f"p95 {r['core_p95_ms']:.1f} ms; UI handler p50 {r['handler_p50_ms']:.1f} ms, p95 {r['handler_p95_ms']:.1f} ms"
+    )
     if reviewers:
         c = bench_scale.bench_review_concurrency(ws_path, reviewers=reviewers, decisions=per_reviewer, port=port)
-        click.echo(f"{c['reviewers']} concurrent reviewers: {c['acknowledged']} acknowledged, {c['stored']} stored, "
-                   f"{c['shown_to_two_at_once']} shown to two at once, p50 {c['p50_ms']:.0f} ms, p95 {c['p95_ms']:.0f} ms, "
-                   f"{c['decisions_per_s']:.1f} decisions/s")  # fmt: skip
+        click.echo(
+            f"{c['reviewers']} concurrent reviewers: {c['acknowledged']} acknowledged, {c['stored']} stored, "
+            f"{c['shown_to_two_at_once']} shown to two at once, p50 {c['p50_ms']:.0f} ms, p95 {c['p95_ms']:.0f} ms, "
+            f"{c['decisions_per_s']:.1f} decisions/s"
+        )
 
 
 @bench.command("train-speed")
@@ -255,6 +338,8 @@ def bench_train_speed(workspace, arch, size, bs, epochs, workers, limit, repeats
         None, arch=arch, size=size, bs=bs, epochs=epochs, workers=workers, pretrained=False, device="cpu"
     )
     r = run_bench(workspace, config, limit=limit, repeats=repeats)
-    click.echo(f"{r['images']} images, {arch} at {size} px, bs {bs}, {workers} workers, {epochs} epoch(s): "
-               f"plain PyTorch {r['plain_images_per_s']:.1f} img/s, fastai {r['fastai_images_per_s']:.1f} img/s, "
-               f"fastai/plain = {r['ratio']:.2f}")  # fmt: skip
+    click.echo(
+        f"{r['images']} images, {arch} at {size} px, bs {bs}, {workers} workers, {epochs} epoch(s): "
+        f"plain PyTorch {r['plain_images_per_s']:.1f} img/s, fastai {r['fastai_images_per_s']:.1f} img/s, "
+        f"fastai/plain = {r['ratio']:.2f}"
+    )

@@ -72,7 +72,7 @@ def train_options(func):
             type=click.IntRange(0),
             help="Test-time augmentation: augmented passes averaged into the out-of-fold and test "
             "predictions [0: none].",
-        ),  # fmt: skip
+        ),
         click.option(
             "--crop",
             type=click.Choice(["bbox"]),
@@ -93,12 +93,32 @@ def train_options(func):
 def noise_options(func):
     """The planted-noise options of `bench noise` and `bench loop`."""
     options = [
-        click.option("--noise", "rate", default=0.15, show_default=True, type=SHARE, help="Share of (eligible) train/valid labels to flip."),
-        click.option("--kind", default="pairs", show_default=True, type=click.Choice(["uniform", "pairs", "confusion", "clustered"])),
-        click.option("--pairs", type=PairList(), help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs]."),
-        click.option("--truth", type=click.Path(exists=True, dir_okay=False), help="CSV image,true_label: start from clean labels."),
+        click.option(
+            "--noise",
+            "rate",
+            default=0.15,
+            show_default=True,
+            type=SHARE,
+            help="Share of (eligible) train/valid labels to flip.",
+        ),
+        click.option(
+            "--kind",
+            default="pairs",
+            show_default=True,
+            type=click.Choice(["uniform", "pairs", "confusion", "clustered"]),
+        ),
+        click.option(
+            "--pairs",
+            type=PairList(),
+            help="Confusable classes for --kind pairs, e.g. 'dress:skirt,pants:shorts' [known pairs].",
+        ),
+        click.option(
+            "--truth",
+            type=click.Path(exists=True, dir_okay=False),
+            help="CSV image,true_label: start from clean labels.",
+        ),
         click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),
-    ]  # fmt: skip
+    ]
     for option in reversed(options):
         func = option(func)
     return func

@@ -29,7 +29,18 @@ CALIBRATION_SAMPLE = 3_000  # rows outside the queue that ActiveLab also sees (s
 # no ActiveLab score and follow the scored ones in priority order in the app's "active" order (a flag after
 # the next reviews scores the next top entries)
 ACTIVE_FOCUS = 2_000
-QUEUE_CSV_COLUMNS = ("rank", "image", "split", "given_label", "suggested_label", "suggested_prob", "label_quality", "priority", "reasons", "explanation")  # fmt: skip
+QUEUE_CSV_COLUMNS = (
+    "rank",
+    "image",
+    "split",
+    "given_label",
+    "suggested_label",
+    "suggested_prob",
+    "label_quality",
+    "priority",
+    "reasons",
+    "explanation",
+)
 
 
 @dataclass
@@ -141,10 +152,23 @@ def flag_round(
         top = queue.entries[:ACTIVE_FOCUS]  # entries are in priority order
         active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in top])
     flags = [
-        Flag(e.item_id, e.kind, 1 - e.quality, e.suggested, e.reasons, e.priority, e.quality, e.suggested_prob,
-             e.top, e.group, e.contradicts, e.neighbours, None if active is None else float(active[row_of[e.item_id]]))
+        Flag(
+            e.item_id,
+            e.kind,
+            1 - e.quality,
+            e.suggested,
+            e.reasons,
+            e.priority,
+            e.quality,
+            e.suggested_prob,
+            e.top,
+            e.group,
+            e.contradicts,
+            e.neighbours,
+            None if active is None else float(active[row_of[e.item_id]]),
+        )
         for e in queue.entries
-    ]  # fmt: skip
+    ]
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         label_of = dict(zip(evidence.item_ids.tolist(), evidence.labels.tolist()))
         write_queue_csv(ws, flags, Path(csv_path), {i: evidence.vocab[c] for i, c in label_of.items()})
@@ -172,8 +196,9 @@ def flag_round(
     return FlagResult(chosen.id, queue, evidence, report)
 
 
-def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sample: int = CALIBRATION_SAMPLE,
-                  seed: int = 0) -> np.ndarray:  # fmt: skip
+def active_scores(
+    ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sample: int = CALIBRATION_SAMPLE, seed: int = 0
+) -> np.ndarray:
     """ActiveLab review priority of evidence rows, from the given labels and every reviewer's decisions.
 
     With ``focus`` (row numbers) only those rows are scored (NaN elsewhere): ActiveLab runs on them,
@@ -188,8 +213,10 @@ def active_scores(ws: Workspace, round_id: int, ev: Evidence, focus=None, *, sam
     codes = np.array(ws.store.label_codes(), dtype=np.int64).reshape(-1, 2)
     at = _lookup(codes[:, 0], ev.item_ids.astype(np.int64))
     given_rows = np.where(at >= 0, to_round[codes[np.maximum(at, 0), 1]], -1)
-    reviews = {reviewer: {i: index[label] for i, label in labelled.items() if label in index}
-               for reviewer, labelled in live_labels_by_reviewer(ws.store.decisions()).items()}  # fmt: skip
+    reviews = {
+        reviewer: {i: index[label] for i, label in labelled.items() if label in index}
+        for reviewer, labelled in live_labels_by_reviewer(ws.store.decisions()).items()
+    }
     chosen = _rows_to_score(ev, focus, {i for r in reviews.values() for i in r}, sample, seed)
     scores = np.full(len(ev.item_ids), np.nan, dtype=np.float32)
     test_ids = ws.load_array(round_id, "test_ids")
@@ -233,11 +260,20 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[
         writer.writerow(QUEUE_CSV_COLUMNS)
         for rank, f in enumerate(flags, start=1):
             item = items[f.item_id]
-            writer.writerow([
-                rank, item.path, item.split, current.get(f.item_id, item.label), f.suggested_label,
-                f"{f.suggested_prob:.4f}", f"{f.quality:.4f}", f"{f.priority:.4f}",
-                ";".join(r["code"] for r in f.reasons), " | ".join(r["text"] for r in f.reasons),
-            ])  # fmt: skip
+            writer.writerow(
+                [
+                    rank,
+                    item.path,
+                    item.split,
+                    current.get(f.item_id, item.label),
+                    f.suggested_label,
+                    f"{f.suggested_prob:.4f}",
+                    f"{f.quality:.4f}",
+                    f"{f.priority:.4f}",
+                    ";".join(r["code"] for r in f.reasons),
+                    " | ".join(r["text"] for r in f.reasons),
+                ]
+            )
 
 
 def format_summary(result: FlagResult, *, top: int = 8) -> str:
@@ -292,8 +328,10 @@ def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
             if known[i] and known[j]:
                 cross += off[i, j] * (types[i] != types[j])
                 within += off[i, j] * (types[i] == types[j])
-        lines.append(f"  doubts by category type: {within:.0f} within a type (near-synonyms, often policy), "
-                     f"{cross:.0f} across types (e.g. upper vs lower body: almost surely wrong); filter: cross_type")  # fmt: skip
+        lines.append(
+            f"  doubts by category type: {within:.0f} within a type (near-synonyms, often policy), "
+            f"{cross:.0f} across types (e.g. upper vs lower body: almost surely wrong); filter: cross_type"
+        )
         by_type = {}
         for i, j in zip(*np.nonzero(off)):
             if known[i] and known[j] and types[i] == types[j]:
@@ -307,6 +345,8 @@ def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
         if a >= MERGE_RATE and b >= MERGE_RATE:
             merges.append((min(a, b), vocab[i], vocab[j], a, b))
     if merges:
-        lines.append("  confused both ways (merge the classes? a report, never automatic): " + ", ".join(
-            f"{x}/{y} ({a:.0%} and {b:.0%})" for _, x, y, a, b in sorted(merges, reverse=True)[:5]))  # fmt: skip
+        lines.append(
+            "  confused both ways (merge the classes? a report, never automatic): "
+            + ", ".join(f"{x}/{y} ({a:.0%} and {b:.0%})" for _, x, y, a, b in sorted(merges, reverse=True)[:5])
+        )
     return lines

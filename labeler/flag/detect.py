@@ -69,9 +69,13 @@ def find_issues_by_part(labels, pred_probs, parts=None, **options) -> LabelIssue
         rows = np.flatnonzero(parts == part)
         found = find_issues(labels[rows], pred_probs[rows], **options)
         if out is None:
-            out = LabelIssues(np.zeros(len(labels), bool), np.ones(len(labels), np.float32),
-                              np.zeros(len(labels), found.suggested.dtype), np.zeros(len(labels), np.float32),
-                              np.zeros((len(labels), found.top.shape[1]), found.top.dtype))  # fmt: skip
+            out = LabelIssues(
+                np.zeros(len(labels), bool),
+                np.ones(len(labels), np.float32),
+                np.zeros(len(labels), found.suggested.dtype),
+                np.zeros(len(labels), np.float32),
+                np.zeros((len(labels), found.top.shape[1]), found.top.dtype),
+            )
         for name in ("is_issue", "quality", "suggested", "suggested_prob", "top"):
             getattr(out, name)[rows] = getattr(found, name)
     return out

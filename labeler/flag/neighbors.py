@@ -75,8 +75,9 @@ def knn(embeddings: np.ndarray, k: int = 10, *, index=None, batch: int = 16_384)
     return Neighbours(out_i, out_s)
 
 
-def blocked_knn(embeddings: np.ndarray, k: int = 10, *, nlist: int | None = None, nprobe: int = DEFAULT_NPROBE,
-                seed: int = 0) -> Neighbours:  # fmt: skip
+def blocked_knn(
+    embeddings: np.ndarray, k: int = 10, *, nlist: int | None = None, nprobe: int = DEFAULT_NPROBE, seed: int = 0
+) -> Neighbours:
     """Approximate k-NN graph of all rows: each k-means list against its ``nprobe`` nearest lists.
 
     A row's candidates are the rows of the lists nearest to its own list's centroid (the

@@ -96,10 +96,16 @@ class Queue:
 
 
 def build_queue(
-    ev: Evidence, *, k: int = 10, filter_by: str = "prune_by_noise_rate", rank_by: str = "evidence",
-    duplicate_radius: float = neighbors.DUPLICATE_RADIUS, outlier_share: float = 0.01, vote_space: str = "shared",
+    ev: Evidence,
+    *,
+    k: int = 10,
+    filter_by: str = "prune_by_noise_rate",
+    rank_by: str = "evidence",
+    duplicate_radius: float = neighbors.DUPLICATE_RADIUS,
+    outlier_share: float = 0.01,
+    vote_space: str = "shared",
     vote_weight: float = VOTE_WEIGHT,
-) -> Queue:  # fmt: skip
+) -> Queue:
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     n_classes = pred_probs.shape[1]
@@ -150,8 +156,9 @@ def build_queue(
         "evidence": evidence_flagged,
         "merged": is_issue | conflict,
     }
-    ctx = _Context(labels, pred_probs, merged_probs, vote_given, merged, score, is_issue, groups, conflict, outlier,
-                   is_outlier, nn)  # fmt: skip
+    ctx = _Context(
+        labels, pred_probs, merged_probs, vote_given, merged, score, is_issue, groups, conflict, outlier, is_outlier, nn
+    )
     entries = [e for row in np.flatnonzero(flagged["merged"] | is_outlier) if (e := _entry(int(row), ev, ctx))]
     entries.sort(key=lambda e: -e.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)

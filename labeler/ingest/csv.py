@@ -63,8 +63,10 @@ def _read_frame(source: Path):
     names = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
-        raise InputError(f"{source}: the header names the column(s) {', '.join(repeated)} more than once; "
-                         "rename them so that each column has one name")  # fmt: skip
+        raise InputError(
+            f"{source}: the header names the column(s) {', '.join(repeated)} more than once; "
+            "rename them so that each column has one name"
+        )
     try:
         frame = pd.read_csv(io.StringIO(text, newline=None), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.ParserError as exc:

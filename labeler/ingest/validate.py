@@ -21,10 +21,17 @@ from labeler.errors import InputError
 from labeler.ingest.table import RawTable
 
 SPLIT_ALIASES = {
-    "train": "train", "training": "train", "trn": "train",
-    "valid": "valid", "validation": "valid", "val": "valid", "dev": "valid",
-    "test": "test", "testing": "test", "tst": "test",
-}  # fmt: skip
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+    "testing": "test",
+    "tst": "test",
+}
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit
 _PARALLEL_MIN = 256  # below this many images, checking in-process is faster than starting workers
 
@@ -271,9 +278,13 @@ def _check_files(files, root_real, problems, options, image_sizes: dict) -> list
     """Check every not-yet-quarantined image; ``image_sizes`` gets {row index: (width, height)}."""
     todo = [i for i, p in enumerate(problems) if not p]
     results = check_files(
-        [os.path.join(root_real, files[i]) for i in todo], root_real,
-        workers=options.workers, max_pixels=options.max_pixels, progress=options.progress, sizes=True,
-    )  # fmt: skip
+        [os.path.join(root_real, files[i]) for i in todo],
+        root_real,
+        workers=options.workers,
+        max_pixels=options.max_pixels,
+        progress=options.progress,
+        sizes=True,
+    )
     found = [""] * len(files)
     for i, (reason, size) in zip(todo, results):
         found[i] = reason

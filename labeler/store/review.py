@@ -19,10 +19,24 @@ INSERT_FLAG = (
 
 def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
     return [
-        (round_id, f.item_id, f.kind, f.score, f.suggested_label, json.dumps(f.reasons), f.priority, f.quality,
-         f.suggested_prob, json.dumps(f.top), f.group_id, int(f.contradicts), json.dumps(f.neighbours), f.active_score)
+        (
+            round_id,
+            f.item_id,
+            f.kind,
+            f.score,
+            f.suggested_label,
+            json.dumps(f.reasons),
+            f.priority,
+            f.quality,
+            f.suggested_prob,
+            json.dumps(f.top),
+            f.group_id,
+            int(f.contradicts),
+            json.dumps(f.neighbours),
+            f.active_score,
+        )
         for f in flags
-    ]  # fmt: skip
+    ]
 
 
 class FlagQueries:
@@ -60,10 +74,20 @@ class FlagQueries:
 
     # -- review queue -------------------------------------------------------------------
     def next_flag(
-        self, round_id: int, reviewer: str, *, after_decision: int, claim_seconds: float, now: float,
-        exclude: Sequence[int] = (), reason: str | None = None, given: str | None = None,
-        suggested: str | None = None, any_label: str | None = None, order: str = "priority",
-    ) -> int | None:  # fmt: skip
+        self,
+        round_id: int,
+        reviewer: str,
+        *,
+        after_decision: int,
+        claim_seconds: float,
+        now: float,
+        exclude: Sequence[int] = (),
+        reason: str | None = None,
+        given: str | None = None,
+        suggested: str | None = None,
+        any_label: str | None = None,
+        order: str = "priority",
+    ) -> int | None:
         """The highest-ranked flagged item nobody decided since flagging, ``reviewer`` did not skip, and no
         other reviewer holds an unexpired claim on; None when the filtered queue is done."""
         clauses = [
