@@ -202,7 +202,7 @@ def _noise_rate(pred_probs, labels, vocab) -> float:
 
 def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, group_by="auto", log) -> int:
     """``--folds 0``: one model on every train/valid image; test metrics and embeddings, no pred_probs."""
-    from training.crossval import run_final
+    from training.final import run_final
 
     result = run_final(frame, ws.root, vocab, config, run_dir, resume=resume, log=log)
     round_id = ws.store.next_round_id()

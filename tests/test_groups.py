@@ -206,7 +206,7 @@ def test_test_rows_are_scored_apart_from_out_of_fold_rows():
 
 
 def test_nearest_is_exact_and_never_the_image_itself():
-    from training.crossval import nearest
+    from training.inference import nearest
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 8)).astype(np.float32)

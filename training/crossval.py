@@ -9,12 +9,12 @@ Embeddings (input of the final linear layer: 512 numbers, L2-normalised) of ever
 come from the fold-0 model.
 
 Each finished fold is written to ``run_dir/fold-K.npz`` (+ ``fold-K.pth`` weights) through
-a temporary file and a rename, so an interrupted run resumes from the last finished fold.
+a temporary file and a rename (``training.runs``), so an interrupted run resumes from the last
+finished fold. One model on every image instead: ``training.final``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -25,16 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from training.errors import TrainingError
+from training.inference import NEIGHBOURS, nearest, predict, predict_tta
 from training.learner import TrainConfig
-
-
-@dataclass
-class FoldSummary:
-    fold: int
-    held_out: int
-    valid_accuracy: float  # against the labels it was trained with
-    seconds: float
-    images_per_s: float
+from training.runs import FoldSummary, fold_summary, label_codes, learner_for, learning_rate, open_state, save_model
 
 
 @dataclass
@@ -109,28 +102,16 @@ def run_crossval(
     fit_frame = frame[frame["split"] != "test"].reset_index(drop=True)
     test_frame = frame[frame["split"] == "test"].reset_index(drop=True)
     fold_of = assign_folds(fit_frame["label"], config.folds, config.seed, groups)
-    if only_fold is not None and not 0 <= only_fold < config.folds:
-        raise TrainingError(f"--fold {only_fold}: folds are numbered 0 to {config.folds - 1}")
-    if config.weights:
-        from training.learner import body_weights
-
-        body_weights(config.arch, config.weights)  # fail before any state is written
-    if world_size() > 1 and config.lr is None:
-        raise TrainingError("distributed training needs a fixed --lr (run lr_find once without torchrun)")
-    if only_fold is not None and config.lr is None:
-        raise TrainingError(
-            f"--fold {only_fold} needs a fixed --lr: separate fold jobs would each run lr_find and the merged "
-            "round would mix their rates; pass the same --lr to every job (e.g. the rate a full `labeler train` "
-            "printed)"
-        )
+    _check_options(config, only_fold)
     several_jobs = only_fold is not None or merge
-    state = _open_state(run_dir, config, fit_frame, test_frame, fold_of, resume or several_jobs)
+    state = open_state(run_dir, config, fit_frame, test_frame, fold_of, resume or several_jobs)
+    job = FoldJob(fit_frame, test_frame, fold_of, root, vocab, config, run_dir, state, log)
     folds = [only_fold] if only_fold is not None else [] if merge else range(config.folds)
     for fold in folds:
         if (run_dir / f"fold-{fold}.npz").exists():
             log(f"fold {fold + 1}/{config.folds}: finished earlier, kept (fold-{fold}.npz)")
             continue
-        _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_dir, state, log)
+        _train_fold(job, fold)
     if only_fold is not None or rank() != 0:
         return None
     missing = [k for k in range(config.folds) if not (run_dir / f"fold-{k}.npz").exists()]
@@ -142,6 +123,24 @@ def run_crossval(
     return _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, time.perf_counter() - started)
 
 
+def _check_options(config: TrainConfig, only_fold: int | None) -> None:
+    """Refuse, before any state is written, what would fail or mix runs later."""
+    if only_fold is not None and not 0 <= only_fold < config.folds:
+        raise TrainingError(f"--fold {only_fold}: folds are numbered 0 to {config.folds - 1}")
+    if config.weights:
+        from training.learner import body_weights
+
+        body_weights(config.arch, config.weights)
+    if world_size() > 1 and config.lr is None:
+        raise TrainingError("distributed training needs a fixed --lr (run lr_find once without torchrun)")
+    if only_fold is not None and config.lr is None:
+        raise TrainingError(
+            f"--fold {only_fold} needs a fixed --lr: separate fold jobs would each run lr_find and the merged "
+            "round would mix their rates; pass the same --lr to every job (e.g. the rate a full `labeler train` "
+            "printed)"
+        )
+
+
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -150,98 +149,66 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def _train_fold(fold, fit_frame, test_frame, fold_of, root, vocab, config, run_dir, state, log) -> None:
+@dataclass
+class FoldJob:
+    """What every fold model of one cross-validation run shares."""
+
+    fit_frame: object  # pandas.DataFrame of the train/valid images (id, file, label, split)
+    test_frame: object  # the test images
+    fold_of: np.ndarray  # (N,) the fold each train/valid row is held out in
+    root: str | Path
+    vocab: list[str]
+    config: TrainConfig
+    run_dir: Path
+    state: dict  # the run's state.json
+    log: Callable[[str], None]
+
+
+def _train_fold(job: FoldJob, fold: int) -> None:
     """Train fold ``fold``; rank 0 predicts its held-out images and the test split and saves them."""
     from fastai.torch_core import set_seed
 
-    from training.data import make_dataloaders
-    from training.learner import build_learner, find_lr, fit, pick_device
+    from training.learner import fit
 
+    config = job.config
     set_seed(config.seed + fold)
-    valid_idx = np.flatnonzero(fold_of == fold)
-    workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-    dls = make_dataloaders(
-        fit_frame,
-        root,
-        vocab,
-        valid_idx=valid_idx,
-        size=config.size,
-        presize=config.presize,
-        bs=config.bs,
-        workers=workers,
-        device=pick_device(config.device),
-        seed=config.seed + fold,
-        crop_margin=config.crop_margin,
-    )
-    learn = build_learner(dls, config)
-    learn.path, learn.model_dir = run_dir, "."
-    if state.get("lr") is None:
-        state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
-        log(f"learning rate {state['lr']:.2e}" + (" (lr_find suggestion, plot: lr_find.png)" if not config.lr else ""))
-        _write_json(run_dir / "state.json", state)
+    valid_idx = np.flatnonzero(job.fold_of == fold)
+    learn = learner_for(job.fit_frame, job.root, job.vocab, valid_idx, config, config.seed + fold, job.run_dir)
+    lr = learning_rate(learn, config, job.state, job.run_dir, job.log)
     fit_started = time.perf_counter()
     if world_size() > 1:
-        from training.distributed import distributed
+        from training.distributed import distributed, rank0_alone
 
-        log(f"training fold {fold + 1} data-parallel on {world_size()} processes")
+        job.log(f"training fold {fold + 1} data-parallel on {world_size()} processes")
         with distributed(learn):
-            fit(learn, config, state["lr"])
-    else:
-        fit(learn, config, state["lr"])
-    fit_seconds = time.perf_counter() - fit_started
-    if world_size() > 1:
-        from training.distributed import rank0_alone
-
+            fit(learn, config, lr)
+        fit_seconds = time.perf_counter() - fit_started
         with rank0_alone():  # the other ranks wait until rank 0 has predicted and saved this fold
             if rank() == 0:
-                _finish_fold(
-                    learn,
-                    fold,
-                    fit_frame,
-                    test_frame,
-                    valid_idx,
-                    vocab,
-                    config,
-                    run_dir,
-                    state,
-                    fit_started,
-                    fit_seconds,
-                    log,
-                )
+                _finish_fold(job, learn, fold, valid_idx, fit_started, fit_seconds)
     else:
-        _finish_fold(
-            learn, fold, fit_frame, test_frame, valid_idx, vocab, config, run_dir, state, fit_started, fit_seconds, log
-        )
+        fit(learn, config, lr)
+        _finish_fold(job, learn, fold, valid_idx, fit_started, time.perf_counter() - fit_started)
 
 
-def _finish_fold(
-    learn, fold, fit_frame, test_frame, valid_idx, vocab, config, run_dir, state, fit_started, fit_seconds, log
-):
+def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started: float, fit_seconds: float) -> None:
     """Predict the held-out fold and the test split (fold 0: embeddings too), then save the fold."""
     from training.learner import plot_losses
 
-    plot_losses(learn.loss_history, run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
-    arrays = _predict_fold(learn, fit_frame, test_frame, valid_idx, embed=fold == 0, tta=config.tta)
-    epochs = config.epochs + config.freeze_epochs
-    summary = FoldSummary(
-        fold=fold,
-        held_out=len(valid_idx),
-        valid_accuracy=float((arrays["probs"].argmax(1) == _codes(fit_frame["label"][valid_idx], vocab)).mean()),
-        seconds=time.perf_counter() - fit_started,
-        images_per_s=(len(fit_frame) - len(valid_idx)) * epochs / fit_seconds,
-    )
+    config = job.config
+    plot_losses(learn.loss_history, job.run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
+    arrays = _predict_fold(learn, job.fit_frame, job.test_frame, valid_idx, embed=fold == 0, tta=config.tta)
+    given = label_codes(job.fit_frame["label"][valid_idx], job.vocab)
+    accuracy = float((arrays["probs"].argmax(1) == given).mean())
+    trained = len(job.fit_frame) - len(valid_idx)
+    summary = fold_summary(fold, valid_idx, accuracy, trained, config, fit_started, fit_seconds)
     arrays["summary"] = np.array(json.dumps(asdict(summary)))
-    arrays["lr"] = np.array(state["lr"], dtype=np.float64)
-    _save_fold(run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
-    log(
+    arrays["lr"] = np.array(job.state["lr"], dtype=np.float64)
+    save_model(job.run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
+    job.log(
         f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
         f"on them (trained labels), {summary.seconds:.0f}s, {summary.images_per_s:.1f} train images/s"
     )
-
-
-def _codes(labels, vocab: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(vocab)}
-    return np.array([index[label] for label in labels], dtype=np.int64)
 
 
 def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: int = 0) -> dict:
@@ -273,116 +240,6 @@ def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: 
     if embed:
         out.update(embeddings=features, embed_ids=ids)
     return out
-
-
-TTA_PLAIN_SHARE = 0.25  # fastai's tta default (beta): the plain pass's share beside the augmented mean
-
-
-def predict_tta(learn, frame, n: int, *, plain: np.ndarray) -> np.ndarray:
-    """``TTA_PLAIN_SHARE`` x ``plain`` + the rest x the mean of ``n`` passes with the training augmentation."""
-    import torch
-
-    if len(frame) == 0:
-        return plain
-    dl = learn.dls.test_dl(frame)
-    augmented = []
-    with dl.dataset.set_split_idx(0):  # split 0: the training transforms (random crops, flips)
-        for _ in range(n):
-            augmented.append(learn.get_preds(dl=dl)[0].float())
-    mean = torch.stack(augmented).mean(0).numpy()
-    out = (1 - TTA_PLAIN_SHARE) * mean + TTA_PLAIN_SHARE * plain
-    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-NEIGHBOURS = 10  # out-of-sample neighbours kept per image (flag's default -k)
-
-
-def nearest(features: np.ndarray, rows: np.ndarray, k: int, *, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` rows most similar (cosine; features are L2-normalised) to each of ``rows``, itself excluded:
-    (len(rows), k) row numbers (-1 where fewer) and similarities. Exact, chunked matrix products."""
-    import torch
-
-    x = torch.from_numpy(features)
-    k_eff = min(k, len(features) - 1)
-    out_i = np.full((len(rows), k), -1, dtype=np.int64)
-    out_s = np.zeros((len(rows), k), dtype=np.float32)
-    for start in range(0, len(rows), chunk):
-        part = torch.as_tensor(np.asarray(rows[start : start + chunk]))
-        sims = x[part] @ x.T
-        sims[torch.arange(len(part)), part] = -float("inf")  # never its own neighbour
-        if k_eff > 0:
-            top = torch.topk(sims, k_eff, dim=1)
-            out_i[start : start + len(part), :k_eff] = top.indices.numpy()
-            out_s[start : start + len(part), :k_eff] = top.values.numpy()
-    return out_i, out_s
-
-
-def predict(learn, frame, *, embed: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Softmax probabilities (float32, rows sum to 1) for ``frame``'s files, and optionally embeddings."""
-    import torch
-
-    if len(frame) == 0:
-        return np.zeros((0, len(learn.dls.vocab)), np.float32), None
-    dl = learn.dls.test_dl(frame)
-    features: list = []
-    final = learn.model[-1][-1]
-    hook = (
-        final.register_forward_pre_hook(lambda m, inp: features.append(inp[0].detach().float().cpu()))
-        if embed
-        else None
-    )
-    try:
-        probs, _ = learn.get_preds(dl=dl)
-    finally:
-        if hook is not None:
-            hook.remove()
-    probs = probs.float().numpy().astype(np.float32)
-    probs /= probs.sum(axis=1, keepdims=True)
-    if not embed:
-        return probs, None
-    emb = torch.nn.functional.normalize(torch.cat(features), dim=1).numpy().astype(np.float32)
-    return probs, emb
-
-
-def _open_state(run_dir: Path, config, fit_frame, test_frame, fold_of, resume: bool) -> dict:
-    """The run's state.json: refuse to mix runs, start fresh, or continue one (``resume``)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(asdict(config), sort_keys=True, default=str).encode())
-    for part in (fit_frame["id"], fit_frame["label"], test_frame["id"], fold_of):
-        digest.update(np.asarray(part).astype(str).tobytes())
-    key = digest.hexdigest()[:16]
-    path = run_dir / "state.json"
-    if path.exists():
-        state = json.loads(path.read_text())
-        finished = len(list(run_dir.glob("fold-*.npz"))) + len(list(run_dir.glob("final.npz")))
-        if not resume and finished == 0:
-            state = None  # nothing finished: nothing to lose, start over
-        elif not resume:
-            raise TrainingError(
-                f"an interrupted training run is in {run_dir} ({finished} of {state['config']['folds']} folds finished); "
-                "pass --resume to continue it, or --restart to discard it"
-            )
-        elif state["key"] != key:
-            raise TrainingError(
-                f"the interrupted run in {run_dir} used other options or labels; "
-                "run with the same options to --resume it, or pass --restart to discard it"
-            )
-        if state is not None:
-            return state
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*run_dir.glob("fold-*"), *run_dir.glob("final*")]:
-        stale.unlink(missing_ok=True)
-    state = {"key": key, "config": asdict(config), "lr": None}
-    _write_json(path, state)
-    return state
-
-
-def _save_fold(run_dir: Path, name: str, arrays: dict, weights) -> None:
-    """``name``.pth (weights) then ``name``.npz (predictions): the .npz marks the model finished."""
-    import torch
-
-    _atomic(run_dir / f"{name}.pth", lambda fh: torch.save(weights, fh))
-    _atomic(run_dir / f"{name}.npz", lambda fh: np.savez(fh, **arrays))
 
 
 def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:
@@ -435,114 +292,3 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         if len(test_plain) == config.folds and len(test_frame)
         else None,
     )
-
-
-def _write_json(path: Path, data: dict) -> None:
-    _atomic(path, lambda fh: fh.write(json.dumps(data, indent=2, default=str).encode()))
-
-
-def _atomic(path: Path, write: Callable) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
-    from training.files import atomic_open
-
-    with atomic_open(path) as fh:
-        write(fh)
-
-
-@dataclass
-class FinalResult:
-    """One model trained on every train/valid image (``--folds 0``): test predictions and embeddings."""
-
-    test_ids: np.ndarray
-    test_probs: np.ndarray  # (T, K) float32
-    embed_ids: np.ndarray
-    embeddings: np.ndarray
-    lr: float
-    summary: FoldSummary
-    seconds: float = 0.0
-
-
-def run_final(
-    frame,
-    root,
-    vocab: list[str],
-    config: TrainConfig,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    log: Callable[[str], None] = print,
-) -> FinalResult:
-    """Train one model on all train/valid images; the test split is its validation set (losses only).
-
-    Without a test split the model trains on 'train' and validates on 'valid'. Written to
-    ``run_dir/final.npz`` + ``final.pth``; an interrupted run resumes by retraining it.
-    """
-    from fastai.torch_core import set_seed
-
-    from training.data import make_dataloaders
-    from training.learner import build_learner, find_lr, fit, pick_device, plot_losses
-
-    started = time.perf_counter()
-    run_dir = Path(run_dir)
-    has_test = bool((frame["split"] == "test").any())
-    order = frame.sort_values("split", key=lambda s: s == ("test" if has_test else "valid"), kind="stable")
-    order = order.reset_index(drop=True)
-    held = np.flatnonzero(order["split"] == ("test" if has_test else "valid"))
-    state = _open_state(run_dir, config, order, order.iloc[held], np.zeros(len(order), np.int16), resume)
-    done = run_dir / "final.npz"
-    if not done.exists():
-        set_seed(config.seed)
-        workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
-        dls = make_dataloaders(
-            order,
-            root,
-            vocab,
-            valid_idx=held,
-            size=config.size,
-            presize=config.presize,
-            bs=config.bs,
-            workers=workers,
-            device=pick_device(config.device),
-            seed=config.seed,
-            crop_margin=config.crop_margin,
-        )
-        learn = build_learner(dls, config)
-        learn.path, learn.model_dir = run_dir, "."
-        if state.get("lr") is None:
-            state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
-            _write_json(run_dir / "state.json", state)
-        log(f"training one model on {len(order) - len(held)} images (learning rate {state['lr']:.2e})")
-        fit_started = time.perf_counter()
-        fit(learn, config, state["lr"])
-        fit_seconds = time.perf_counter() - fit_started
-        plot_losses(learn.loss_history, run_dir / "final-loss.png", "final model")
-        probs, features = predict(learn, order, embed=True)
-        epochs = config.epochs + config.freeze_epochs
-        summary = FoldSummary(
-            -1,
-            len(held),
-            float((probs[held].argmax(1) == _codes(order["label"].iloc[held], vocab)).mean()) if len(held) else 0.0,
-            time.perf_counter() - fit_started,
-            (len(order) - len(held)) * epochs / fit_seconds,
-        )
-        arrays = {
-            "ids": order["id"].to_numpy(),
-            "probs": probs,
-            "embeddings": features,
-            "held": held,
-            "summary": np.array(json.dumps(asdict(summary))),
-            "lr": np.array(state["lr"]),
-        }
-        _save_fold(run_dir, "final", arrays, learn.model.state_dict())
-    with np.load(done) as data:
-        ids, probs, held = data["ids"], data["probs"], data["held"]
-        test = held if has_test else np.array([], dtype=np.int64)
-        return FinalResult(
-            test_ids=ids[test],
-            test_probs=probs[test].astype(np.float32),
-            embed_ids=ids,
-            embeddings=data["embeddings"],
-            lr=float(data["lr"]),
-            summary=FoldSummary(**json.loads(str(data["summary"]))),
-            seconds=time.perf_counter() - started,
-        )
