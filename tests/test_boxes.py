@@ -38,7 +38,7 @@ def test_margin_grows_the_box_and_stays_inside_the_image():
 
 
 def test_the_crop_view_is_the_box_and_the_box_view_draws_it(tmp_path):
-    from labeler.app.handlers import BOX_MARGIN, render_view
+    from labeler.app.render import BOX_MARGIN, render_view
 
     pixels = np.zeros((100, 80, 3), np.uint8)  # black, with the garment a white block at x 20-60, y 30-70
     pixels[30:70, 20:60] = 255

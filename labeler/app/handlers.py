@@ -17,11 +17,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labeler.app.render import (
+    class_codes,
+    describe,
+    image_url,
+    neighbours_html,
+    notes_html,
+    panel,
+    pixel_size,
+    render_view,
+)
 from labeler.errors import LabelerError
 from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession
 from labeler.workspace import Workspace
 
-PICKS = 9  # class buttons beside the image: the most probable classes, each with its fixed key code
 DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
 ESTIMATE_EVERY = 10  # decisions between two remaining-errors estimates on the review screen
 REASON_CHOICES = [
@@ -35,7 +44,6 @@ REASON_CHOICES = [
     "audit",
     "conflict",
 ]
-REMOVE_KEYS = dict(zip(REMOVE_REASONS, "xmq"))
 
 
 @dataclass
@@ -75,22 +83,6 @@ class View:
     reviewer: str = ""
     elapsed_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-
-VIEWS = ("box", "crop", "full")  # `b` cycles: the labelled garment's box drawn, cropped to it, the plain image
-BOX_MARGIN = 0.1  # the crop view keeps this share of the box's size around it
-
-
-def image_url(item_id: int, view: str = "box") -> str:
-    """Where the app serves an item's image (only workspace items are served; see ``blocks.routes``);
-    ``view``: box (drawn where the item has one), crop (to the box) or full."""
-    return f"/labeler/image/{int(item_id)}?view={view}"
-
-
-def class_codes(vocab: list[str]) -> dict[str, str]:
-    """A fixed key code per class, in vocabulary order: 1-9 up to nine classes, else 01, 02, ... (two digits)."""
-    width = 1 if len(vocab) <= 9 else len(str(len(vocab)))
-    return {label: str(i).zfill(width) for i, label in enumerate(vocab, start=1)}
 
 
 class ReviewUI:
@@ -252,7 +244,7 @@ class ReviewUI:
         if shown is not None and shown != undone.item_id:
             self.ws.store.release(shown, s.reviewer)
         last = undone.decisions[-1]
-        what = _describe(last)
+        what = describe(last)
         note = f"undone: {what}" if len(undone.decisions) == 1 else f"undone: {what} on {len(undone.decisions)} images"
         return self._view(s, s.item(undone.item_id), filters, started, notes=[note])
 
@@ -287,7 +279,7 @@ class ReviewUI:
                 f"<div id='current-item' data-item='' data-seq='{seq}' class='lab-done'>"
                 "Nothing left to review with these filters.</div>"
             )
-            return View(None, seq, done, _notes_html(notes), "", "", progress, s.reviewer, _ms(started), notes)
+            return View(None, seq, done, notes_html(notes), "", "", progress, s.reviewer, _ms(started), notes)
         after = s.peek_next(item.item_id, filters)
         prefetch = (
             f"<img data-lab-img='{after.item_id}' src='{image_url(after.item_id)}' alt='' loading='eager'>"
@@ -299,9 +291,9 @@ class ReviewUI:
             f"<img class='lab-main' data-lab-img='{item.item_id}' src='{image_url(item.item_id)}' "
             f"alt='{html.escape(item.path)}'></div>"
         )
-        panel = _notes_html(notes) + _panel(item, self.codes, _pixel_size(item.file))
+        side = notes_html(notes) + panel(item, self.codes, pixel_size(item.file))
         return View(
-            item.item_id, seq, image, panel, prefetch, _neighbours(item), progress, s.reviewer, _ms(started), notes
+            item.item_id, seq, image, side, prefetch, neighbours_html(item), progress, s.reviewer, _ms(started), notes
         )
 
     def _progress(self, s: ReviewSession) -> str:
@@ -334,61 +326,14 @@ class ReviewUI:
     def overview(self) -> tuple[str, str | None, str | None]:
         """Markdown of counts, rounds, leakage, remaining errors and confused pairs; the noise-matrix image
         path and the per-class error-rate plot path (each None when there is none)."""
-        from labeler.remaining import class_error_rates, format_estimate, plot_class_error_rates
+        from labeler.app.overview import overview_markdown
+        from labeler.remaining import class_error_rates, plot_class_error_rates
         from labeler.status import workspace_status
 
         with self.lock:
             status = workspace_status(self.ws, stop_below=self.stop_below)
             round_id = self.ws.store.flagged_round()
             rates = class_error_rates(self.ws, status["estimate"])
-        lines = [
-            f"**{status['items']:,} images** (train {status['splits']['train']:,}, valid "
-            f"{status['splits']['valid']:,}, test {status['splits']['test']:,}), "
-            f"{len(status['quarantined']):,} quarantined, {status['flagged']:,} flagged, "
-            f"{status['reviewed']:,} reviewed",
-            "",
-            "| class | train | valid | test |",
-            "|---|---:|---:|---:|",
-        ]
-        for name in status["classes"]:
-            c = status["class_counts"].get(name, {})
-            lines.append(f"| {name} | {c.get('train', 0):,} | {c.get('valid', 0):,} | {c.get('test', 0):,} |")
-        lines += [
-            "",
-            "| round | kind | test top-1 | top-3 | top-5 | leak-free test top-1 | out-of-fold top-1 | cleaned test top-1 |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in status["rounds"]:
-            m = r["metrics"]
-            keys = ("test_top1", "test_top3", "test_top5", "test_leakfree_top1", "oof_top1", "test_cleaned_top1")
-            lines.append(f"| {r['round']} | {r['kind']} | " + " | ".join(_pct(m.get(k)) for k in keys) + " |")
-        leak = status.get("leakage")
-        if leak:
-            lines += [
-                "",
-                f"**Split leakage:** {leak['test_images_leaky']:,} of {leak['test_images']:,} test images "
-                f"have a near-copy ({leak['test_images_with_train_copy']:,}) or their group "
-                f"({leak['test_images_sharing_group']:,}) among the train/valid images; the leak-free column "
-                "scores the others (the flag report lists the pairs).",
-            ]
-        estimate_lines = format_estimate(status["estimate"])
-        if estimate_lines:
-            lines += [
-                "",
-                "**How many wrong labels remain** (from the reviews; see the README):",
-                "",
-                "```",
-                *estimate_lines,
-                "```",
-            ]
-        if status["rounds"]:
-            pairs = status["rounds"][-1]["metrics"].get("oof_most_confused") or []
-            if pairs:
-                lines += [
-                    "",
-                    "**Most confused (label -> prediction, out-of-fold):** "
-                    + ", ".join(f"{a} -> {b} ({n})" for a, b, n in pairs[:8]),
-                ]
         heatmap = plot = None
         if round_id is not None:
             folder = self.ws.path / "reports" / f"round-{round_id:03d}"
@@ -396,147 +341,11 @@ class ReviewUI:
             if any(r["estimate"] is not None or r["rate"] is not None for r in rates.values()):
                 plot = str(folder / "class_error_rates.png")
                 plot_class_error_rates(rates, plot)
-        return "\n".join(lines), heatmap, plot
-
-
-def _describe(d) -> str:
-    if d.action == "remove":
-        return f"removal of #{d.item_id} ({REMOVE_REASONS.get(d.reason or '', d.reason)})"
-    if d.action == "relabel":
-        return f"#{d.item_id} {d.old_label} -> {d.label}"
-    if d.action == "skip":
-        return f"skip of #{d.item_id}"
-    return f"#{d.item_id} kept as {d.label}"
-
-
-def _button(act: str, text: str, key: str, *, extra: str = "", css: str = "") -> str:
-    return (
-        f"<button class='lab-btn {css}' data-act='{act}' {extra}>{html.escape(text)}"
-        f" <kbd>{html.escape(key)}</kbd></button>"
-    )
-
-
-def _panel(item: ReviewItem, codes: dict[str, str], size: str) -> str:
-    """The decision side of the screen: labels, reasons, the decision buttons with their keys, class picks."""
-    e = html.escape
-    current = item.current if item.current is not None else "removed"
-    labels = f"Given <b>{e(item.given)}</b>"
-    if current != item.given:
-        labels += f" · now <b>{e(current)}</b>"
-    same = item.suggested == current
-    labels += f" · Suggested <b>{e(item.suggested)}</b> ({item.suggested_prob:.2f})"
-    parts = [
-        f"<div class='lab-meta'>#{item.item_id} · {e(item.split)} · {e(size)} · <code>{e(item.path)}</code></div>",
-        f"<div class='lab-labels'>{labels}</div>",
-    ]
-    if item.competing:
-        rows = "".join(
-            f"<tr><td>{e(d.reviewer)}</td><td>{e(d.action)}</td><td>{e(d.label or '-')}</td>"
-            f"<td>{e(d.created_at[:19].replace('T', ' '))}</td></tr>"
-            for d in item.competing
-        )
-        parts.append(
-            "<div class='lab-conflict'><b>In conflict</b>: reviewers decided differently; your decision settles it."
-            f"<table><tr><th>reviewer</th><th>action</th><th>label</th><th>time (UTC)</th></tr>{rows}</table></div>"
-        )
-    parts.append("<ul class='lab-reasons'>" + "".join(f"<li>{e(r['text'])}</li>" for r in item.reasons) + "</ul>")
-    if item.contradicts:
-        parts.append("<div class='lab-warn'>Reviewed before; the new round disagrees.</div>")
-    if same:
-        buttons = [_button("keep", f"Keep {current} (model agrees)", "Enter / k", css="lab-primary")]
-    else:
-        buttons = [
-            _button("accept", f"Accept {item.suggested}", "Enter", css="lab-primary"),
-            _button("keep", f"Keep {current}", "k"),
-        ]
-    buttons += [_button("skip", "Skip", "s"), _button("undo", "Undo", "u")]
-    parts.append("<div class='lab-row'>" + "".join(buttons) + "</div>")
-    picks = "".join(
-        _button("relabel", f"{label} {p:.2f}", codes[label], extra=f"data-label='{e(label)}'", css="lab-pick")
-        for label, p in item.top[:PICKS]
-        if label in codes
-    )
-    parts.append(f"<div class='lab-row'>{picks}" + _button("search", "Other class…", "/", css="lab-pick") + "</div>")
-    removes = "".join(
-        _button("remove", f"Remove: {text}", REMOVE_KEYS[code], extra=f"data-reason='{code}'", css="lab-stop")
-        for code, text in REMOVE_REASONS.items()
-    )
-    parts.append(f"<div class='lab-row'>{removes}</div>")
-    if item.group:
-        parts.append(
-            "<label class='lab-group'><input type='checkbox' id='whole-group'> decide the whole near-duplicate "
-            f"group ({len(item.group) + 1} images) <kbd>g</kbd></label>"
-        )
-    return "\n".join(parts)
-
-
-def _notes_html(notes: list[str]) -> str:
-    return "".join(f"<div class='lab-note'>{html.escape(n)}</div>" for n in notes)
-
-
-def _neighbours(item: ReviewItem) -> str:
-    def strip(title: str, neighbours, empty: str) -> str:
-        if not neighbours:
-            return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(empty)}</div></div>"
-        cells = "".join(
-            f"<figure><img data-lab-img='{n.item_id}' src='{image_url(n.item_id)}' alt='#{n.item_id}'><figcaption>{html.escape(n.label)}"
-            f" · {n.similarity:.2f}</figcaption></figure>"
-            for n in neighbours[:6]
-        )
-        return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(title)}</div>{cells}</div>"
-
-    current = item.current or item.given
-    near = len(item.like_given) + len(item.like_suggested) + len(item.others)
-    own = strip(
-        f"nearest images labelled {current} (this image's label)",
-        item.like_given,
-        f"none of its {near} nearest images is labelled {current}",
-    )
-    if item.suggested == current:
-        return own + strip("nearest images labelled otherwise", item.others, "no nearby image is labelled otherwise")
-    return own + strip(
-        f"nearest images labelled {item.suggested} (the suggestion)",
-        item.like_suggested,
-        f"none of its {near} nearest images is labelled {item.suggested}",
-    )
-
-
-def render_view(path, box, view: str) -> bytes:
-    """The image with ``box`` drawn (view "box") or cropped to it with BOX_MARGIN around (view "crop"), as JPEG."""
-    import io
-
-    from PIL import Image, ImageDraw
-
-    from labeler.boxes import with_margin
-
-    with Image.open(path) as img:
-        img = img.convert("RGB")
-        if view == "crop":
-            img = img.crop(with_margin(box, img.size, BOX_MARGIN))
-        else:
-            width = max(2, round(min(img.size) / 150))
-            ImageDraw.Draw(img).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 64, 32), width=width)
-    out = io.BytesIO()
-    img.save(out, format="JPEG", quality=90)
-    return out.getvalue()
-
-
-def _pixel_size(file: str) -> str:
-    from PIL import Image
-
-    try:
-        with Image.open(file) as image:
-            return f"{image.width}×{image.height} px"
-    except OSError:
-        return "unreadable image"
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+        return overview_markdown(status), heatmap, plot
 
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-__all__ = ["ReviewUI", "View", "Command", "Filters", "REMOVE_REASONS", "REASON_CHOICES", "PICKS", "image_url"]
+__all__ = ["ReviewUI", "View", "Command", "Filters", "REMOVE_REASONS", "REASON_CHOICES", "image_url"]
