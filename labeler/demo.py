@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from labeler.files import write_csv
+
 CLASSES = ("dress", "hat", "longsleeve", "pants", "shoes", "shorts", "skirt", "t-shirt")
 CONFUSIONS = {
     "t-shirt": "longsleeve",
@@ -123,8 +125,8 @@ def generate(out: str | Path, spec: DemoSpec = DemoSpec(), *, progress: bool = T
     _add_duplicates(out, rows, rng, spec)
     _flip_labels(rows, rng, spec.noise)
     _add_test_copies(out, rows, random.Random(spec.seed + 1), spec)
-    _write_csv(out / "labels.csv", ["image", "label", "split"], [[r["image"], r["label"], r["split"]] for r in rows])
-    _write_csv(
+    write_csv(out / "labels.csv", ["image", "label", "split"], [[r["image"], r["label"], r["split"]] for r in rows])
+    write_csv(
         out / "truth.csv",
         ["image", "true_label", "flipped", "duplicate_of"],
         [[r["image"], r["true_label"], int(r["label"] != r["true_label"]), r.get("duplicate_of", "")] for r in rows],
@@ -242,15 +244,6 @@ def _flip_labels(rows: list[dict], rng: random.Random, noise: float) -> None:
         wanted = r["conflict"] if "duplicate_of" in r else rng.random() < noise
         if wanted:
             r["label"] = CONFUSIONS[r["true_label"]]
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    from labeler.files import atomic_open
-
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def read_truth(data_dir: str | Path) -> dict[str, str]:

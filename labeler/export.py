@@ -11,12 +11,11 @@ Files are written through a temporary file and a rename; the source CSV is never
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from labeler.errors import InputError
-from labeler.files import atomic_open
+from labeler.files import write_csv
 from labeler.labels import conflicted_items, current_label, undone_ids
 from labeler.workspace import Workspace
 
@@ -71,7 +70,7 @@ def export_labels(
         if include_removed:
             row.append((decision.reason or "removed") if is_removed else "")
         rows.append(row)
-    _write_csv(out, header, rows, **_style(ws))
+    write_csv(out, header, rows, **_style(ws))
     summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)))
     if audit:
         summary.audit_rows = write_audit(ws, Path(audit))
@@ -99,7 +98,7 @@ def write_audit(ws: Workspace, path: Path) -> int:
         for d in decisions
         if d.action != "undo"
     ]
-    _write_csv(path, list(AUDIT_COLUMNS), rows)
+    write_csv(path, list(AUDIT_COLUMNS), rows)
     return len(rows)
 
 
@@ -125,12 +124,3 @@ def _style(ws: Workspace) -> dict:
         "newline": spec.get("newline", "\r\n"),
         "bom": spec.get("bom", False),
     }
-
-
-def _write_csv(
-    path: Path, header: list[str], rows: list[list], *, delimiter: str = ",", newline: str = "\r\n", bom: bool = False
-) -> None:
-    with atomic_open(path, "w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
-        writer = csv.writer(fh, delimiter=delimiter, lineterminator=newline)
-        writer.writerow(header)
-        writer.writerows(rows)

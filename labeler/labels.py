@@ -12,9 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from labeler.store import Decision
 
 ADJUDICATED = "adjudicated"  # the reason code of a decision that settles a conflict
+
+
+def class_index(vocab) -> dict[str, int]:
+    """{class: its column} in a round's class list (the column order of its arrays)."""
+    return {name: i for i, name in enumerate(vocab)}
+
+
+def label_codes(labels, vocab, *, missing: int | None = None) -> np.ndarray:
+    """Each label's column in ``vocab``; a label not in it raises KeyError, or becomes ``missing`` when given."""
+    index = class_index(vocab)
+    if missing is None:
+        return np.array([index[label] for label in labels], dtype=np.int64)
+    return np.array([index.get(label, missing) for label in labels], dtype=np.int64)
 
 
 def undone_ids(decisions: Iterable[Decision]) -> set[int]:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from labeler.errors import InputError, WorkspaceError
-from labeler.files import atomic_open
+from labeler.files import write_csv
 from labeler.workspace import DB_NAME, Workspace
 
 
@@ -133,7 +133,7 @@ def predict_images(model, images: list[str], *, k: int = 5, out_csv: str | Path 
         row["error"] = problems[path]
         rows.append(row)
     if out_csv is not None:
-        _write_csv(Path(out_csv), rows)
+        _write_records(Path(out_csv), rows)
     return rows
 
 
@@ -141,7 +141,6 @@ def evaluate_source(
     model, source: str | Path, *, mapping: str | Path | None = None, reports: str | Path | None = None, **options
 ) -> dict:
     """Top-1/3/5, per-class accuracy and confusion of ``model`` on a labelled CSV or class folders."""
-    import numpy as np
 
     from labeler.ingest import read_source
     from labeler.ingest.validate import Options, validate
@@ -159,8 +158,9 @@ def evaluate_source(
             f"labels of {source} not among the model's classes: {', '.join(unknown)}; "
             f"map them with --map FILE (CSV: source_label,model_label; model classes: {', '.join(predictor.vocab)})"
         )
-    index = {name: i for i, name in enumerate(predictor.vocab)}
-    codes = np.array([index[label] for label in labels])
+    from labeler.labels import label_codes
+
+    codes = label_codes(labels, predictor.vocab)
     probs = predictor.predict_proba([str(Path(table.root) / r[2]) for r in rows])
     metrics = summarize(probs, codes, predictor.vocab, "eval")
     metrics["eval_skipped"] = len(checked.records) - len(rows)
@@ -187,8 +187,5 @@ def _read_mapping(path: str | Path) -> dict[str, str]:
     return {a.strip(): b.strip() for a, b in rows}
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+def _write_records(path: Path, rows: list[dict]) -> None:
+    write_csv(path, list(rows[0]), [list(row.values()) for row in rows])

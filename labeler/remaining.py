@@ -12,6 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from labeler import estimate
+from labeler.labels import class_index
 from labeler.workspace import Workspace
 
 AUDIT_PRIORITY = 3.0  # audit images come before every other queue entry (tiers are 0 and 1)
@@ -42,7 +43,7 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     vocab = store.classes()
     classes = None
     if len(decisions) >= estimate.MIN_REVIEWS:  # per-class rates: the label each image had before review
-        index = {name: c for c, name in enumerate(vocab)}
+        index = class_index(vocab)
         if table.shape[1] >= 3:  # the label each image had when flagged
             classes = table[:, 2].astype(np.int64)
         else:  # scores kept by an older flag: the imported labels

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from labeler.errors import LabelerError
-from labeler.labels import conflicted_items, label_table
+from labeler.labels import conflicted_items, label_codes, label_table
 from labeler.workspace import Workspace
 
 PENDING = "models/pending"
@@ -93,12 +93,12 @@ def train_round(
     metrics.update(_review_counts(ws))
     metrics.update(_remaining(ws))
     metrics["noise_rate"] = _noise_rate(
-        result.pred_probs, _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
+        result.pred_probs, label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
     )
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, folds=[asdict(f) for f in result.folds])
     metrics["train_images_per_s"] = float(np.mean([f.images_per_s for f in result.folds if f.images_per_s]) or 0)
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
-    codes = _codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
+    codes = label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
     arrays = {
         "pred_probs": result.pred_probs,
         "pred_ids": result.fit_ids.astype(np.int64),
@@ -319,11 +319,6 @@ def format_metrics(metrics: dict) -> str:
     return text
 
 
-def _codes(labels, vocab: list[str]) -> np.ndarray:
-    index = {name: i for i, name in enumerate(vocab)}
-    return np.array([index[label] for label in labels], dtype=np.int64)
-
-
 def _audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> dict:
     """test_audit_top1/3/5 with Jeffreys 95% intervals (``_low``/``_high``) on the test images of a random
     audit sample (`labeler sample --split test`) that were reviewed: cleaned test labels that do not
@@ -336,7 +331,7 @@ def _audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> d
     rows = test.index.isin(list(audited)) & kept
     if not rows.any():
         return {}
-    codes, n = _codes(test["label"][rows], vocab), int(rows.sum())
+    codes, n = label_codes(test["label"][rows], vocab), int(rows.sum())
     out = {"test_audit_n": n}
     for k in (1, 3, 5):
         acc = topk_accuracy(test_probs[rows], codes, k)
@@ -366,7 +361,7 @@ def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log
     from training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
 
     by_id = frame.set_index("id")
-    fit_labels = _codes(by_id.loc[result.fit_ids, "label"], vocab)
+    fit_labels = label_codes(by_id.loc[result.fit_ids, "label"], vocab)
     metrics = summarize(result.pred_probs, fit_labels, vocab, "oof")
     metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks))
     reports = ws.path / "reports" / f"round-{round_id:03d}"
@@ -392,10 +387,10 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     reports.mkdir(parents=True, exist_ok=True)
     test = frame.set_index("id").loc[test_ids]
-    metrics = summarize(test_probs, _codes(test["given"], vocab), vocab, "test")
+    metrics = summarize(test_probs, label_codes(test["given"], vocab), vocab, "test")
     kept = ~test["removed"].to_numpy()
     if len(test) and test["reviewed"].any():
-        metrics.update(summarize(test_probs[kept], _codes(test["label"][kept], vocab), vocab, "test_cleaned"))
+        metrics.update(summarize(test_probs[kept], label_codes(test["label"][kept], vocab), vocab, "test_cleaned"))
     metrics.update(_audit_metrics(ws, test, test_probs, kept, vocab))
     if leaks is not None and len(test):
         leaky_of = dict(zip(leaks.test_ids.tolist(), leaks.leaky.tolist()))
@@ -404,11 +399,11 @@ def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, 
         for prefix, rows, column in (("test_leakfree", free, "given"), ("test_cleaned_leakfree", free & kept, "label")):
             if prefix.startswith("test_cleaned") and not test["reviewed"].any():
                 continue
-            part = summarize(test_probs[rows], _codes(test[column][rows], vocab), vocab, prefix)
+            part = summarize(test_probs[rows], label_codes(test[column][rows], vocab), vocab, prefix)
             metrics.update({k: v for k, v in part.items() if not k.endswith(("_per_class", "_most_confused"))})
     if len(test):
         plot_confusion(
-            confusion_matrix(test_probs, _codes(test["given"], vocab)),
+            confusion_matrix(test_probs, label_codes(test["given"], vocab)),
             vocab,
             reports / "confusion_test.png",
             f"round {round_id}: test split (given labels)",

@@ -128,8 +128,9 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
         f" training seed {config.seed}"
     )
     result = run_final(frame, p.root, p.vocab, config, run_dir, resume=True, log=log)
-    index = {name: i for i, name in enumerate(p.vocab)}
-    true = np.array([index[t] for t in frame.set_index("id").loc[result.test_ids, "true"]])
+    from labeler.labels import label_codes
+
+    true = label_codes(frame.set_index("id").loc[result.test_ids, "true"], p.vocab)
     metrics = {f"test_top{k}": topk_accuracy(result.test_probs, true, k) for k in (1, 3, 5)}
     metrics.update(reviewed=len(reviewed), flips_fixed=len(reviewed & flipped) / max(len(flipped), 1))
     cached.write_text(json.dumps(metrics))

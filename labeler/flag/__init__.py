@@ -8,7 +8,6 @@ current labels).
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from labeler.errors import ArrayError, LabelerError, WorkspaceError
-from labeler.files import atomic_open
+from labeler.files import write_csv
 from labeler.flag.queue import Evidence, Queue, build_queue
-from labeler.labels import label_table, live_labels_by_reviewer
+from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
@@ -89,9 +88,8 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
             f"round {round_id} has no embedding for {len(missing)} items (e.g. #{int(missing[0])}); retrain the round"
         )
     table = label_table(ws)  # current labels; removed items are not in it
-    index = {name: i for i, name in enumerate(vocab)}
     table_ids = table["id"].to_numpy(dtype=np.int64)
-    codes = table["label"].map(index).fillna(-1).to_numpy(dtype=np.int64)
+    codes = label_codes(table["label"], vocab, missing=-1)
     row = _lookup(table_ids, ids.astype(np.int64))
     # items removed since the round are not flagged, nor items whose label the round has no column for
     # (a class added by a later import: the round's own class list is used by name)
@@ -207,7 +205,7 @@ def active_scores(
     per-row Python loop over all 289k DeepFashion rows took minutes."""
     from labeler.flag.active import annotation_table, review_priority
 
-    index = {name: i for i, name in enumerate(ev.vocab)}
+    index = class_index(ev.vocab)
     # each row's imported label as a column of this round (-1: a class the round has no column for)
     to_round = np.array([index.get(name, -1) for name in ws.store.classes()] + [-1], dtype=np.int64)
     codes = np.array(ws.store.label_codes(), dtype=np.int64).reshape(-1, 2)
@@ -255,25 +253,24 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[
     """The ranked queue, one row per flagged item, image path exactly as imported; written atomically.
     ``current``: {item id: the label the round judged (its current label)}."""
     items = ws.store.items_by_id(f.item_id for f in flags)
-    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(QUEUE_CSV_COLUMNS)
-        for rank, f in enumerate(flags, start=1):
-            item = items[f.item_id]
-            writer.writerow(
-                [
-                    rank,
-                    item.path,
-                    item.split,
-                    current.get(f.item_id, item.label),
-                    f.suggested_label,
-                    f"{f.suggested_prob:.4f}",
-                    f"{f.quality:.4f}",
-                    f"{f.priority:.4f}",
-                    ";".join(r["code"] for r in f.reasons),
-                    " | ".join(r["text"] for r in f.reasons),
-                ]
-            )
+    rows = []
+    for rank, f in enumerate(flags, start=1):
+        item = items[f.item_id]
+        rows.append(
+            [
+                rank,
+                item.path,
+                item.split,
+                current.get(f.item_id, item.label),
+                f.suggested_label,
+                f"{f.suggested_prob:.4f}",
+                f"{f.quality:.4f}",
+                f"{f.priority:.4f}",
+                ";".join(r["code"] for r in f.reasons),
+                " | ".join(r["text"] for r in f.reasons),
+            ]
+        )
+    write_csv(path, QUEUE_CSV_COLUMNS, rows)
 
 
 def format_summary(result: FlagResult, *, top: int = 8) -> str:
