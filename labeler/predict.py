@@ -149,9 +149,9 @@ def evaluate_source(
     predictor = load_predictor(model, **options)
     table = read_source(source)
     checked = validate(table, Options(min_per_class=0, single_class=True))
-    rows = [r for r in checked.records if r[5] == "ok"]
+    rows = [r for r in checked.records if r.status == "ok"]
     names = _read_mapping(mapping) if mapping else {}
-    labels = [names.get(r[3], r[3]) for r in rows]
+    labels = [names.get(r.label, r.label) for r in rows]
     unknown = sorted(set(labels) - set(predictor.vocab))
     if unknown:
         raise InputError(
@@ -161,7 +161,7 @@ def evaluate_source(
     from labeler.labels import label_codes
 
     codes = label_codes(labels, predictor.vocab)
-    probs = predictor.predict_proba([str(Path(table.root) / r[2]) for r in rows])
+    probs = predictor.predict_proba([str(Path(table.root) / r.file) for r in rows])
     metrics = summarize(probs, codes, predictor.vocab, "eval")
     metrics["eval_skipped"] = len(checked.records) - len(rows)
     if reports is not None:

@@ -131,10 +131,10 @@ def import_dataset(
         "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "class_types": table.class_types,
     }
-    if any("x_1" in (r[7] or {}) for r in checked.records):
+    if any("x_1" in (r.extra or {}) for r in checked.records):
         from labeler.boxes import summarize
 
-        meta["boxes"] = summarize([r[7] or {} for r in checked.records], [r[1] for r in checked.records])
+        meta["boxes"] = summarize([r.extra or {} for r in checked.records], [r.path for r in checked.records])
     with Workspace.create(workspace, force=force) as ws:
         summary = ws.store.import_items(checked.records, checked.classes, meta)
         splits = ws.store.split_counts()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from labeler.boxes import parse_box
 from labeler.errors import InputError
 from labeler.ingest.table import RawTable
+from labeler.store.records import ItemRecord
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -52,13 +53,13 @@ class Options:
 
 @dataclass
 class Validated:
-    records: list[tuple]  # (row, path, file, label, split, status, reason, extra): store.ITEM_COLUMNS order
+    records: list[ItemRecord]
     classes: list[str]  # the pinned vocabulary: sorted names of the classes that occur
     warnings: list[str] = field(default_factory=list)
     split_assigned: bool = False
 
     def quarantine_counts(self) -> Counter:
-        return Counter(r[6].split(" (")[0].split(":")[0] for r in self.records if r[5] == "quarantined")
+        return Counter(r.reason.split(" (")[0].split(":")[0] for r in self.records if r.status == "quarantined")
 
 
 def validate(table: RawTable, options: Options) -> Validated:
@@ -88,7 +89,7 @@ def validate(table: RawTable, options: Options) -> Validated:
     _check_classes(classes, labels, splits, problems, table, options, warnings)
     extras = [_box_checked(extra, image_sizes.get(i)) for i, extra in enumerate(frame["extra"].tolist())]
     records = [
-        (row, path, file, label, split, "quarantined" if p else "ok", p or None, extra)
+        ItemRecord(row, path, file, label, split, "quarantined" if p else "ok", p or None, extra)
         for row, path, file, label, split, p, extra in zip(rows, paths, files, labels, splits, problems, extras)
     ]
     return Validated(records, classes, warnings, assigned)

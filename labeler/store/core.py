@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from labeler.errors import WorkspaceError
-from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, Round, item_from_row, now
+from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, ItemRecord, Round, item_from_row, now
 from labeler.store.review import FlagQueries
 from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS
 
@@ -111,7 +111,7 @@ class Store(FlagQueries):
 
     # -- items --------------------------------------------------------------------------
     def import_items(self, records: Iterable[Sequence], classes: Sequence[str], meta: dict) -> ImportSummary:
-        """Replace the dataset with ``records`` (tuples in ``ITEM_COLUMNS`` order) in one transaction.
+        """Replace the dataset with ``records`` (``ItemRecord``s, or tuples in its order) in one transaction.
 
         Items are matched to existing ones by (path, occurrence of that path), so item ids,
         and the decisions and arrays that point at them, survive a re-import. Items no longer
@@ -123,15 +123,15 @@ class Store(FlagQueries):
             existing[(path, _occurrence(existing, path))] = item_id
         seen: dict[tuple[str, int], int] = {}
         inserts, updates = [], []
-        records = list(records)
-        for rec, extra in zip(records, json_objects([rec[7] or {} for rec in records])):
-            rec = tuple(rec[:7]) + (extra,)
-            key = (rec[1], _occurrence(seen, rec[1]))
+        records = [rec if isinstance(rec, ItemRecord) else ItemRecord(*rec) for rec in records]
+        for rec, extra in zip(records, json_objects([rec.extra or {} for rec in records])):
+            key = (rec.path, _occurrence(seen, rec.path))
             seen[key] = 1
+            row = (*rec[:7], extra)  # the columns in ITEM_COLUMNS order, extra as JSON
             if key in existing:
-                updates.append(rec + (existing[key],))
+                updates.append((*row, existing[key]))
             else:
-                inserts.append(rec)
+                inserts.append(row)
         gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
         _check_items(inserts)
         _check_items(updates)
@@ -346,7 +346,7 @@ def json_objects(objects: list[dict]) -> list[str]:
 
 
 def _check_items(rows) -> None:
-    """The items table's CHECK constraints (schema 0001), in bulk: split and status in rows in ITEM_COLUMNS order."""
+    """The items table's CHECK constraints (schema 0001), in bulk, on ``ItemRecord``s (an id may follow)."""
     splits, statuses = {r[4] for r in rows}, {r[5] for r in rows}
     if not splits <= ITEM_SPLITS or not statuses <= ITEM_STATUSES:
         raise WorkspaceError(

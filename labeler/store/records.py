@@ -5,11 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 
 def now() -> str:
     """UTC timestamp as stored in ``created_at`` columns."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ItemRecord(NamedTuple):
+    """One source record as ``Store.import_items`` takes it (the items table's columns but the id)."""
+
+    row: int  # 1-based record number in the source
+    path: str  # the image path exactly as the source wrote it
+    file: str  # relative to the image root
+    label: str
+    split: str  # train | valid | test
+    status: str  # ok | quarantined
+    reason: str | None  # why quarantined
+    extra: dict | None  # the source's other columns
 
 
 @dataclass(frozen=True)
