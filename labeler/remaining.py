@@ -173,6 +173,7 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
     round's queue as "audit" entries ahead of the rest; return their item ids."""
     from labeler.errors import WorkspaceError
     from labeler.flag import load_evidence
+    from labeler.flag.reasons import REASONS
     from labeler.store.records import Flag
 
     store = ws.store
@@ -193,7 +194,7 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
     flags = []
     for r in chosen:
         top = np.argsort(-ev.pred_probs[r])[:9]
-        reason = {"code": "audit", "text": "random audit sample: measures how many wrong labels the queue misses"}
+        reason = {"code": "audit", "text": REASONS["audit"].summary}
         flags.append(
             Flag(
                 int(ev.item_ids[r]),

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.flag.queue import REASON_TEXT, Evidence, Queue
+from labeler.flag.queue import Evidence, Queue
+from labeler.flag.reasons import REASONS
 from labeler.workspace import Workspace
 
 
@@ -23,10 +24,10 @@ def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) 
     shown = [e.item_id for e in queue.entries[:100]] + [e.item_id for k in by_kind.values() for e in k[:12]]
     items = ws.store.items_by_id(shown)  # only the items the page shows: 289k Item objects took 5 s
     grids = []
-    for code in REASON_TEXT:
+    for code in REASONS:
         if by_kind.get(code):
             name = f"examples_{code}.png"
-            _example_grid(ws, by_kind[code][:12], items, ev, out / name, REASON_TEXT[code])
+            _example_grid(ws, by_kind[code][:12], items, ev, out / name, REASONS[code].summary)
             grids.append((code, name, len(by_kind[code])))
     leaks = _leak_section(ws, round_id, out)
     page = out / "flag.html"
@@ -176,7 +177,7 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
         f"<td>{html.escape(' | '.join(r['text'] for r in e.reasons))}</td></tr>"
         for rank, e in enumerate(queue.entries[:100], start=1)
     )
-    sections = "".join(f"<h3>{html.escape(REASON_TEXT[c])} ({n})</h3><img src='{name}'>" for c, name, n in grids)
+    sections = "".join(f"<h3>{html.escape(REASONS[c].summary)} ({n})</h3><img src='{name}'>" for c, name, n in grids)
     return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
 <h1>Round {round_id}: {len(queue.entries)} images queued of {len(ev.item_ids)}</h1>

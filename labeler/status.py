@@ -84,7 +84,7 @@ def format_status(status: dict) -> str:
             lines.append(f"  {example['path']}: {example['reason']}")
     types = status.get("class_types")
     if types:
-        from labeler.flag.queue import TYPE_NAMES
+        from labeler.flag.reasons import TYPE_NAMES
 
         groups: dict = {}
         for name in status["classes"]:

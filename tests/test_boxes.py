@@ -102,15 +102,36 @@ def test_bad_boxes_import_their_images_and_status_names_them(cli, tmp_path):
 
 
 def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
-    from labeler.flag.queue import _type_reason
+    from labeler.flag.reasons import Signals, explain
     from labeler.review import Filters, ReviewSession
     from labeler.workspace import Workspace
     from tests.helpers import record_synthetic_round
 
+    def type_reasons(types, suggested: int) -> set[str]:  # a flagged Tee (class 0) the model calls ``suggested``
+        one = np.ones(1)
+        signals = Signals(
+            np.array([7]),
+            ["Tee", "Skirt", "Blouse", "Other"],
+            np.array([0]),
+            np.full((1, 4), 0.25),
+            np.array([suggested]),
+            0.9 * one,
+            one,
+            one > 0,
+            -one,
+            one < 0,
+            0 * one,
+            one < 0,
+            -np.ones((1, 1), int),
+            {},
+            types,
+        )
+        return {r["code"] for r in explain(0, signals)} & {"cross_type", "within_type"}
+
     types = [1, 2, 1, None]
-    assert _type_reason(types, 0, 1, "Tee", "Skirt")["code"] == "cross_type"
-    assert _type_reason(types, 0, 2, "Tee", "Blouse")["code"] == "within_type"
-    assert _type_reason(types, 0, 3, "Tee", "Other") is None and _type_reason(None, 0, 1, "a", "b") is None
+    assert type_reasons(types, 1) == {"cross_type"}  # Tee -> Skirt
+    assert type_reasons(types, 2) == {"within_type"}  # Tee -> Blouse
+    assert type_reasons(types, 3) == set() and type_reasons(None, 1) == set()
     root, _ = _deepfashion_with_boxes(tmp_path)
     ws = tmp_path / "ws"
     cli("import", ws, root, "--min-per-class", "1")

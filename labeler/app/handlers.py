@@ -28,22 +28,13 @@ from labeler.app.render import (
     render_view,
 )
 from labeler.errors import LabelerError
+from labeler.flag.reasons import REASONS
 from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession
 from labeler.workspace import Workspace
 
 DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
 ESTIMATE_EVERY = 10  # decisions between two remaining-errors estimates on the review screen
-REASON_CHOICES = [
-    "label_issue",
-    "duplicate_conflict",
-    "neighbours_disagree",
-    "outlier",
-    "contradicts_review",
-    "cross_type",
-    "within_type",
-    "audit",
-    "conflict",
-]
+REASON_CHOICES = [*REASONS, "conflict"]  # the queue's reasons, and items reviewers decided differently
 
 
 @dataclass

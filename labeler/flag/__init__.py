@@ -311,7 +311,7 @@ MERGE_RATE = 0.1
 def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
     """Confusions split into cross-type (upper vs lower body: almost surely wrong) and within-type
     (near-synonyms: often policy), and class pairs confused both ways at a high rate (merge? a report only)."""
-    from labeler.flag.queue import TYPE_NAMES
+    from labeler.flag.reasons import TYPE_NAMES
 
     cj = np.asarray(joint, dtype=np.float64)
     totals = np.maximum(cj.sum(axis=1), 1)

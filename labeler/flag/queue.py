@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeler.flag import detect, neighbors, scoring
+from labeler.flag import detect, neighbors, reasons, scoring
+from labeler.flag.reasons import Signals
 
-CONTRADICTION_PROB = 0.8
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
 # out (kept by `train`); "shared", the fold-0 model's space, which trained on 2/3 of the labels.
 VOTE_SPACES = ("oos", "shared")
@@ -41,17 +41,6 @@ VOTE_SPACES = ("oos", "shared")
 # the shared-space vote ranked planted flips best of the blends; the cross-fitted weight was 0.7 on every run.
 VOTE_WEIGHT = 0.3
 RANKINGS = ("evidence", *detect.RANKINGS)
-REASON_TEXT = {
-    "duplicate_conflict": "near-duplicate with a conflicting label",
-    "label_issue": "the model and the neighbours doubt the label",
-    "neighbours_disagree": "its nearest images carry another label",
-    "outlier": "unlike the other images (check it is usable)",
-    "contradicts_review": "reviewed, but the new round disagrees strongly",
-    "cross_type": "the suggestion is another kind of garment (e.g. upper vs lower body): almost surely wrong",
-    "within_type": "the suggestion is the same kind of garment: a near-synonym, often a matter of policy",
-    "audit": "random audit sample: measures how many wrong labels the queue misses",
-}
-TYPE_NAMES = {1: "upper body", 2: "lower body", 3: "full body"}  # DeepFashion's category_type
 
 
 @dataclass
@@ -156,10 +145,26 @@ def build_queue(
         "evidence": evidence_flagged,
         "merged": is_issue | conflict,
     }
-    ctx = _Context(
-        labels, pred_probs, merged_probs, vote_given, merged, score, is_issue, groups, conflict, outlier, is_outlier, nn
+    signals = Signals(
+        ev.item_ids,
+        ev.vocab,
+        labels,
+        pred_probs,
+        merged.suggested,
+        merged.suggested_prob,
+        vote_given,
+        is_issue,
+        groups,
+        conflict,
+        outlier,
+        is_outlier,
+        nn.indices,
+        ev.reviewed,
+        ev.class_types,
     )
-    entries = [e for row in np.flatnonzero(flagged["merged"] | is_outlier) if (e := _entry(int(row), ev, ctx))]
+    context = (merged.top, merged_probs, score, nn)
+    rows = np.flatnonzero(flagged["merged"] | is_outlier)
+    entries = [e for row in rows if (e := _entry(int(row), signals, *context))]
     entries.sort(key=lambda e: -e.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(entries, scores, flagged, summary, nn)
@@ -176,86 +181,31 @@ def _top_n_by_part(score: np.ndarray, counted: np.ndarray, parts=None) -> np.nda
     return out
 
 
-@dataclass
-class _Context:
-    labels: np.ndarray
-    pred_probs: np.ndarray
-    merged_probs: np.ndarray
-    vote_given: np.ndarray
-    merged: detect.LabelIssues  # cleanlab on the blend: suggested label and its probability
-    score: np.ndarray  # the queue's score (higher = more likely wrong)
-    is_issue: np.ndarray  # the flagged set
-    groups: np.ndarray
-    conflict: np.ndarray
-    outlier: np.ndarray
-    is_outlier: np.ndarray
-    nn: neighbors.Neighbours
-
-
-def _entry(row: int, ev: Evidence, c: _Context) -> Entry | None:
-    """The queue entry of one row with its reasons; None when a reviewed item is not contradicted."""
-    vocab, labels = ev.vocab, c.labels
-    given, suggested = vocab[labels[row]], vocab[c.merged.suggested[row]]
-    item_id = int(ev.item_ids[row])
-    reasons = []
-    contradicts = item_id in ev.reviewed
-    if contradicts:
-        reviewer, action, label = ev.reviewed[item_id]
-        p = c.merged.suggested_prob[row]
-        if not (c.is_issue[row] and p >= CONTRADICTION_PROB and suggested != given):
-            return None
-        reasons.append(_reason("contradicts_review", f"{reviewer} chose {label} ({action}); now {p:.2f} {suggested}"))
-    if c.conflict[row]:
-        mates = np.flatnonzero(c.groups == c.groups[row])
-        other = next(m for m in mates if labels[m] != labels[row])
-        text = f"near-duplicate of #{int(ev.item_ids[other])} labelled {vocab[labels[other]]}"
-        reasons.append(_reason("duplicate_conflict", text, item=int(ev.item_ids[other])))
-    if c.is_issue[row]:
-        p_model = float(c.pred_probs[row, c.merged.suggested[row]])
-        reasons.append(_reason("label_issue", f"model: {p_model:.2f} {suggested}; given {given}"))
-        kinds = _type_reason(ev.class_types, int(labels[row]), int(c.merged.suggested[row]), given, suggested)
-        if kinds:
-            reasons.append(kinds)
-    if c.vote_given[row] < 0.5:
-        near = c.nn.indices[row][c.nn.indices[row] >= 0]
-        majority = vocab[int(np.bincount(labels[near], minlength=len(vocab)).argmax())] if len(near) else "?"
-        text = f"{1 - c.vote_given[row]:.0%} of the neighbour vote is not {given} (mostly {majority})"
-        reasons.append(_reason("neighbours_disagree", text))
-    if c.is_outlier[row]:
-        reasons.append(_reason("outlier", f"among the {1 - c.outlier[row]:.1%} most isolated images"))
-    if not reasons:
+def _entry(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbours) -> Entry | None:
+    """The queue entry of one row with its reasons (``labeler.flag.reasons``); None when no reason applies
+    or the item was reviewed and the new round does not contradict it."""
+    item_id = int(s.item_ids[row])
+    if item_id in s.reviewed and not reasons.contradicted(row, s):
         return None
-    tier = 1 if (c.is_issue[row] or c.conflict[row] or contradicts) else 0
+    found = reasons.explain(row, s)
+    if not found:
+        return None
+    vocab = s.vocab
     return Entry(
         item_id=item_id,
-        priority=tier + float(np.clip(c.score[row], 0, 0.999999)),
-        kind=reasons[0]["code"],
-        suggested=suggested,
-        suggested_prob=float(c.merged.suggested_prob[row]),
-        quality=float(1 - c.score[row]),
-        top=[(vocab[j], float(c.merged_probs[row, j])) for j in c.merged.top[row]],
-        reasons=reasons,
-        group=int(c.groups[row]),
-        contradicts=contradicts,
+        priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
+        kind=found[0]["code"],
+        suggested=vocab[s.suggested[row]],
+        suggested_prob=float(s.suggested_prob[row]),
+        quality=float(1 - score[row]),
+        top=[(vocab[j], float(merged_probs[row, j])) for j in top[row]],
+        reasons=found,
+        group=int(s.groups[row]),
+        contradicts=item_id in s.reviewed,
         neighbours=[
-            (int(ev.item_ids[j]), round(float(s), 4))
-            for j, s in zip(c.nn.indices[row], c.nn.similarities[row])
-            if j >= 0
+            (int(s.item_ids[j]), round(float(v), 4)) for j, v in zip(nn.indices[row], nn.similarities[row]) if j >= 0
         ],
     )
-
-
-def _type_reason(types, given_code: int, suggested_code: int, given: str, suggested: str) -> dict | None:
-    """Cross-type (upper vs lower body: almost surely wrong) or within-type (near-synonyms) doubt; None when
-    the types are unknown or the suggestion is the given label."""
-    if not types or given_code == suggested_code:
-        return None
-    a, b = types[given_code], types[suggested_code]
-    if a is None or b is None:
-        return None
-    if a != b:
-        return _reason("cross_type", f"{given} is {TYPE_NAMES.get(a, a)}, {suggested} is {TYPE_NAMES.get(b, b)}")
-    return _reason("within_type", f"{given} and {suggested} are both {TYPE_NAMES.get(a, a)}: a near-synonym?")
 
 
 def _out_of_sample(nn: neighbors.Neighbours, oos: neighbors.Neighbours) -> neighbors.Neighbours:
@@ -266,10 +216,6 @@ def _out_of_sample(nn: neighbors.Neighbours, oos: neighbors.Neighbours) -> neigh
     idx = np.where(has[:, None], oos.indices[:, :k], nn.indices[:, :k])
     sims = np.where(has[:, None], oos.similarities[:, :k], nn.similarities[:, :k])
     return neighbors.Neighbours(idx, sims)
-
-
-def _reason(code: str, text: str, **extra) -> dict:
-    return {"code": code, "text": text, **extra}
 
 
 def _conflicting_groups(groups: np.ndarray, labels: np.ndarray) -> np.ndarray:
