@@ -137,12 +137,12 @@ def test_overview_and_screen_show_remaining_errors_and_when_to_stop(ws_path):
     assert "stopped paying" in ui.show("ann").progress  # every kept label: the hit rate is far below 0.99
 
 
-def test_build_app_returns_blocks(ws_path):
+def test_review_app_builds_blocks(ws_path):
     import gradio as gr
 
-    from labeler.app import build_app
+    from labeler.app import ReviewApp
 
-    assert isinstance(build_app(ws_path), gr.Blocks)
+    assert isinstance(ReviewApp(ws_path).blocks, gr.Blocks)
 
 
 def test_binding_beyond_localhost_needs_auth(cli, ws_path):
@@ -232,6 +232,22 @@ WATCH_JS = """() => {
   seen();
   document.addEventListener('keydown', () => window.__keys.push(performance.now()), true);
 }"""
+
+
+@pytest.mark.browser
+def test_c_clears_the_filters_and_shows_the_whole_queue(ws_path, browser):
+    with _served(ws_path) as port:
+        page = browser.new_page(viewport={"width": 1300, "height": 950})
+        _open(page, port)
+        page.get_by_text("Queue filters and order").click()
+        before = page.get_attribute("#current-item", "data-seq")
+        page.get_by_label("active").check()  # a filter the reviewer chose: the queue is shown again in that order
+        page.wait_for_function(f"document.querySelector('#current-item').dataset.seq !== '{before}'", timeout=15_000)
+        assert page.get_by_label("active").is_checked()
+        page.locator("body").click(position={"x": 5, "y": 5})  # keys go to the page, not the radio
+        shown = _press(page, "c")
+        assert shown and page.get_by_label("priority").is_checked() and not page.get_by_label("active").is_checked()
+        assert page.locator(".lab-note").count() == 0  # no error: the screen and the five filters all came back
 
 
 @pytest.mark.browser

@@ -1,5 +1,5 @@
-"""The review web app (Gradio). ``build_app(workspace)`` returns the Blocks; ``launch(app)`` serves it."""
+"""The review web app (Gradio). ``ReviewApp(workspace)`` builds it; ``.launch()`` serves it."""
 
-from labeler.app.blocks import build_app, launch
+from labeler.app.blocks import ReviewApp
 
-__all__ = ["build_app", "launch"]
+__all__ = ["ReviewApp"]

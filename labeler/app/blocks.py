@@ -32,151 +32,167 @@ KEYS = [
 ]
 FILTER_NAMES = ("any_label", "reason", "given", "suggested", "order")
 
-CSS = """
-#current-item {height: min(68vh, calc(100vh - 250px)); overflow: auto; background: #f3f3f3;}
-.lab-main {width: 100%; height: 100%; object-fit: contain; display: block; margin: auto; cursor: zoom-in;}
-#current-item.lab-zoomed .lab-main {width: auto; height: auto; max-width: none; object-fit: none; cursor: zoom-out;}
-#prefetch, #lab-go, #lab-clear, #lab-cmd {display: none !important;}
-.lab-meta {font-size: 12px; opacity: .8; word-break: break-all;}
-.lab-labels {font-size: 17px; margin: 4px 0;}
-.lab-reasons {margin: 4px 0 6px 18px; padding: 0; font-size: 14px;}
-.lab-row {display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0;}
-.lab-btn {padding: 6px 10px; border-radius: 6px; border: 1px solid #bbb; background: #fff; cursor: pointer; font-size: 14px;}
-.lab-btn kbd {font-size: 11px; opacity: .7; margin-left: 4px;}
-.lab-primary {background: #ff7c00; color: #fff; border-color: #e06c00; font-weight: 600;}
-.lab-stop {border-color: #d33; color: #b00;}
-.lab-pick {font-size: 13px;}
-.lab-note {background: #fff4d6; border-left: 4px solid #f0b400; padding: 4px 8px; margin: 4px 0; font-size: 13px;}
-.lab-warn {color: #b00; font-weight: 600;}
-.lab-conflict {border: 2px solid #d33; padding: 4px 8px; margin: 4px 0; font-size: 13px;}
-.lab-conflict table {border-collapse: collapse; margin-top: 4px;} .lab-conflict td, .lab-conflict th {padding: 1px 6px;}
-.lab-group {display: block; margin: 6px 0; font-size: 14px;}
-.lab-strip {display: flex; gap: 6px; align-items: flex-start; margin: 4px 0; flex-wrap: wrap;}
-.lab-strip-title {width: 100%; font-size: 13px; opacity: .8;}
-.lab-strip figure {margin: 0; text-align: center; font-size: 11px;}
-.lab-strip img {height: 96px; width: 96px; object-fit: cover; border-radius: 4px;}
-.lab-done {padding: 4em; text-align: center; font-size: 20px;}
-.lab-keys {font-size: 12px; opacity: .85; margin-top: 6px;}
-#lab-header {display: flex; gap: 12px; align-items: center; flex-wrap: wrap;}
-#lab-name {font-size: 15px; padding: 4px 8px; width: 180px; border: 1px solid #999; border-radius: 4px;}
-#lab-status {color: #b05a00; font-size: 13px;}
-#lab-search {position: fixed; top: 12vh; left: 50%; transform: translateX(-50%); z-index: 1000; background: #fff;
-  border: 1px solid #888; border-radius: 8px; padding: 10px; width: min(420px, 92vw); box-shadow: 0 6px 24px #0004;}
-#lab-search input {width: 100%; font-size: 16px; padding: 6px;}
-#lab-search ul {list-style: none; margin: 6px 0 0; padding: 0; max-height: 50vh; overflow: auto;}
-#lab-search li {padding: 3px 6px; cursor: pointer;} #lab-search li.lab-hl {background: #ffe2c2;}
-@media (max-width: 700px) { #current-item {height: 38vh;} .lab-btn {padding: 8px 10px;} }
-"""
+CSS = (Path(__file__).with_name("review.css")).read_text()
+FAST = {"queue": False, "show_progress": "hidden"}  # each event is milliseconds of work: no queue, no spinner
 
 
-def build_app(workspace: str | Path, *, reviewer: str | None = None, stop_below: float | None = None) -> gr.Blocks:
-    """The review app for ``workspace`` (Blocks; serve it with ``launch``)."""
-    ui = ReviewUI(workspace, default_reviewer=reviewer, stop_below=stop_below)
-    script = (Path(__file__).with_name("review.js")).read_text().replace("NFILTERS", str(len(FILTER_NAMES)))
-    with gr.Blocks(title="labeler review", delete_cache=(600, 3600)) as app:
-        app.labeler_ui = ui  # for launch(): the image route, the exports folder
-        with gr.Tab("Review"):
-            gr.HTML(_header(ui, reviewer))
-            progress = gr.HTML(elem_id="progress")
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=3, min_width=320):
-                    image = gr.HTML(elem_id="main-image", padding=False)
-                    prefetch = gr.HTML(elem_id="prefetch")
-                with gr.Column(scale=2, min_width=320):
-                    panel = gr.HTML(elem_id="panel")
-                    gr.HTML(_legend())
-            neighbours = gr.HTML(elem_id="neighbours")
-            with gr.Accordion("Queue filters and order (c clears)", open=False), gr.Row():
-                filters = [
-                    gr.Dropdown([""] + ui.vocab, value="", label="Class (given or suggested)"),
-                    gr.Dropdown([""] + REASON_CHOICES, value="", label="Reason", elem_id="filter-reason"),
-                    gr.Dropdown([""] + ui.vocab, value="", label="Given label"),
-                    gr.Dropdown([""] + ui.vocab, value="", label="Suggested label"),
-                    gr.Radio(["priority", "active"], value="priority", label="Order"),
-                ]
-            with gr.Accordion("Export", open=False):
-                include_removed = gr.Checkbox(label="keep removed images (marked)", value=False)
-                export_button = gr.Button("Export corrected CSV + audit", elem_id="btn-export")
-                export_files = gr.File(label="Download", file_count="multiple")
-            command = gr.Textbox(elem_id="lab-cmd", container=False, show_label=False)
-            go = gr.Button("go", elem_id="lab-go")
-            clear = gr.Button("clear", elem_id="lab-clear")
-        with gr.Tab("Overview") as overview_tab:
-            overview_md = gr.Markdown()
-            class_rates = gr.Image(label="Label-error rate per class", type="pil", interactive=False)
-            heatmap = gr.Image(label="Estimated noise matrix P(given | true)", type="pil", interactive=False)
+class ReviewApp:
+    """The review app of one workspace: its Gradio Blocks (``blocks``), built once, and ``launch`` to serve them."""
 
-        screen = [image, panel, prefetch, neighbours, progress]
+    def __init__(self, workspace: str | Path, *, reviewer: str | None = None, stop_below: float | None = None):
+        self.ui = ReviewUI(workspace, default_reviewer=reviewer, stop_below=stop_below)
+        self.reviewer = reviewer
+        with gr.Blocks(title="labeler review", delete_cache=(600, 3600)) as self.blocks:
+            with gr.Tab("Review"):
+                self._review_tab()
+            with gr.Tab("Overview") as overview_tab:
+                self._overview_tab(overview_tab)
+            self._scripted_api()
 
-        def run(cmd: str, any_label, reason, given, suggested, order, request: gr.Request):
-            """The one event handler: a command from review.js -> the next screen."""
-            try:
-                data = json.loads(cmd or "{}")
-            except json.JSONDecodeError as exc:
-                raise gr.Error(f"malformed command: {exc}") from exc
-            user = getattr(request, "username", None) if request is not None else None
-            who = user or data.get("reviewer")
-            chosen = Filters(
-                reason=reason or None,
-                given=given or None,
-                suggested=suggested or None,
-                any_label=any_label or None,
-                order=order or "priority",
-            )
-            clear = data.get("action") == "clear"
-            if clear:
-                data["action"], chosen = "show", Filters()
-            try:
-                view = ui.handle(who, Command.parse(data), chosen)
-            except LabelerError as exc:
-                raise gr.Error(str(exc)) from exc
-            return _render(view) + ([gr.update(value="")] * (n - 1) + [gr.update(value="priority")] if clear else [])
-
+    # -- layout ---------------------------------------------------------------------------
+    def _review_tab(self) -> None:
+        ui = self.ui
+        gr.HTML(_header(ui, self.reviewer))
+        progress = gr.HTML(elem_id="progress")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=320):
+                image = gr.HTML(elem_id="main-image", padding=False)
+                prefetch = gr.HTML(elem_id="prefetch")
+            with gr.Column(scale=2, min_width=320):
+                panel = gr.HTML(elem_id="panel")
+                gr.HTML(_legend())
+        neighbours = gr.HTML(elem_id="neighbours")
+        with gr.Accordion("Queue filters and order (c clears)", open=False), gr.Row():
+            self.filters = [
+                gr.Dropdown([""] + ui.vocab, value="", label="Class (given or suggested)"),
+                gr.Dropdown([""] + REASON_CHOICES, value="", label="Reason", elem_id="filter-reason"),
+                gr.Dropdown([""] + ui.vocab, value="", label="Given label"),
+                gr.Dropdown([""] + ui.vocab, value="", label="Suggested label"),
+                gr.Radio(["priority", "active"], value="priority", label="Order"),
+            ]
+        with gr.Accordion("Export", open=False):
+            include_removed = gr.Checkbox(label="keep removed images (marked)", value=False)
+            export_button = gr.Button("Export corrected CSV + audit", elem_id="btn-export")
+            export_files = gr.File(label="Download", file_count="multiple")
+        self.command = gr.Textbox(elem_id="lab-cmd", container=False, show_label=False)
+        go = gr.Button("go", elem_id="lab-go")
+        clear = gr.Button("clear", elem_id="lab-clear")
+        self.screen = [image, panel, prefetch, neighbours, progress]
         n = len(FILTER_NAMES)
-        fast = {"queue": False, "show_progress": "hidden"}  # milliseconds of work: no queue, no spinner
-        app.load(run, [command, *filters], screen, js=script, **fast)
+        script = (Path(__file__).with_name("review.js")).read_text().replace("NFILTERS", str(n))
         take = f"(c, ...f) => [window.labeler.take(), ...f.slice(0, {n})]"
-        go.click(run, [command, *filters], screen, js=take, **fast)
-        clear.click(run, [command, *filters], screen + filters, js=take, **fast)
-        for control in filters:  # a filter chosen by the reviewer (not one the app reset) shows the new queue
-            control.input(
-                run,
-                [command, *filters],
-                screen,
-                **fast,
-                js=f"(c, ...f) => [window.labeler.command({{action: 'show'}}), ...f.slice(0, {n})]",
-            )
+        self._wire(self.blocks.load, self._run, script)
+        self._wire(go.click, self._run, take)
+        self._wire(clear.click, self._clear, take, self.screen + self.filters)
+        show = f"(c, ...f) => [window.labeler.command({{action: 'show'}}), ...f.slice(0, {n})]"
+        for control in self.filters:  # a filter chosen by the reviewer (not one the app reset) shows the new queue
+            self._wire(control.input, self._run, show)
         export_button.click(lambda r: ui.export(include_removed=r), [include_removed], [export_files])
+
+    def _overview_tab(self, tab) -> None:
+        markdown = gr.Markdown()
+        class_rates = gr.Image(label="Label-error rate per class", type="pil", interactive=False)
+        heatmap = gr.Image(label="Estimated noise matrix P(given | true)", type="pil", interactive=False)
 
         def overview():
             from PIL import Image
 
-            markdown, path, rates_path = ui.overview()
-            return markdown, (Image.open(rates_path) if rates_path else None), (Image.open(path) if path else None)
+            text, path, rates_path = self.ui.overview()
+            return text, (Image.open(rates_path) if rates_path else None), (Image.open(path) if path else None)
 
-        overview_tab.select(overview, None, [overview_md, class_rates, heatmap])
+        tab.select(overview, None, [markdown, class_rates, heatmap])
 
+    def _scripted_api(self) -> None:
         def start(reviewer: str) -> int:
             """Scripted review: claim the reviewer's next item; its id, or -1 when the queue is done."""
-            return ui.show(reviewer).item_id or -1
+            return self.ui.show(reviewer).item_id or -1
 
         def accept(reviewer: str, item_id: int) -> int:
             """Scripted review: accept the suggestion for ``item_id``; the next item's id, or -1."""
-            return ui.act(reviewer, item_id, "accept").item_id or -1
+            return self.ui.act(reviewer, item_id, "accept").item_id or -1
 
         gr.api(start, api_name="start")
         gr.api(accept, api_name="accept")
-    return app
+
+    # -- events ---------------------------------------------------------------------------
+    def _wire(self, event, handler, js: str, outputs: list | None = None) -> None:
+        """Every screen event: the command box and the filters in, the screen (and maybe the filters) out."""
+        event(handler, [self.command, *self.filters], outputs or self.screen, js=js, **FAST)
+
+    def _run(self, cmd: str, any_label, reason, given, suggested, order, request: gr.Request) -> list:
+        """The one event handler: a command from review.js -> the next screen."""
+        chosen = Filters(
+            reason=reason or None,
+            given=given or None,
+            suggested=suggested or None,
+            any_label=any_label or None,
+            order=order or "priority",
+        )
+        return _render(self._handle(cmd, chosen, request))
+
+    def _clear(self, cmd: str, any_label, reason, given, suggested, order, request: gr.Request) -> list:
+        """`c`: the whole queue again, and the filters back to their defaults."""
+        view = self._handle(cmd, Filters(), request, action="show")
+        return _render(view) + [gr.update(value="")] * (len(FILTER_NAMES) - 1) + [gr.update(value="priority")]
+
+    def _handle(self, cmd: str, filters: Filters, request, action: str | None = None) -> View:
+        try:
+            data = json.loads(cmd or "{}")
+        except json.JSONDecodeError as exc:
+            raise gr.Error(f"malformed command: {exc}") from exc
+        if action:
+            data["action"] = action
+        user = getattr(request, "username", None) if request is not None else None
+        try:
+            return self.ui.handle(user or data.get("reviewer"), Command.parse(data), filters)
+        except LabelerError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    # -- serving --------------------------------------------------------------------------
+    def launch(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7860,
+        auth: str | None = None,
+        share: bool = False,
+        block: bool = True,
+        on_ready=None,
+    ) -> gr.Blocks:
+        """Serve the app. Only the workspace's item images are served; other hosts need ``auth`` (USER:PASS)."""
+        credentials = check_launch(host, auth)
+        exports = self.ui.ws.path / "exports"
+        exports.mkdir(exist_ok=True)
+        try:
+            self.blocks.launch(
+                server_name=host,
+                server_port=port,
+                auth=credentials,
+                share=share,
+                allowed_paths=[str(exports)],
+                css=CSS,
+                prevent_thread_lock=True,
+                show_error=True,
+                quiet=True,
+                app_kwargs={"routes": routes(self.ui)},
+            )
+        except OSError as exc:
+            raise LabelerError(f"port {port} on {host} is in use; pass another one, e.g. --port {port + 1}") from exc
+        if on_ready:
+            on_ready(
+                f"reviewing {self.ui.ws.path} on {self.blocks.local_url} (Ctrl-C to stop; every decision is saved)"
+            )
+        if block:
+            self.blocks.block_thread()
+        return self.blocks
 
 
-def _render(view: View, clear_filters: bool = False) -> list:
+def _render(view: View) -> list:
+    """The screen's five HTML parts, in ``ReviewApp.screen`` order."""
     image = view.image_html.replace(
         "<div id='current-item'", f"<div id='current-item' data-reviewer='{html.escape(view.reviewer)}'", 1
     )
-    filters = [gr.update(value="") for _ in FILTER_NAMES[:-1]] + [gr.update(value="priority")]
-    if not clear_filters:
-        filters = [gr.update() for _ in FILTER_NAMES]
-    return [image, view.panel_html, view.prefetch_html, view.neighbours_html, view.progress, *filters]
+    return [image, view.panel_html, view.prefetch_html, view.neighbours_html, view.progress]
 
 
 def _header(ui: ReviewUI, reviewer: str | None) -> str:
@@ -195,43 +211,6 @@ def _header(ui: ReviewUI, reviewer: str | None) -> str:
 def _legend() -> str:
     keys = " · ".join(f"<kbd>{html.escape(k)}</kbd> {html.escape(v)}" for k, v in KEYS)
     return f"<div class='lab-keys'>{keys}</div>"
-
-
-def launch(
-    app: gr.Blocks,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 7860,
-    auth: str | None = None,
-    share: bool = False,
-    block: bool = True,
-    on_ready=None,
-):
-    """Serve the app. Only the workspace's item images are served; other hosts need ``auth`` (USER:PASS)."""
-    credentials = check_launch(host, auth)
-    ui: ReviewUI = app.labeler_ui
-    exports = ui.ws.path / "exports"
-    exports.mkdir(exist_ok=True)
-    try:
-        app.launch(
-            server_name=host,
-            server_port=port,
-            auth=credentials,
-            share=share,
-            allowed_paths=[str(exports)],
-            css=CSS,
-            prevent_thread_lock=True,
-            show_error=True,
-            quiet=True,
-            app_kwargs={"routes": routes(ui)},
-        )
-    except OSError as exc:
-        raise LabelerError(f"port {port} on {host} is in use; pass another one, e.g. --port {port + 1}") from exc
-    if on_ready:
-        on_ready(f"reviewing {ui.ws.path} on {app.local_url} (Ctrl-C to stop; every decision is saved)")
-    if block:
-        app.block_thread()
-    return app
 
 
 def check_launch(host: str, auth: str | None) -> tuple[str, str] | None:

@@ -279,12 +279,12 @@ def export(workspace, out, audit, include_removed, force):
 )
 def review(workspace, host, port, reviewer, auth, share, stop_below):
     """Open the review app: confirm, relabel, remove or skip each flagged image by keyboard."""
-    from labeler.app import build_app, launch
+    from labeler.app import ReviewApp
     from labeler.app.blocks import check_launch
 
     check_launch(host, auth)
-    app = build_app(workspace, reviewer=reviewer, stop_below=stop_below)
-    launch(app, host=host, port=port, auth=auth, share=share, on_ready=click.echo)
+    app = ReviewApp(workspace, reviewer=reviewer, stop_below=stop_below)
+    app.launch(host=host, port=port, auth=auth, share=share, on_ready=click.echo)
 
 
 @main.command()
@@ -416,9 +416,9 @@ def demo(data, workspace, images, seed, auto_review, port):
 
     run(data, workspace, spec=DemoSpec(n_images=images, seed=seed), auto_review=auto_review, log=click.echo)
     if auto_review is None:
-        from labeler.app import build_app, launch
+        from labeler.app import ReviewApp
 
-        launch(build_app(workspace), port=port, on_ready=click.echo)
+        ReviewApp(workspace).launch(port=port, on_ready=click.echo)
 
 
 main.add_command(bench)
