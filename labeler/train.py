@@ -21,6 +21,7 @@ import numpy as np
 
 from labeler.errors import LabelerError
 from labeler.labels import conflicted_items, label_codes, label_table
+from labeler.round_metrics import evaluate_crossval, find_split_leaks, format_metrics, noise_rate, test_metrics
 from labeler.workspace import Workspace
 
 PENDING = "models/pending"
@@ -58,12 +59,7 @@ def train_round(
     started = time.perf_counter()
     if int(os.environ.get("RANK", "0")) != 0:
         log = _quiet  # under torchrun, rank 0 speaks for all
-    vocab = ws.store.classes()
-    frame = _with_boxes(ws, _usable(ws, training_frame(ws), config, log), config, log)
-    run_dir = ws.path / PENDING
-    if restart and run_dir.exists():
-        shutil.rmtree(run_dir)
-        log(f"discarded the interrupted run in {run_dir}")
+    vocab, frame, run_dir = _prepare(ws, config, restart, log)
     if config.folds == 0:
         return _final_round(
             ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, group_by=group_by, log=log
@@ -85,20 +81,34 @@ def train_round(
     )
     if result is None:
         return None
-    round_id = ws.store.next_round_id()
-    model_dir = f"models/round-{round_id:03d}"
-    run_dir.rename(ws.path / model_dir)
-    leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
-    metrics = _evaluate(ws, frame, vocab, result, round_id, log, leaks)
+    round_id, model_dir = _claim_model_dir(ws, run_dir)
+    leaks = find_split_leaks(ws, frame, result.embed_ids, result.embeddings, groups)
+    codes = label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
+    metrics = evaluate_crossval(ws, frame, vocab, result, round_id, log, leaks)
     metrics.update(_review_counts(ws))
     metrics.update(_remaining(ws))
-    metrics["noise_rate"] = _noise_rate(
-        result.pred_probs, label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab), vocab
-    )
+    metrics["noise_rate"] = noise_rate(result.pred_probs, codes, vocab)
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, folds=[asdict(f) for f in result.folds])
     metrics["train_images_per_s"] = float(np.mean([f.images_per_s for f in result.folds if f.images_per_s]) or 0)
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
-    codes = label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
+    recorded = _record(ws, kind, params, metrics, _crossval_arrays(result, codes, frame, groups), leaks, log)
+    assert recorded == round_id, (recorded, round_id)  # its models folder was named for this id
+    return recorded
+
+
+def _prepare(ws: Workspace, config, restart: bool, log) -> tuple[list[str], object, Path]:
+    """The class list, the frame to train on (usable images, garment boxes with --crop) and the run folder
+    (an interrupted run there discarded with ``restart``)."""
+    frame = _with_boxes(ws, _usable(ws, training_frame(ws), config, log), config, log)
+    run_dir = ws.path / PENDING
+    if restart and run_dir.exists():
+        shutil.rmtree(run_dir)
+        log(f"discarded the interrupted run in {run_dir}")
+    return ws.store.classes(), frame, run_dir
+
+
+def _crossval_arrays(result, codes, frame, groups) -> dict:
+    """What a K-fold round keeps: out-of-fold and test probabilities, embeddings, folds, groups, neighbours."""
     arrays = {
         "pred_probs": result.pred_probs,
         "pred_ids": result.fit_ids.astype(np.int64),
@@ -111,16 +121,28 @@ def train_round(
         "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }
-    if leaks is not None:
-        arrays["leaks"] = leaks.as_array()
     if result.pred_probs_plain is not None:  # --tta: the probabilities without it, for `bench rank`
         arrays["pred_probs_plain"] = result.pred_probs_plain
         if result.test_probs_plain is not None:
             arrays["test_probs_plain"] = result.test_probs_plain
     if result.neighbour_ids is not None:  # rows as pred_ids: neighbours in the space of the model that held it out
         arrays.update(oos_neighbour_ids=result.neighbour_ids, oos_neighbour_sims=result.neighbour_sims)
-    recorded = ws.record_round(kind, params, metrics, arrays)
-    assert recorded == round_id, (recorded, round_id)
+    return arrays
+
+
+def _claim_model_dir(ws: Workspace, run_dir: Path) -> tuple[int, str]:
+    """The new round's id, and its models folder: the finished run moved there."""
+    round_id = ws.store.next_round_id()
+    model_dir = f"models/round-{round_id:03d}"
+    run_dir.rename(ws.path / model_dir)
+    return round_id, model_dir
+
+
+def _record(ws: Workspace, kind: str, params: dict, metrics: dict, arrays: dict, leaks, log) -> int:
+    """Record the round (its arrays, and the leak pairs when there is a test split) and rewrite the rounds report."""
+    if leaks is not None:
+        arrays["leaks"] = leaks.as_array()
+    round_id = ws.record_round(kind, params, metrics, arrays)
     _rounds_report(ws, log)
     return round_id
 
@@ -193,24 +215,15 @@ def _review_counts(ws: Workspace) -> dict:
     }
 
 
-def _noise_rate(pred_probs, labels, vocab) -> float:
-    """cleanlab's estimate of the share of wrong labels among the ones the round trained on."""
-    from labeler.flag.detect import summarize_classes
-
-    return summarize_classes(labels, pred_probs, vocab).noise_rate
-
-
 def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, group_by="auto", log) -> int:
     """``--folds 0``: one model on every train/valid image; test metrics and embeddings, no pred_probs."""
     from training.final import run_final
 
     result = run_final(frame, ws.root, vocab, config, run_dir, resume=resume, log=log)
-    round_id = ws.store.next_round_id()
-    model_dir = f"models/round-{round_id:03d}"
-    run_dir.rename(ws.path / model_dir)
+    round_id, model_dir = _claim_model_dir(ws, run_dir)
     groups, _ = _groups(ws, frame, group_by, log)  # for the leakage report
-    leaks = _leaks(ws, frame, result.embed_ids, result.embeddings, groups)
-    metrics = _test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks)
+    leaks = find_split_leaks(ws, frame, result.embed_ids, result.embeddings, groups)
+    metrics = test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks)
     metrics.update(_review_counts(ws))
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, train_images_per_s=result.summary.images_per_s)
     log(f"round {round_id}: {format_metrics(metrics)}")
@@ -221,11 +234,7 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, gr
         "embeddings": result.embeddings,
         "embed_ids": result.embed_ids.astype(np.int64),
     }
-    if leaks is not None:
-        arrays["leaks"] = leaks.as_array()
-    recorded = ws.record_round(kind, params, metrics, arrays)
-    _rounds_report(ws, log)
-    return recorded
+    return _record(ws, kind, params, metrics, arrays, leaks, log)
 
 
 def _rounds_report(ws: Workspace, log) -> None:
@@ -296,116 +305,3 @@ def _check_folds(frame, vocab: list[str], folds: int, log) -> None:
     missing = sorted(set(vocab) - set(fit["label"]))
     if missing:
         log(f"note: no train/valid images left for {', '.join(missing)}; the columns stay (pinned vocabulary)")
-
-
-def format_metrics(metrics: dict) -> str:
-    """One line: out-of-fold top-1 and test top-1/3/5 (given, and cleaned when present)."""
-
-    def topk(prefix: str) -> str:
-        values = [metrics.get(f"{prefix}_top{k}") for k in (1, 3, 5)]
-        return "/".join("-" if v is None else f"{v:.3f}" for v in values)
-
-    text = f"out-of-fold top-1/3/5 {topk('oof')} (n={metrics.get('oof_n', 0)})"
-    text += f"; test top-1/3/5 {topk('test')} (n={metrics.get('test_n', 0)}, given labels)"
-    if "test_cleaned_top1" in metrics:
-        text += f", {topk('test_cleaned')} (n={metrics['test_cleaned_n']}, cleaned labels)"
-    if "test_leakfree_n" in metrics:
-        leak = metrics["leakage"]
-        text += (
-            f"; leak-free test images {topk('test_leakfree')} (n={metrics['test_leakfree_n']}; "
-            f"{leak['test_images_leaky']} of {leak['test_images']} test images have a near-copy or their "
-            "group in train/valid)"
-        )
-    return text
-
-
-def _audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> dict:
-    """test_audit_top1/3/5 with Jeffreys 95% intervals (``_low``/``_high``) on the test images of a random
-    audit sample (`labeler sample --split test`) that were reviewed: cleaned test labels that do not
-    depend on the model, unlike those of the test images the queue brought up."""
-    from scipy.stats import beta
-
-    from training.evaluate import topk_accuracy
-
-    audited = {i for i, d in ws.store.effective_decisions().items() if d.reason == "audit"}
-    rows = test.index.isin(list(audited)) & kept
-    if not rows.any():
-        return {}
-    codes, n = label_codes(test["label"][rows], vocab), int(rows.sum())
-    out = {"test_audit_n": n}
-    for k in (1, 3, 5):
-        acc = topk_accuracy(test_probs[rows], codes, k)
-        hits = acc * n
-        out[f"test_audit_top{k}"] = acc
-        out[f"test_audit_top{k}_low"] = float(beta.ppf(0.025, hits + 0.5, n - hits + 0.5))
-        out[f"test_audit_top{k}_high"] = float(beta.ppf(0.975, hits + 0.5, n - hits + 0.5))
-    return out
-
-
-def _leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
-    """The test images' near-copies and shared groups among train/valid images (None: no test split)."""
-    from labeler.flag.pixels import pixel_match
-    from labeler.leakage import find_leaks
-
-    is_test = (frame["split"] == "test").to_numpy()
-    if not is_test.any():
-        return None
-    position = {int(i): r for r, i in enumerate(embed_ids)}
-    rows = [position[int(i)] for i in frame["id"]]
-    files = [str(ws.root / f) for f in frame["file"]]
-    return find_leaks(frame["id"].to_numpy(), is_test, embeddings[rows], groups, confirm=pixel_match(files))
-
-
-def _evaluate(ws: Workspace, frame, vocab: list[str], result, round_id: int, log, leaks=None) -> dict:
-    """OOF and test metrics (given and, once reviewed, cleaned test labels) and report plots."""
-    from training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
-
-    by_id = frame.set_index("id")
-    fit_labels = label_codes(by_id.loc[result.fit_ids, "label"], vocab)
-    metrics = summarize(result.pred_probs, fit_labels, vocab, "oof")
-    metrics.update(_test_metrics(ws, frame, vocab, result.test_ids, result.test_probs, round_id, leaks))
-    reports = ws.path / "reports" / f"round-{round_id:03d}"
-    plot_confusion(
-        confusion_matrix(result.pred_probs, fit_labels),
-        vocab,
-        reports / "confusion_oof.png",
-        f"round {round_id}: out-of-fold (train+valid)",
-    )
-    files = [str(ws.root / f) for f in by_id.loc[result.fit_ids, "file"]]
-    plot_top_losses(files, result.pred_probs, fit_labels, vocab, reports / "top_losses_oof.png")
-    log(f"round {round_id}: {format_metrics(metrics)}; reports in {reports}")
-    return metrics
-
-
-def _test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, round_id: int, leaks=None) -> dict:
-    """test_* against the given test labels; test_cleaned_* against current labels once test items were
-    reviewed; with ``leaks``, the same on the leak-free test images (test_leakfree_*, test_cleaned_leakfree_*)
-    and the ``leakage`` counts. No test split: none of these keys."""
-    from labeler.leakage import describe
-    from training.evaluate import confusion_matrix, plot_confusion, summarize
-
-    reports = ws.path / "reports" / f"round-{round_id:03d}"
-    reports.mkdir(parents=True, exist_ok=True)
-    test = frame.set_index("id").loc[test_ids]
-    metrics = summarize(test_probs, label_codes(test["given"], vocab), vocab, "test")
-    kept = ~test["removed"].to_numpy()
-    if len(test) and test["reviewed"].any():
-        metrics.update(summarize(test_probs[kept], label_codes(test["label"][kept], vocab), vocab, "test_cleaned"))
-    metrics.update(_audit_metrics(ws, test, test_probs, kept, vocab))
-    if leaks is not None and len(test):
-        leaky_of = dict(zip(leaks.test_ids.tolist(), leaks.leaky.tolist()))
-        free = np.array([not leaky_of.get(int(i), False) for i in test_ids], dtype=bool)
-        metrics["leakage"] = describe(leaks, list(frame.set_index("id").loc[leaks.test_ids, "given"]))
-        for prefix, rows, column in (("test_leakfree", free, "given"), ("test_cleaned_leakfree", free & kept, "label")):
-            if prefix.startswith("test_cleaned") and not test["reviewed"].any():
-                continue
-            part = summarize(test_probs[rows], label_codes(test[column][rows], vocab), vocab, prefix)
-            metrics.update({k: v for k, v in part.items() if not k.endswith(("_per_class", "_most_confused"))})
-    if len(test):
-        plot_confusion(
-            confusion_matrix(test_probs, label_codes(test["given"], vocab)),
-            vocab,
-            reports / "confusion_test.png",
-            f"round {round_id}: test split (given labels)",
-        )
-    return metrics

@@ -124,7 +124,8 @@ def test_sample_needs_a_flagged_round(cli, tmp_path):
 
 def test_a_test_audit_sample_gives_cleaned_topk_with_an_interval(cli, tmp_path):
     from labeler.review import ReviewSession
-    from labeler.train import _audit_metrics, training_frame
+    from labeler.round_metrics import audit_metrics as _audit_metrics
+    from labeler.train import training_frame
     from labeler.workspace import Workspace
     from tests.helpers import flagged_workspace
 
