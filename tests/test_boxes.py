@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeler.bench import write_deepfashion
+from labeler.bench.synthetic import write_deepfashion
 from labeler.boxes import parse_box, with_margin
 
 

@@ -76,7 +76,7 @@ def test_export_refuses_to_overwrite(cli, tmp_path):
 
 @pytest.mark.parametrize("layout", ["folder", "deepfashion"])
 def test_export_of_other_layouts(cli, tmp_path, layout):
-    from labeler.bench import write_deepfashion
+    from labeler.bench.synthetic import write_deepfashion
     from tests.helpers import make_class_folders
 
     if layout == "folder":

@@ -413,7 +413,7 @@ def test_merged_label_variants_take_the_most_common_trimmed_spelling(tmp_path):
 
 
 def test_an_unknown_evaluation_status_names_the_partition_file(cli, tmp_path):
-    from labeler.bench import write_deepfashion
+    from labeler.bench.synthetic import write_deepfashion
 
     entries = [
         (f"img/Item_{i}/img_1.jpg", 3 if i % 2 else 18, "train" if i else "holdout", (1, 2, 30, 40)) for i in range(6)

@@ -97,7 +97,7 @@ def test_an_unknown_grouping_is_refused(cli, tmp_path):
 
 
 def test_clustered_noise_flips_look_alikes_and_whole_groups_together():
-    from labeler.bench import plant_flips
+    from labeler.bench.noise import plant_flips
 
     rng = np.random.default_rng(0)
     n = 400
@@ -229,7 +229,7 @@ def test_the_vote_uses_out_of_sample_lists_where_the_round_kept_them():
 
 
 def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
-    from labeler.bench import plant_flips
+    from labeler.bench.noise import plant_flips
 
     labels = np.repeat([0, 1], 100)
     features = np.random.default_rng(0).normal(size=(200, 2))

@@ -1,6 +1,6 @@
 import pytest
 
-from labeler.bench import DEEPFASHION_CATEGORIES, write_deepfashion
+from labeler.bench.synthetic import DEEPFASHION_CATEGORIES, write_deepfashion
 from labeler.errors import InputError
 from labeler.ingest import detect_format, import_dataset, read_source
 from labeler.ingest.validate import Options

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from labeler.bench import write_deepfashion
+from labeler.bench.synthetic import write_deepfashion
 from labeler.leakage import Leaks, describe, find_leaks
 from labeler.workspace import Workspace
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labeler.bench import write_deepfashion
+from labeler.bench.synthetic import write_deepfashion
 from tests.helpers import make_class_folders, make_image
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.bench import LOOP_ORDERS, Planted, plant_and_flag
+from labeler.bench.noise import LOOP_ORDERS, Planted, plant_and_flag
 
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:

@@ -27,7 +27,7 @@ import numpy as np
 def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 512, seed: int = 0, log=print) -> Path:
     """A workspace of ``rows`` items with one synthetic, flaggable round (the workspace and its round are
     reused if present: an imported workspace without a round gets one)."""
-    from labeler.bench import synthetic_deepfashion
+    from labeler.bench.synthetic import synthetic_deepfashion
     from labeler.ingest import import_dataset
     from labeler.ingest.validate import Options
     from labeler.workspace import Workspace
@@ -71,7 +71,8 @@ def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sampl
     """Each stage's wall time and peak memory at DeepFashion scale (see the module docstring)."""
     import shutil
 
-    from labeler.bench import synthetic_deepfashion, timed_labeler
+    from labeler.bench import timed_labeler
+    from labeler.bench.synthetic import synthetic_deepfashion
 
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "DeepFashion"

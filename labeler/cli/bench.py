@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from labeler.bench import LOOP_ORDERS
+from labeler.bench.noise import LOOP_ORDERS
 from labeler.cli.options import POSITIVE, CommaList, noise_options, train_options
 
 
@@ -47,7 +47,7 @@ def bench_import(source, rows, classes, verify_images):
 @click.option("--resume", is_flag=True, help="Reuse the benchmark workspace (and an interrupted training) in --out.")
 def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, preset, **options):
     """Plant label flips in SOURCE (dataset or workspace), train, flag; score each detector against them."""
-    from labeler.bench import bench_noise as run_bench
+    from labeler.bench.noise import bench_noise as run_bench
     from training.learner import make_config
 
     config = make_config(preset, **options)
