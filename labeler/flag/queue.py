@@ -97,16 +97,10 @@ def build_queue(
 ) -> Queue:
     """Rank every row by the merged evidence; see the module docstring for the order."""
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
-    n_classes = pred_probs.shape[1]
-    if rank_by not in RANKINGS:
-        raise ValueError(f"rank_by {rank_by!r} is not one of {', '.join(RANKINGS)}")
-    if vote_space not in VOTE_SPACES:
-        raise ValueError(f"vote_space {vote_space!r} is not one of {', '.join(VOTE_SPACES)}")
-    if not 0 <= vote_weight <= 1:
-        raise ValueError(f"vote_weight {vote_weight} must be in [0, 1]")
+    _check_options(rank_by, vote_space, vote_weight)
     nn = neighbors.knn(ev.embeddings, k=k)
     voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
-    votes = neighbors.neighbour_votes(voters, labels, n_classes, groups=ev.groups)
+    votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
     smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
     merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
@@ -118,12 +112,7 @@ def build_queue(
         score, is_issue = evidence, evidence_flagged
     else:
         score, is_issue = 1 - merged.quality, merged.is_issue
-    confirm = None
-    if ev.files is not None:
-        from labeler.flag.pixels import pixel_match
-
-        confirm = pixel_match(ev.files)
-    groups = neighbors.duplicate_groups(nn, duplicate_radius, confirm)
+    groups = _duplicate_groups(ev, nn, duplicate_radius)
     conflict = _conflicting_groups(groups, labels)
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
@@ -168,6 +157,25 @@ def build_queue(
     entries.sort(key=lambda e: -e.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(entries, scores, flagged, summary, nn)
+
+
+def _check_options(rank_by: str, vote_space: str, vote_weight: float) -> None:
+    if rank_by not in RANKINGS:
+        raise ValueError(f"rank_by {rank_by!r} is not one of {', '.join(RANKINGS)}")
+    if vote_space not in VOTE_SPACES:
+        raise ValueError(f"vote_space {vote_space!r} is not one of {', '.join(VOTE_SPACES)}")
+    if not 0 <= vote_weight <= 1:
+        raise ValueError(f"vote_weight {vote_weight} must be in [0, 1]")
+
+
+def _duplicate_groups(ev: Evidence, nn: neighbors.Neighbours, radius: float) -> np.ndarray:
+    """Near-duplicate groups: neighbours within ``radius``, confirmed by their pixels when the files are known."""
+    confirm = None
+    if ev.files is not None:
+        from labeler.flag.pixels import pixel_match
+
+        confirm = pixel_match(ev.files)
+    return neighbors.duplicate_groups(nn, radius, confirm)
 
 
 def _top_n_by_part(score: np.ndarray, counted: np.ndarray, parts=None) -> np.ndarray:
