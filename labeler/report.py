@@ -19,9 +19,9 @@ def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) 
     _noise_heatmap(queue.summary.noise_matrix, ev.vocab, out / "noise_matrix.png")
     _quality_histogram(queue, out / "label_quality.png")
     by_kind: dict[str, list] = {}
-    for e in queue.entries:
+    for e in queue.flags:
         by_kind.setdefault(e.kind, []).append(e)
-    shown = [e.item_id for e in queue.entries[:100]] + [e.item_id for k in by_kind.values() for e in k[:12]]
+    shown = [e.item_id for e in queue.flags[:100]] + [e.item_id for k in by_kind.values() for e in k[:12]]
     items = ws.store.items_by_id(shown)  # only the items the page shows: 289k Item objects took 5 s
     grids = []
     for code in REASONS:
@@ -162,7 +162,7 @@ def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title
     for ax, e in zip(axes.ravel(), entries):
         _thumbnail(ax, ws.image_path(items[e.item_id].file), items[e.item_id].extra)
         ax.set_title(
-            f"#{e.item_id} {ev.vocab[label_of[e.item_id]]}\n-> {e.suggested} {e.suggested_prob:.2f}", fontsize=8
+            f"#{e.item_id} {ev.vocab[label_of[e.item_id]]}\n-> {e.suggested_label} {e.suggested_prob:.2f}", fontsize=8
         )
     fig.suptitle(title)
     fig.savefig(path, dpi=80, bbox_inches="tight")
@@ -173,14 +173,14 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
     rows = "".join(
         f"<tr><td>{rank}</td><td>{html.escape(items[e.item_id].path)}</td><td>{html.escape(ev.vocab[label_of[e.item_id]])}</td>"
-        f"<td>{html.escape(e.suggested)} ({e.suggested_prob:.2f})</td><td>{e.priority:.3f}</td>"
+        f"<td>{html.escape(e.suggested_label)} ({e.suggested_prob:.2f})</td><td>{e.priority:.3f}</td>"
         f"<td>{html.escape(' | '.join(r['text'] for r in e.reasons))}</td></tr>"
-        for rank, e in enumerate(queue.entries[:100], start=1)
+        for rank, e in enumerate(queue.flags[:100], start=1)
     )
     sections = "".join(f"<h3>{html.escape(REASONS[c].summary)} ({n})</h3><img src='{name}'>" for c, name, n in grids)
     return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
-<h1>Round {round_id}: {len(queue.entries)} images queued of {len(ev.item_ids)}</h1>
+<h1>Round {round_id}: {len(queue.flags)} images queued of {len(ev.item_ids)}</h1>
 <p>Estimated label noise {queue.summary.noise_rate:.1%}.</p>
 <img src="noise_matrix.png"> <img src="label_quality.png">
 {sections}

@@ -32,35 +32,35 @@ def test_merged_queue_finds_planted_flips_with_stated_floors():
 def test_conflicting_near_duplicates_are_queued_by_their_score_and_every_entry_is_explained():
     _, given, probs, emb, _, pairs = synthetic_evidence(seed=2)
     queue, ids = _queue(given, probs, emb)
-    by_id = {e.item_id: e for e in queue.entries}
+    by_id = {e.item_id: e for e in queue.flags}
     members = {int(ids[r]) for pair in pairs for r in pair}
     assert members <= set(by_id)  # every member of a conflicting pair is queued ...
     for item_id in members:
         entry = by_id[item_id]
         assert (
             entry.kind == "duplicate_conflict"
-            and entry.group >= 0
+            and entry.group_id >= 0
             and "near-duplicate of #" in entry.reasons[0]["text"]
         )
         assert 1 <= entry.priority < 2  # ... among the flagged label errors, by its score, not in a tier above them
-    label_issues = [e for e in queue.entries if e.kind == "label_issue"]
+    label_issues = [e for e in queue.flags if e.kind == "label_issue"]
     assert max(e.priority for e in label_issues) > min(by_id[i].priority for i in members)
-    for entry in queue.entries:
+    for entry in queue.flags:
         assert entry.reasons and all(r["code"] and r["text"] for r in entry.reasons)
-        assert entry.suggested in VOCAB and 0 <= entry.suggested_prob <= 1
-    assert [e.priority for e in queue.entries] == sorted((e.priority for e in queue.entries), reverse=True)
+        assert entry.suggested_label in VOCAB and 0 <= entry.suggested_prob <= 1
+    assert [e.priority for e in queue.flags] == sorted((e.priority for e in queue.flags), reverse=True)
 
 
 def test_reviewed_items_are_not_requeued_unless_strongly_contradicted():
     _, given, probs, emb, flipped, _ = synthetic_evidence(seed=3)
     queue, ids = _queue(given, probs, emb)
-    label_issues = [e for e in queue.entries if e.kind == "label_issue"]
+    label_issues = [e for e in queue.flags if e.kind == "label_issue"]
     weak = next(e for e in label_issues if e.suggested_prob < 0.8)
     strong = max(label_issues, key=lambda e: e.suggested_prob)
     assert strong.suggested_prob >= 0.8
     reviewed = {weak.item_id: ("ann", "confirm", "a"), strong.item_id: ("ann", "confirm", "a")}
     again, _ = _queue(given, probs, emb, reviewed)
-    by_id = {e.item_id: e for e in again.entries}
+    by_id = {e.item_id: e for e in again.flags}
     assert weak.item_id not in by_id
     assert by_id[strong.item_id].contradicts and by_id[strong.item_id].kind == "contradicts_review"
 

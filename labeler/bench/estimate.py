@@ -27,7 +27,7 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
     fit_rows = np.flatnonzero(fit)
     local = {int(r): j for j, r in enumerate(fit_rows)}  # row in ev -> row among train/valid
     score = queue.scores["merged"][fit_rows]
-    order = [local[row_of[e.item_id]] for e in queue.entries if row_of[e.item_id] in local]
+    order = [local[row_of[e.item_id]] for e in queue.flags if row_of[e.item_id] in local]
     in_queue = np.zeros(len(fit_rows), dtype=bool)
     in_queue[order] = True
     rest = [int(j) for j in np.argsort(-score, kind="stable") if not in_queue[j]]

@@ -34,7 +34,7 @@ def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     split = dict(zip(p.items["id"], p.items["split"]))
     fit = np.array([split[int(i)] != "test" for i in ev.item_ids])
     ids = ev.item_ids[fit]
-    queued = [e.item_id for e in queue.entries if split[e.item_id] != "test"]
+    queued = [e.item_id for e in queue.flags if split[e.item_id] != "test"]
     rest = ids[np.argsort(-queue.scores["merged"][fit], kind="stable")]
     merged = np.array(queued + [i for i in rest if i not in set(queued)])
     table = annotation_table(ev.labels[fit], {}, {})

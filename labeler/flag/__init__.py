@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -147,26 +147,11 @@ def flag_round(
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     active = None
     if evidence.reviewed:  # the effective decisions, read once by load_evidence
-        top = queue.entries[:ACTIVE_FOCUS]  # entries are in priority order
-        active = active_scores(ws, chosen.id, evidence, focus=[row_of[e.item_id] for e in top])
-    flags = [
-        Flag(
-            e.item_id,
-            e.kind,
-            1 - e.quality,
-            e.suggested,
-            e.reasons,
-            e.priority,
-            e.quality,
-            e.suggested_prob,
-            e.top,
-            e.group,
-            e.contradicts,
-            e.neighbours,
-            None if active is None else float(active[row_of[e.item_id]]),
-        )
-        for e in queue.entries
-    ]
+        top = queue.flags[:ACTIVE_FOCUS]  # flags are in priority order
+        active = active_scores(ws, chosen.id, evidence, focus=[row_of[f.item_id] for f in top])
+    flags = queue.flags
+    if active is not None:
+        flags = [replace(f, active_score=float(active[row_of[f.item_id]])) for f in flags]
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         label_of = dict(zip(evidence.item_ids.tolist(), evidence.labels.tolist()))
         write_queue_csv(ws, flags, Path(csv_path), {i: evidence.vocab[c] for i, c in label_of.items()})
@@ -276,7 +261,7 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[
 def format_summary(result: FlagResult, *, top: int = 8) -> str:
     """What `labeler flag` prints: flagged per reason and class, noise rate, confused pairs."""
     queue, ev = result.queue, result.evidence
-    entries = queue.entries
+    entries = queue.flags
     s = queue.summary
     n = len(ev.item_ids)
     lines = [

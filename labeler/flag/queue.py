@@ -32,6 +32,7 @@ import numpy as np
 
 from labeler.flag import detect, neighbors, reasons, scoring
 from labeler.flag.reasons import Signals
+from labeler.store.records import Flag
 
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
 # out (kept by `train`); "shared", the fold-0 model's space, which trained on 2/3 of the labels.
@@ -61,23 +62,8 @@ class Evidence:
 
 
 @dataclass
-class Entry:
-    item_id: int
-    priority: float
-    kind: str  # the main reason code
-    suggested: str
-    suggested_prob: float
-    quality: float  # 1 - the queue's score (low = likely wrong)
-    top: list[tuple[str, float]]
-    reasons: list[dict]  # [{"code", "text"}]
-    group: int = -1  # near-duplicate group (row number of its representative), -1 if none
-    contradicts: bool = False
-    neighbours: list = field(default_factory=list)  # [(item_id, cosine similarity)], nearest first
-
-
-@dataclass
 class Queue:
-    entries: list[Entry]  # ranked, highest priority first
+    flags: list[Flag]  # ranked, highest priority first (the store's records, active scores not yet set)
     scores: dict[str, np.ndarray]  # per row: each detector's mislabel score in [0, 1] (for benchmarks)
     flagged: dict[str, np.ndarray]  # per row: each detector's flagged set (bool)
     summary: detect.ClassSummary
@@ -153,10 +139,10 @@ def build_queue(
     )
     context = (merged.top, merged_probs, score, nn)
     rows = np.flatnonzero(flagged["merged"] | is_outlier)
-    entries = [e for row in rows if (e := _entry(int(row), signals, *context))]
-    entries.sort(key=lambda e: -e.priority)
+    flags = [f for row in rows if (f := _flag(int(row), signals, *context))]
+    flags.sort(key=lambda f: -f.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
-    return Queue(entries, scores, flagged, summary, nn)
+    return Queue(flags, scores, flagged, summary, nn)
 
 
 def _check_options(rank_by: str, vote_space: str, vote_weight: float) -> None:
@@ -189,8 +175,8 @@ def _top_n_by_part(score: np.ndarray, counted: np.ndarray, parts=None) -> np.nda
     return out
 
 
-def _entry(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbours) -> Entry | None:
-    """The queue entry of one row with its reasons (``labeler.flag.reasons``); None when no reason applies
+def _flag(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbours) -> Flag | None:
+    """The flag of one row with its reasons (``labeler.flag.reasons``); None when no reason applies
     or the item was reviewed and the new round does not contradict it."""
     item_id = int(s.item_ids[row])
     if item_id in s.reviewed and not reasons.contradicted(row, s):
@@ -199,16 +185,17 @@ def _entry(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbo
     if not found:
         return None
     vocab = s.vocab
-    return Entry(
+    return Flag(
         item_id=item_id,
-        priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
         kind=found[0]["code"],
-        suggested=vocab[s.suggested[row]],
-        suggested_prob=float(s.suggested_prob[row]),
-        quality=float(1 - score[row]),
-        top=[(vocab[j], float(merged_probs[row, j])) for j in top[row]],
+        score=float(score[row]),
+        suggested_label=vocab[s.suggested[row]],
         reasons=found,
-        group=int(s.groups[row]),
+        priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
+        quality=float(1 - score[row]),
+        suggested_prob=float(s.suggested_prob[row]),
+        top=[(vocab[j], float(merged_probs[row, j])) for j in top[row]],
+        group_id=int(s.groups[row]),
         contradicts=item_id in s.reviewed,
         neighbours=[
             (int(s.item_ids[j]), round(float(v), 4)) for j, v in zip(nn.indices[row], nn.similarities[row]) if j >= 0
