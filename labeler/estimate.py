@@ -103,16 +103,7 @@ def estimate_remaining(
         if not rows.any():
             continue
         k, m = int(wrong[rows].sum()), int(reviewed[rows].sum())
-        measured = m >= MIN_BAND
-        if measured:
-            a, c = k + 0.5, m - k + 0.5
-        else:
-            prior = float(
-                np.clip(
-                    score[rows & ~reviewed].mean() if (rows & ~reviewed).any() else score[rows].mean(), 1e-3, 1 - 1e-3
-                )
-            )
-            a, c = prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
+        measured, a, c = _band_posterior(score, rows, reviewed, k, m)
         rates = rng.beta(a, c, DRAWS)
         rate_draws[b] = rates
         if codes is not None:  # each class's unreviewed images in this band, at the band's rate
@@ -146,10 +137,7 @@ def estimate_remaining(
     est.remaining_outside_queue = _summary(outside)
     est.error_rate = _summary((est.found + total) / max(n, 1))
     if codes is not None:
-        found_in = np.bincount(code_index[wrong_all], minlength=len(present))
-        sizes = np.bincount(code_index, minlength=len(present))
-        for j, code in enumerate(present):
-            est.class_rates[int(code)] = _summary((found_in[j] + per_class[j]) / max(int(sizes[j]), 1))
+        est.class_rates = _class_rates(present, code_index, wrong_all, per_class)
     outside_bands = [band for band in est.bands if band.in_queue < band.images]
     est.tail_measured = all(band.basis == "measured" for band in outside_bands)
     if not est.tail_measured:
@@ -161,6 +149,24 @@ def estimate_remaining(
         upcoming = band_of[np.asarray(next_rows)[:NEXT]]  # expected hits: each upcoming image at its band's rate
         est.next_hits = _summary(sum(rate_draws[b] * int((upcoming == b).sum()) for b in rate_draws))
     return est
+
+
+def _band_posterior(score, rows, reviewed, k: int, m: int) -> tuple[bool, float, float]:
+    """(measured, a, c): the Beta posterior of a band's wrong-label rate from its ``k`` wrong of ``m`` reviews.
+    Measured (``m`` >= MIN_BAND): Jeffreys. Else a prior at the band's mean score (its unreviewed images')
+    worth PRIOR_REVIEWS reviews, updated by the reviews there are."""
+    if m >= MIN_BAND:
+        return True, k + 0.5, m - k + 0.5
+    pool = score[rows & ~reviewed] if (rows & ~reviewed).any() else score[rows]
+    prior = float(np.clip(pool.mean(), 1e-3, 1 - 1e-3))
+    return False, prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
+
+
+def _class_rates(present, code_index, wrong_all, per_class) -> dict:
+    """{class code: its label-error rate}: found errors plus its unreviewed images at their bands' rates."""
+    found_in = np.bincount(code_index[wrong_all], minlength=len(present))
+    sizes = np.bincount(code_index, minlength=len(present))
+    return {int(code): _summary((found_in[j] + per_class[j]) / max(int(sizes[j]), 1)) for j, code in enumerate(present)}
 
 
 def _bands(score: np.ndarray) -> np.ndarray:
