@@ -156,7 +156,9 @@ def retrain_round(
     previous = [r for r in ws.store.rounds() if r.params.get("config")]
     if not previous:
         raise LabelerError(f"{ws.path} has no trained round to start from; run `labeler train {ws.path}` first")
-    base = {k: v for k, v in previous[-1].params["config"].items() if k != "extra"}
+    base = {
+        k: v for k, v in previous[-1].params["config"].items() if k != "extra"
+    }  # older rounds kept an unused "extra"
     if base.get("lr") is None and previous[-1].metrics.get("lr"):
         base["lr"] = previous[-1].metrics["lr"]  # the rate lr_find chose last round: rounds stay comparable
     overrides = dict(overrides)

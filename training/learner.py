@@ -10,7 +10,7 @@ train at ``lr`` for ``freeze_epochs + epochs`` one-cycle epochs.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,7 +45,6 @@ class TrainConfig:
     tta: int = 0  # augmented passes averaged into the held-out and test predictions (0: none)
     crop: str | None = None  # "bbox": train and predict on each image's garment box (+ crop_margin)
     crop_margin: float = 0.1
-    extra: dict = field(default_factory=dict)
 
 
 # The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.
