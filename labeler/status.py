@@ -60,58 +60,86 @@ def format_status(status: dict) -> str:
         f"items      {status['items']:,} (train {splits['train']:,}, valid {splits['valid']:,}, test {splits['test']:,})",
         f"classes    {len(status['classes'])}",
     ]
+    for part in (_classes, _quarantined, _boxes, _types, _grouping, _leakage, _rounds):
+        lines += part(status)
+    lines.append(f"flagged    {status['flagged']:,}")
+    lines.append(f"reviewed   {status['reviewed']:,} ({status['decisions']:,} decisions logged)")
+    lines += format_estimate(status.get("estimate"))
+    return "\n".join(lines)
+
+
+def _classes(status: dict) -> list[str]:
     width = max((len(c) for c in status["classes"]), default=5)
-    lines.append(f"  {'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}")
+    lines = [f"  {'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}"]
     for name in status["classes"]:
         counts = status["class_counts"].get(name, {})
         lines.append(
             f"  {name:<{width}}  {counts.get('train', 0):>7,} {counts.get('valid', 0):>7,} {counts.get('test', 0):>7,}"
         )
+    return lines
+
+
+def _quarantined(status: dict) -> list[str]:
     quarantined = status["quarantined"]
-    lines.append(f"quarantined {len(quarantined):,}")
-    for q in quarantined[:20]:
-        lines.append(f"  {q['path']}: {q['reason']}")
+    lines = [f"quarantined {len(quarantined):,}"] + [f"  {q['path']}: {q['reason']}" for q in quarantined[:20]]
     if len(quarantined) > 20:
         lines.append(f"  ... and {len(quarantined) - 20:,} more (labeler status --json lists all)")
-    boxes = status.get("boxes")
-    if boxes:
-        ignored = sum(boxes["ignored"].values())
-        lines.append(
-            f"boxes      {boxes['valid']:,} usable garment boxes; {ignored:,} ignored (the images still import)"
-            + (": " + ", ".join(f"{r} {n:,}" for r, n in boxes["ignored"].items()) if ignored else "")
-        )
-        for example in boxes["examples"][:5]:
-            lines.append(f"  {example['path']}: {example['reason']}")
-    types = status.get("class_types")
-    if types:
-        from labeler.flag.reasons import TYPE_NAMES
+    return lines
 
-        groups: dict = {}
-        for name in status["classes"]:
-            groups.setdefault(TYPE_NAMES.get(types.get(name), "no type"), []).append(name)
-        lines.append("types      " + "; ".join(f"{t}: {len(names)} classes" for t, names in groups.items()))
+
+def _boxes(status: dict) -> list[str]:
+    boxes = status.get("boxes")
+    if not boxes:
+        return []
+    ignored = sum(boxes["ignored"].values())
+    reasons = ": " + ", ".join(f"{r} {n:,}" for r, n in boxes["ignored"].items()) if ignored else ""
+    return [
+        f"boxes      {boxes['valid']:,} usable garment boxes; {ignored:,} ignored (the images still import){reasons}",
+        *(f"  {example['path']}: {example['reason']}" for example in boxes["examples"][:5]),
+    ]
+
+
+def _types(status: dict) -> list[str]:
+    types = status.get("class_types")
+    if not types:
+        return []
+    from labeler.flag.reasons import TYPE_NAMES
+
+    groups: dict = {}
+    for name in status["classes"]:
+        groups.setdefault(TYPE_NAMES.get(types.get(name), "no type"), []).append(name)
+    return ["types      " + "; ".join(f"{t}: {len(names)} classes" for t, names in groups.items())]
+
+
+def _grouping(status: dict) -> list[str]:
     g = status.get("grouping")
-    if g:
-        lines.append(
-            f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
-            f"largest {g['largest']}): never split across folds"
-        )
+    if not g:
+        return []
+    return [
+        f"groups     {g['groups']:,} by {g['by']} ({g['images_sharing']:,} images share a group; "
+        f"largest {g['largest']}): never split across folds"
+    ]
+
+
+def _leakage(status: dict) -> list[str]:
     leak = status.get("leakage")
-    if leak:
-        lines.append(
-            f"leakage    {leak['test_images_leaky']:,} of {leak['test_images']:,} test images have a near-copy "
-            f"({leak['test_images_with_train_copy']:,}) or share a group ({leak['test_images_sharing_group']:,}) "
-            "with train/valid images; test_leakfree_* scores the others"
-        )
-        worst = sorted(((n, c) for c, n in leak.get("per_class", {}).items() if n), reverse=True)[:5]
-        if worst:
-            lines.append("  most leaky classes: " + ", ".join(f"{c} {n}" for n, c in worst))
-    lines.append(f"rounds     {len(status['rounds'])}")
+    if not leak:
+        return []
+    lines = [
+        f"leakage    {leak['test_images_leaky']:,} of {leak['test_images']:,} test images have a near-copy "
+        f"({leak['test_images_with_train_copy']:,}) or share a group ({leak['test_images_sharing_group']:,}) "
+        "with train/valid images; test_leakfree_* scores the others"
+    ]
+    worst = sorted(((n, c) for c, n in leak.get("per_class", {}).items() if n), reverse=True)[:5]
+    if worst:
+        lines.append("  most leaky classes: " + ", ".join(f"{c} {n}" for n, c in worst))
+    return lines
+
+
+def _rounds(status: dict) -> list[str]:
+    lines = [f"rounds     {len(status['rounds'])}"]
     for r in status["rounds"]:
         scalars = {k: v for k, v in r["metrics"].items() if isinstance(v, (int, float))}
         shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scalars.items())
         lines.append(f"  round {r['round']} ({r['kind']}): {shown or 'no metrics yet'}")
-    lines.append(f"flagged    {status['flagged']:,}")
-    lines.append(f"reviewed   {status['reviewed']:,} ({status['decisions']:,} decisions logged)")
-    lines += format_estimate(status.get("estimate"))
-    return "\n".join(lines)
+    return lines
