@@ -193,44 +193,8 @@ def write_rounds_report(ws: Workspace) -> Path:
     rounds = [r for r in ws.store.rounds() if "test_top1" in r.metrics]
     out = ws.path / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ids = [r.id for r in rounds]
-    for key, style in (
-        ("test_top1", "o-"),
-        ("test_top3", "s-"),
-        ("test_top5", "^-"),
-        ("test_cleaned_top1", "o--"),
-        ("test_leakfree_top1", "d-."),
-        ("oof_top1", "x:"),
-    ):
-        values = [r.metrics.get(key) for r in rounds]
-        if any(v is not None for v in values):
-            ax.plot(ids, [float("nan") if v is None else v for v in values], style, label=key)
-    ax.set(xlabel="round", ylabel="accuracy", title="top-k by round", xticks=ids)
-    ax.legend(fontsize=8)
-    fig.savefig(out / "rounds.png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    rows = "".join(
-        f"<tr><td>{r.id}</td><td>{r.kind}</td>"
-        + "".join(
-            f"<td>{_fmt(r.metrics.get(k))}</td>"
-            for k in (
-                "test_top1",
-                "test_top3",
-                "test_top5",
-                "test_leakfree_top1",
-                "test_cleaned_top1",
-                "test_audit_top1",
-                "oof_top1",
-                "noise_rate",
-            )
-        )
-        + f"<td>{r.metrics.get('labels_changed', 0)}</td><td>{r.metrics.get('items_removed', 0)}</td>"
-        + f"<td>{_interval(r.metrics.get('remaining_errors'), '.0f')}</td>"
-        + f"<td>{_interval(r.metrics.get('label_error_rate'), '.1%')}</td></tr>"
-        for r in rounds
-    )
+    _plot_rounds(rounds, out / "rounds.png")
+    rows = "".join(_round_row(r) for r in rounds)
     pictures = "".join(
         f"<figure><img src='round-{r.id:03d}/confusion_test.png' width=420><figcaption>round {r.id}</figcaption></figure>"
         for r in (rounds[:1] + rounds[-1:] if len(rounds) > 1 else rounds)
@@ -261,3 +225,48 @@ def _interval(value, spec: str) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+ROUND_CURVES = (  # the metrics drawn by round, and their line styles
+    ("test_top1", "o-"),
+    ("test_top3", "s-"),
+    ("test_top5", "^-"),
+    ("test_cleaned_top1", "o--"),
+    ("test_leakfree_top1", "d-."),
+    ("oof_top1", "x:"),
+)
+ROUND_COLUMNS = (  # the rounds table's metric columns, after round and kind
+    "test_top1",
+    "test_top3",
+    "test_top5",
+    "test_leakfree_top1",
+    "test_cleaned_top1",
+    "test_audit_top1",
+    "oof_top1",
+    "noise_rate",
+)
+
+
+def _plot_rounds(rounds, path: Path) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ids = [r.id for r in rounds]
+    for key, style in ROUND_CURVES:
+        values = [r.metrics.get(key) for r in rounds]
+        if any(v is not None for v in values):
+            ax.plot(ids, [float("nan") if v is None else v for v in values], style, label=key)
+    ax.set(xlabel="round", ylabel="accuracy", title="top-k by round", xticks=ids)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _round_row(r) -> str:
+    m = r.metrics
+    return (
+        f"<tr><td>{r.id}</td><td>{r.kind}</td>"
+        + "".join(f"<td>{_fmt(m.get(k))}</td>" for k in ROUND_COLUMNS)
+        + f"<td>{m.get('labels_changed', 0)}</td><td>{m.get('items_removed', 0)}</td>"
+        + f"<td>{_interval(m.get('remaining_errors'), '.0f')}</td>"
+        + f"<td>{_interval(m.get('label_error_rate'), '.1%')}</td></tr>"
+    )
