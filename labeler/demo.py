@@ -18,6 +18,7 @@ import json
 import math
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,59 +302,72 @@ def run(
 
     Returns the timings of each stage and the numbers printed. An existing demo workspace is
     re-imported (decisions kept) and its latest round reused."""
-    from labeler.flag import flag_round, format_summary
     from labeler.ingest import import_dataset
     from labeler.ingest.validate import Options
-    from labeler.train import retrain_round, train_round
     from labeler.workspace import Workspace
     from training.learner import make_config
 
     times: dict[str, float] = {}
     started = time.perf_counter()
-    labels = generate(data_dir, spec)
-    times["generate"] = time.perf_counter() - started
-    stage = time.perf_counter()
-    imported = import_dataset(workspace, labels, force=True, options=Options(progress=False))
-    times["import"] = time.perf_counter() - stage
+    with _timed(times, "generate"):
+        labels = generate(data_dir, spec)
+    with _timed(times, "import"):
+        imported = import_dataset(workspace, labels, force=True, options=Options(progress=False))
     log(f"demo dataset: {imported.items:,} images, {len(imported.classes)} classes, in {labels.parent}")
     truth = read_truth(data_dir)
-    config = config or make_config("demo")
     out: dict = {"times": times}
     with Workspace.open(workspace) as ws:
-        stage = time.perf_counter()
-        trained = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
-        if trained:
-            log(f"reusing round {trained[-1].id} (delete {workspace} to train again)")
-        else:
-            train_round(ws, config, restart=True, log=log)
-        times["train"] = time.perf_counter() - stage
-        stage = time.perf_counter()
-        result = flag_round(ws)
-        times["flag"] = time.perf_counter() - stage
-        log(format_summary(result))
-        out["queue"] = queue_precision(ws, truth)
-        q = out["queue"]
-        log(
-            f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
-            f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels"
-        )
+        out["queue"] = _train_and_flag(ws, config or make_config("demo"), truth, times, log)
         if auto_review is not None:
-            before = ws.store.rounds()[-1].metrics
-            stage = time.perf_counter()
-            out["review"] = simulate_review(ws, truth, auto_review)
-            times["review"] = time.perf_counter() - stage
-            r = out["review"]
-            log(f"simulated reviewer: {r['reviewed']} reviewed, {r['relabelled']} relabelled, {r['confirmed']} kept")
-            stage = time.perf_counter()
-            retrain_round(ws, {}, restart=True, log=log)
-            times["retrain"] = time.perf_counter() - stage
-            after = ws.store.rounds()[-1].metrics
-            out["before"], out["after"] = before, after
-            for name, m in (("before", before), ("after", after)):
-                log(
-                    f"{name:>6}: test top-1 {m['test_top1']:.3f}, top-3 {m['test_top3']:.3f}, top-5 {m['test_top5']:.3f}"
-                    f" (demo test labels are the true ones)"
-                )
+            out.update(_review_and_retrain(ws, truth, auto_review, times, log))
     times["total"] = time.perf_counter() - started
     log("stage times: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
     return out
+
+
+@contextmanager
+def _timed(times: dict, stage: str):
+    started = time.perf_counter()
+    yield
+    times[stage] = time.perf_counter() - started
+
+
+def _train_and_flag(ws, config, truth: dict, times: dict, log) -> dict:
+    """Train (or reuse the trained round), flag, and score the queue against the known flips."""
+    from labeler.flag import flag_round, format_summary
+    from labeler.train import train_round
+
+    with _timed(times, "train"):
+        trained = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
+        if trained:
+            log(f"reusing round {trained[-1].id} (delete {ws.path} to train again)")
+        else:
+            train_round(ws, config, restart=True, log=log)
+    with _timed(times, "flag"):
+        result = flag_round(ws)
+    log(format_summary(result))
+    q = queue_precision(ws, truth)
+    log(
+        f"against the known flips: {q['wrong_in_queue']} of the {q['queued']} queued train/valid images are "
+        f"wrong ({q['precision']:.0%} precision); the queue holds {q['recall']:.0%} of all {q['wrong_total']} wrong labels"
+    )
+    return q
+
+
+def _review_and_retrain(ws, truth: dict, n: int, times: dict, log) -> dict:
+    """A ground-truth reviewer works ``n`` images of the queue, then a retrain; test top-k before and after."""
+    from labeler.train import retrain_round
+
+    before = ws.store.rounds()[-1].metrics
+    with _timed(times, "review"):
+        r = simulate_review(ws, truth, n)
+    log(f"simulated reviewer: {r['reviewed']} reviewed, {r['relabelled']} relabelled, {r['confirmed']} kept")
+    with _timed(times, "retrain"):
+        retrain_round(ws, {}, restart=True, log=log)
+    after = ws.store.rounds()[-1].metrics
+    for name, m in (("before", before), ("after", after)):
+        log(
+            f"{name:>6}: test top-1 {m['test_top1']:.3f}, top-3 {m['test_top3']:.3f}, top-5 {m['test_top5']:.3f}"
+            f" (demo test labels are the true ones)"
+        )
+    return {"review": r, "before": before, "after": after}
