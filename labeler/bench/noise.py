@@ -202,14 +202,7 @@ def plant_and_flag(
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     codes = np.array([vocab.index(label) for label in frame["label"]])
-    features = groups = None
-    if kind == "clustered":
-        from labeler import groups as grouping
-
-        features = thumbnails([str(Path(root) / f) for f in frame["file"]])
-        folders = {str(Path(f).parent) for f in frame["file"]}
-        if len(folders) > len(vocab):  # product folders (DeepFashion's img/<Item>/), not one folder per class
-            groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
+    features, groups = _look_alikes(frame, root, vocab) if kind == "clustered" else (None, None)
     new, flipped = plant_flips(
         codes,
         frame["split"],
@@ -229,11 +222,7 @@ def plant_and_flag(
     log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
     ws_path = out_dir / "workspace"
     if not (resume and (ws_path / "labeler.db").exists()):
-        from labeler.ingest import import_dataset
-        from labeler.ingest.validate import Options
-
-        options = Options(verify_images=False, progress=False, min_per_class=0)
-        import_dataset(ws_path, planted, force=True, root=root, options=options)
+        _import_planted(ws_path, planted, root)
     with Workspace.open(ws_path) as ws:
         if not ws.store.rounds():
             train_round(ws, config, resume=resume, log=log)
@@ -241,6 +230,27 @@ def plant_and_flag(
         ids = {item.path: item.id for item in ws.store.items()}
     frame["id"] = [ids.get(f, -1) for f in frame["file"]]
     return Planted(ws_path, Path(root), vocab, frame[frame["id"] >= 0].reset_index(drop=True), result)
+
+
+def _look_alikes(frame, root, vocab) -> tuple:
+    """For clustered noise: tiny thumbnails to find look-alikes by, and product groups where the source has
+    product folders (DeepFashion's img/<Item>/), not one folder per class."""
+    from labeler import groups as grouping
+
+    features = thumbnails([str(Path(root) / f) for f in frame["file"]])
+    folders = {str(Path(f).parent) for f in frame["file"]}
+    groups = None
+    if len(folders) > len(vocab):
+        groups = grouping.group_ids(frame.assign(id=range(len(frame))), str(root), "folder")
+    return features, groups
+
+
+def _import_planted(ws_path: Path, planted: Path, root) -> None:
+    from labeler.ingest import import_dataset
+    from labeler.ingest.validate import Options
+
+    options = Options(verify_images=False, progress=False, min_per_class=0)
+    import_dataset(ws_path, planted, force=True, root=root, options=options)
 
 
 def bench_noise(source, out_dir, config, **options) -> dict:
