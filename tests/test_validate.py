@@ -94,6 +94,16 @@ def test_duplicates_same_label_keep_first_conflicting_quarantine_all(tmp_path):
     assert reasons["clash.jpg"].startswith("conflicting labels for the same image: row 7 'a', row 8 'b'")
 
 
+def test_the_import_summary_counts_quarantine_reasons_by_kind_not_by_their_text(tmp_path):
+    ds = tmp_path / "ds"
+    for name in ("x.jpg", "y.jpg", "z.jpg"):
+        make_image(ds / name)
+    rows = ["x.jpg,a,train", "x.jpg,a,train", "y.jpg,a,train", "y.jpg,a,train", "z.jpg,a,train", "./z.jpg,a,train"]
+    result, reasons = _import(tmp_path, rows + ["gone1.jpg,a,train", "gone2.jpg,b,train"])
+    assert len({reasons[r.split(",")[0]] for r in rows[1::2]}) == 3  # three texts: each names its own row
+    assert result.quarantined == {"duplicate": 3, "file not found": 2}
+
+
 def test_empty_label_is_quarantined(tmp_path):
     make_image(tmp_path / "ds" / "nolabel.jpg")
     _, reasons = _import(tmp_path, ["nolabel.jpg,,train"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labeler.errors import InputError
-from labeler.ingest.table import RawTable, make_frame_columns
+from labeler.ingest.table import Problem, RawTable, make_frame_columns
 from labeler.ingest.validate import SPLIT_ALIASES
 
 ANNO_DIRS = ("Anno_coarse", "Anno")
@@ -62,7 +62,7 @@ def read(source: Path) -> RawTable:
         if split:
             extra["evaluation_status"] = split
         elif not problems[i]:
-            problems[i] = "not listed in Eval/list_eval_partition.txt"
+            problems[i] = Problem("not_in_partition", "not listed in Eval/list_eval_partition.txt")
         extras.append(extra)
     frame = make_frame_columns(
         row=range(1, len(paths) + 1),
@@ -131,4 +131,6 @@ def _category_name(names: list[str], cat: str) -> tuple[str, str]:
     """(name, problem) of a 1-based category id; an unusable id gives a problem to quarantine for."""
     if cat.isdigit() and 1 <= int(cat) <= len(names):
         return names[int(cat) - 1], ""
-    return cat, f"category_label {cat!r} is not a row of list_category_cloth.txt (1-{len(names)})"
+    return cat, Problem(
+        "unknown_category", f"category_label {cat!r} is not a row of list_category_cloth.txt (1-{len(names)})"
+    )

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from labeler.errors import InputError
-from labeler.ingest.table import IMAGE_EXTENSIONS, RawTable, make_frame
+from labeler.ingest.table import IMAGE_EXTENSIONS, Problem, RawTable, make_frame
 
 SPLIT_FOLDERS = ("train", "training", "valid", "validation", "val", "dev", "test", "testing")
 
@@ -55,5 +55,9 @@ def _add_class(records: list, root: Path, rel: str, label: str, split: str) -> N
                 continue
             path = Path(dirpath, name).relative_to(root).as_posix()
             ext = os.path.splitext(name)[1].lower()
-            problem = "" if ext in IMAGE_EXTENSIONS else f"not an image file (extension {ext or 'none'!r})"
+            problem = (
+                ""
+                if ext in IMAGE_EXTENSIONS
+                else Problem("not_an_image_file", f"not an image file (extension {ext or 'none'!r})")
+            )
             records.append((len(records) + 1, path, path, label, split, {"split": split} if split else {}, problem))

@@ -34,6 +34,21 @@ class RawTable:
     class_types: dict | None = None  # {class: type}: DeepFashion's category_type (1 upper, 2 lower, 3 full body)
 
 
+class Problem(str):
+    """Why a record is quarantined: the text stored and shown (it is a ``str``), and a stable ``code`` that
+    the import summary counts by (the text names rows and values, so it cannot be grouped on)."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str):
+        problem = super().__new__(cls, text)
+        problem.code = code
+        return problem
+
+    def __getnewargs__(self):  # pickled across the image-check processes
+        return self.code, str(self)
+
+
 def make_frame(records: list[tuple]):
     """Build the DataFrame of a RawTable from tuples in TABLE_COLUMNS order."""
     import pandas as pd

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from labeler.boxes import parse_box
 from labeler.errors import InputError
-from labeler.ingest.table import RawTable
+from labeler.ingest.table import Problem, RawTable
 from labeler.store.records import ItemRecord
 
 SPLIT_ALIASES = {
@@ -59,7 +59,9 @@ class Validated:
     split_assigned: bool = False
 
     def quarantine_counts(self) -> Counter:
-        return Counter(r.reason.split(" (")[0].split(":")[0] for r in self.records if r.status == "quarantined")
+        return Counter(
+            getattr(r.reason, "code", r.reason).replace("_", " ") for r in self.records if r.status == "quarantined"
+        )
 
 
 def validate(table: RawTable, options: Options) -> Validated:
@@ -104,6 +106,8 @@ def _box_checked(extra: dict, size=None) -> dict:
     return {**extra, "bbox_problem": problem} if problem else extra
 
 
+NUL_TEXT = "image path contains a NUL byte (a damaged or binary CSV field)"
+
 # Modes whose samples are not 0-255: Pillow's convert("RGB") clips them (a 16-bit photo becomes white).
 HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
 
@@ -128,30 +132,31 @@ def check_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[s
 
     try:
         if os.path.getsize(path) == 0:
-            return "empty file (0 bytes)", None
+            return Problem("empty_file", "empty file (0 bytes)"), None
     except FileNotFoundError:
-        return "file not found", None
+        return Problem("file_not_found", "file not found"), None
     except OSError as exc:
-        return f"cannot read file ({exc.strerror})", None
+        return Problem("unreadable_file", f"cannot read file ({exc.strerror})"), None
     except ValueError as exc:  # e.g. a NUL byte in the path
-        return f"unusable path ({exc})", None
+        return Problem("unusable_path", f"unusable path ({exc})"), None
     Image.MAX_IMAGE_PIXELS = None  # the size check below replaces Pillow's warning/exception
     try:
         with Image.open(path) as img:
             width, height = size = img.size
             if width * height > max_pixels:
-                return (
+                text = (
                     f"image too large ({width}x{height} = {width * height:,} pixels > {max_pixels:,}, "
                     "decompression-bomb guard; pass --max-pixels to allow it)"
-                ), size
+                )
+                return Problem("too_large", text), size
             if img.mode in HIGH_DEPTH_MODES:
-                return high_depth_reason(img.mode), size
+                return Problem("high_depth", high_depth_reason(img.mode)), size
             img.draft("RGB", (max(1, width // 4), max(1, height // 4)))  # JPEG: decode at 1/4 scale, all data
             img.load()
     except UnidentifiedImageError:
-        return "not an image (Pillow cannot identify the file)", None
+        return Problem("not_an_image", "not an image (Pillow cannot identify the file)"), None
     except (OSError, SyntaxError, ValueError) as exc:
-        return f"unreadable image ({exc})", size
+        return Problem("unreadable_image", f"unreadable image ({exc})"), size
     return "", size
 
 
@@ -165,7 +170,7 @@ def _mark(problems: list[str], found) -> None:
 def _check_labels(labels, rows, problems, table, options, warnings) -> list[str]:
     for i, label in enumerate(labels):
         if not str(label).strip() and not problems[i]:
-            problems[i] = "empty label"
+            problems[i] = Problem("empty_label", "empty label")
     spellings: dict[str, Counter] = defaultdict(Counter)
     for label in labels:
         if str(label).strip():
@@ -208,13 +213,14 @@ def _relative_file(file: str, root_real: str) -> str:
 
 def _path_problem(file: str, norm: str, root_real: str) -> str:
     if not file.strip():
-        return "empty image path"
+        return Problem("empty_path", "empty image path")
     if "\x00" in file:
-        return "image path contains a NUL byte (a damaged or binary CSV field)"
+        return Problem("nul_byte", NUL_TEXT)
     if os.path.isabs(file) or (len(file) > 1 and file[1] == ":"):
-        return f"absolute path outside the dataset root {root_real}; pass --root to a folder that contains it"
+        text = f"absolute path outside the dataset root {root_real}; pass --root to a folder that contains it"
+        return Problem("absolute_path", text)
     if norm == ".." or norm.startswith("../"):
-        return "path leads outside the dataset root ('..')"
+        return Problem("outside_root", "path leads outside the dataset root ('..')")
     return ""
 
 
@@ -229,11 +235,12 @@ def _duplicates(norms, labels, rows) -> list[str]:
             continue
         if len({labels[i] for i in indices}) == 1:
             for i in indices[1:]:
-                found[i] = f"duplicate of row {rows[indices[0]]} (same image, same label)"
+                found[i] = Problem("duplicate", f"duplicate of row {rows[indices[0]]} (same image, same label)")
         else:
             listed = ", ".join(f"row {rows[i]} {labels[i]!r}" for i in indices)
             for i in indices:
-                found[i] = f"conflicting labels for the same image: {listed}; keep one row in the source"
+                text = f"conflicting labels for the same image: {listed}; keep one row in the source"
+                found[i] = Problem("conflicting_labels", text)
     return found
 
 
@@ -320,10 +327,10 @@ def check_files(
 
 def _check_one(path: str, root_real: str, max_pixels: int) -> tuple[str, tuple[int, int] | None]:
     if "\x00" in path:
-        return "image path contains a NUL byte (a damaged or binary CSV field)", None
+        return Problem("nul_byte", NUL_TEXT), None
     real = os.path.realpath(path)
     if not real.startswith(root_real + os.sep):
-        return f"resolves outside the dataset root (symlink to {real})", None
+        return Problem("outside_root", f"resolves outside the dataset root (symlink to {real})"), None
     return check_image_size(real, max_pixels)
 
 
