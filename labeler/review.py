@@ -18,28 +18,12 @@ from dataclasses import dataclass, field
 from labeler.errors import LabelerError, WorkspaceError
 from labeler.labels import ADJUDICATED, conflicted_items, current_label, effective, in_conflict, latest_per_reviewer
 from labeler.store import Decision
+from labeler.store.records import Filters
 from labeler.workspace import Workspace
 
 CLAIM_SECONDS = 600
 REMOVE_REASONS = {"not_garment": "not a garment", "several_garments": "several garments", "unusable": "unusable image"}
 _DUPLICATE_TEXT = re.compile(r"near-duplicate of #(\d+) ")
-
-
-@dataclass
-class Filters:
-    reason: str | None = None
-    given: str | None = None
-    suggested: str | None = None
-    any_label: str | None = None
-    order: str = "priority"  # or "active" (active-learning score)
-
-    def matches(self, given: str, suggested: str) -> bool:
-        """Whether an item with these labels passes the label filters (used where SQL does not filter)."""
-        return (
-            (self.given is None or given == self.given)
-            and (self.suggested is None or suggested == self.suggested)
-            and (self.any_label is None or self.any_label in (given, suggested))
-        )
 
 
 @dataclass
@@ -107,42 +91,30 @@ class ReviewSession:
         if f.reason == "conflict":
             return self._next_conflict(exclude, f)
         now = self.clock()
-        item_id = self.store.next_flag(
-            self.round_id,
-            self.reviewer,
-            after_decision=self.after,
-            claim_seconds=CLAIM_SECONDS,
-            now=now,
-            exclude=exclude,
-            reason=f.reason,
-            given=f.given,
-            suggested=f.suggested,
-            any_label=f.any_label,
-            order=f.order,
-        )
+        item_id = self._next_flag(f, exclude, now)
         if item_id is None:
             return None
         self.store.claim(item_id, self.reviewer, now)
         return self.item(item_id)
+
+    def _next_flag(self, filters: Filters, exclude, now: float) -> int | None:
+        store, after = self.store, self.after
+        return store.next_flag(
+            self.round_id,
+            self.reviewer,
+            after_decision=after,
+            claim_seconds=CLAIM_SECONDS,
+            now=now,
+            exclude=exclude,
+            filters=filters,
+        )
 
     def peek_next(self, current: int, filters: Filters | None = None) -> ReviewItem | None:
         """The item after ``current`` without claiming it (for prefetching its image)."""
         f = filters or Filters()
         if f.reason == "conflict":
             return None
-        item_id = self.store.next_flag(
-            self.round_id,
-            self.reviewer,
-            after_decision=self.after,
-            claim_seconds=CLAIM_SECONDS,
-            now=self.clock(),
-            exclude=(current,),
-            reason=f.reason,
-            given=f.given,
-            suggested=f.suggested,
-            any_label=f.any_label,
-            order=f.order,
-        )
+        item_id = self._next_flag(f, (current,), self.clock())
         return None if item_id is None else self.item(item_id, neighbours=False)
 
     def item(self, item_id: int, *, neighbours: bool = True) -> ReviewItem:

@@ -26,6 +26,25 @@ class ItemRecord(NamedTuple):
     extra: dict | None  # the source's other columns
 
 
+@dataclass
+class Filters:
+    """Which flags of the queue to show, and in which order (the review app's filters)."""
+
+    reason: str | None = None
+    given: str | None = None
+    suggested: str | None = None
+    any_label: str | None = None
+    order: str = "priority"  # or "active" (active-learning score)
+
+    def matches(self, given: str, suggested: str) -> bool:
+        """Whether an item with these labels passes the label filters (used where SQL does not filter)."""
+        return (
+            (self.given is None or given == self.given)
+            and (self.suggested is None or suggested == self.suggested)
+            and (self.any_label is None or self.any_label in (given, suggested))
+        )
+
+
 @dataclass(frozen=True)
 class Item:
     id: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from labeler.store.records import FLAG_COLUMNS, Decision, Flag, flag_from_row
+from labeler.store.records import FLAG_COLUMNS, Decision, Filters, Flag, flag_from_row
 
 INSERT_FLAG = (
     "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
@@ -82,14 +82,11 @@ class FlagQueries:
         claim_seconds: float,
         now: float,
         exclude: Sequence[int] = (),
-        reason: str | None = None,
-        given: str | None = None,
-        suggested: str | None = None,
-        any_label: str | None = None,
-        order: str = "priority",
+        filters: Filters | None = None,
     ) -> int | None:
-        """The highest-ranked flagged item nobody decided since flagging, ``reviewer`` did not skip, and no
-        other reviewer holds an unexpired claim on; None when the filtered queue is done."""
+        """The highest-ranked flagged item (by ``filters``) nobody decided since flagging, ``reviewer`` did not
+        skip, and no other reviewer holds an unexpired claim on; None when the filtered queue is done."""
+        f = filters or Filters()
         clauses = [
             "i.round_id = :round",
             "NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = i.item_id AND d.id > :after"
@@ -101,21 +98,21 @@ class FlagQueries:
         args = {"round": round_id, "after": after_decision, "reviewer": reviewer, "fresh": now - claim_seconds}
         if exclude:
             clauses.append(f"i.item_id NOT IN ({','.join(str(int(e)) for e in exclude)})")
-        if reason:
+        if f.reason:
             clauses.append(
                 "EXISTS (SELECT 1 FROM json_each(i.reasons) r WHERE json_extract(r.value, '$.code') = :reason)"
             )
-            args["reason"] = reason
-        if given:
+            args["reason"] = f.reason
+        if f.given:
             clauses.append("it.label = :given")
-            args["given"] = given
-        if suggested:
+            args["given"] = f.given
+        if f.suggested:
             clauses.append("i.suggested_label = :suggested")
-            args["suggested"] = suggested
-        if any_label:
+            args["suggested"] = f.suggested
+        if f.any_label:
             clauses.append("(it.label = :any OR i.suggested_label = :any)")
-            args["any"] = any_label
-        ordering = "i.active_score DESC, i.priority DESC" if order == "active" else "i.priority DESC"
+            args["any"] = f.any_label
+        ordering = "i.active_score DESC, i.priority DESC" if f.order == "active" else "i.priority DESC"
         sql = (
             f"SELECT i.item_id FROM issues i JOIN items it ON it.id = i.item_id WHERE {' AND '.join(clauses)}"
             f" ORDER BY {ordering}, i.item_id LIMIT 1"
