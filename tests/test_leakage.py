@@ -9,6 +9,22 @@ from labeler.bench.synthetic import write_deepfashion
 from labeler.leakage import Leaks, describe, find_leaks
 from labeler.workspace import Workspace
 
+# two folds of a tiny from-scratch model: seconds, enough for the leakage checks
+TRAIN = [
+    "--no-pretrained",
+    "--arch",
+    "resnet18",
+    "--size",
+    "32",
+    "--folds",
+    "2",
+    "--epochs",
+    "1",
+    "--freeze-epochs",
+    "0",
+]
+TRAIN += ["--bs", "8", "--workers", "0", "--lr", "3e-3"]
+
 
 def test_find_leaks_names_copies_and_shared_groups_and_nothing_else():
     rng = np.random.default_rng(0)
@@ -66,27 +82,7 @@ def test_deepfashion_products_spanning_splits_are_counted_exactly(cli, tmp_path)
         _noise_image(root / "Img" / name, i)
     ws = tmp_path / "ws"
     cli("import", ws, root, "--min-per-class", "1")
-    out = cli(
-        "train",
-        ws,
-        "--no-pretrained",
-        "--arch",
-        "resnet18",
-        "--size",
-        "32",
-        "--folds",
-        "2",
-        "--epochs",
-        "1",
-        "--freeze-epochs",
-        "0",
-        "--bs",
-        "8",
-        "--workers",
-        "0",
-        "--lr",
-        "3e-3",
-    ).output
+    out = cli("train", ws, *TRAIN).output
     assert "leak-free test images" in out
     status = json.loads(cli("status", ws, "--json").output)
     leak = status["leakage"]
@@ -106,27 +102,7 @@ def test_a_workspace_without_a_test_split_reports_no_leakage(cli, tmp_path):
 
     make_class_folders(tmp_path / "ds", {"hat": 8, "shoe": 8}, split="train")
     cli("import", tmp_path / "ws", tmp_path / "ds")
-    cli(
-        "train",
-        tmp_path / "ws",
-        "--no-pretrained",
-        "--arch",
-        "resnet18",
-        "--size",
-        "32",
-        "--folds",
-        "2",
-        "--epochs",
-        "1",
-        "--freeze-epochs",
-        "0",
-        "--bs",
-        "8",
-        "--workers",
-        "0",
-        "--lr",
-        "3e-3",
-    )
+    cli("train", tmp_path / "ws", *TRAIN)
     status = json.loads(cli("status", tmp_path / "ws", "--json").output)
     assert status["leakage"] is None
     assert not any(k.startswith("test_leakfree") for k in status["rounds"][-1]["metrics"])
