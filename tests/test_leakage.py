@@ -8,22 +8,9 @@ from PIL import Image
 from labeler.bench.synthetic import write_deepfashion
 from labeler.leakage import Leaks, describe, find_leaks
 from labeler.workspace import Workspace
+from tests.test_training import FAST
 
-# two folds of a tiny from-scratch model: seconds, enough for the leakage checks
-TRAIN = [
-    "--no-pretrained",
-    "--arch",
-    "resnet18",
-    "--size",
-    "32",
-    "--folds",
-    "2",
-    "--epochs",
-    "1",
-    "--freeze-epochs",
-    "0",
-]
-TRAIN += ["--bs", "8", "--workers", "0", "--lr", "3e-3"]
+TRAIN = [*FAST, "--bs", "8"]  # test_training's tiny two-fold model; the later --bs wins
 
 
 def test_find_leaks_names_copies_and_shared_groups_and_nothing_else():
