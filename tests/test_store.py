@@ -153,7 +153,7 @@ def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
 def test_json_objects_match_json_dumps_even_where_a_value_holds_the_separator():
     import json
 
-    from labeler.store.core import json_objects
+    from labeler.store.bulk import json_objects
 
     cases = [
         [{}],

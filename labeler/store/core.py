@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from labeler.errors import WorkspaceError
+from labeler.store.bulk import check_items, json_objects, occurrence
 from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, ItemRecord, Round, item_from_row, now
 from labeler.store.review import FlagQueries
 from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS
 
-ITEM_SPLITS = frozenset({"train", "valid", "test"})  # the items table's CHECK constraints (schema 0001)
-ITEM_STATUSES = frozenset({"ok", "quarantined", "gone"})
 BULK_ROWS = 10_000  # an import inserting more items than this builds the items' indexes after the rows
 
 
@@ -120,12 +119,12 @@ class Store(FlagQueries):
         conn = self.conn
         existing: dict[tuple[str, int], int] = {}
         for item_id, path in conn.execute("SELECT id, path FROM items ORDER BY id"):
-            existing[(path, _occurrence(existing, path))] = item_id
+            existing[(path, occurrence(existing, path))] = item_id
         seen: dict[tuple[str, int], int] = {}
         inserts, updates = [], []
         records = [rec if isinstance(rec, ItemRecord) else ItemRecord(*rec) for rec in records]
         for rec, extra in zip(records, json_objects([rec.extra or {} for rec in records])):
-            key = (rec.path, _occurrence(seen, rec.path))
+            key = (rec.path, occurrence(seen, rec.path))
             seen[key] = 1
             row = (*rec[:7], extra)  # the columns in ITEM_COLUMNS order, extra as JSON
             if key in existing:
@@ -133,8 +132,8 @@ class Store(FlagQueries):
             else:
                 inserts.append(row)
         gone_ids = [item_id for key, item_id in existing.items() if key not in seen]
-        _check_items(inserts)
-        _check_items(updates)
+        check_items(inserts)
+        check_items(updates)
         with self.transaction():
             conn.executemany(
                 "UPDATE items SET row=?, path=?, file=?, label=?, split=?, status=?, reason=?, extra=? WHERE id=?",
@@ -331,37 +330,6 @@ class Store(FlagQueries):
     def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
         rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
         return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
-
-
-def json_objects(objects: list[dict]) -> list[str]:
-    """One JSON text per dict, as ``json.dumps(o, ensure_ascii=False)`` writes it. The whole list is encoded
-    in one call and cut at the ``}, {`` between its items (twice as fast as a call per dict at 289k rows);
-    when that cut does not give exactly one piece per dict (a value holds ``}, {``), each is encoded alone."""
-    encode = json.JSONEncoder(ensure_ascii=False).encode
-    if objects and all(type(o) is dict for o in objects):
-        pieces = encode(objects)[2:-2].split("}, {")
-        if len(pieces) == len(objects):
-            return ["{" + piece + "}" for piece in pieces]
-    return [encode(o) for o in objects]
-
-
-def _check_items(rows) -> None:
-    """The items table's CHECK constraints (schema 0001), in bulk, on ``ItemRecord``s (an id may follow)."""
-    splits, statuses = {r[4] for r in rows}, {r[5] for r in rows}
-    if not splits <= ITEM_SPLITS or not statuses <= ITEM_STATUSES:
-        raise WorkspaceError(
-            f"cannot store items with split {sorted(map(str, splits - ITEM_SPLITS))} or status "
-            f"{sorted(map(str, statuses - ITEM_STATUSES))}: split must be one of {sorted(ITEM_SPLITS)}, "
-            f"status one of {sorted(ITEM_STATUSES)}"
-        )
-
-
-def _occurrence(counter: dict, path: str) -> int:
-    """How many keys (path, n) ``counter`` already holds for ``path``."""
-    n = 0
-    while (path, n) in counter:
-        n += 1
-    return n
 
 
 def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:
