@@ -84,23 +84,16 @@ def plain_torch(files: list[str], labels: list[int], n_classes: int, config: Tra
 
 def fastai(frame, root: str | Path, vocab: list[str], config: TrainConfig, lr: float) -> float:
     """Train ``config.epochs`` epochs through labeler's fastai path (from scratch); images per second."""
-    from training.data import make_dataloaders
-    from training.learner import build_learner
+    import tempfile
+    from dataclasses import replace
+
+    from training.runs import learner_for
 
     valid_idx = [len(frame) - 1]  # fastai needs a validation set; one image keeps its cost negligible
-    dls = make_dataloaders(
-        frame,
-        root,
-        vocab,
-        valid_idx=valid_idx,
-        size=config.size,
-        presize=config.presize,
-        bs=config.bs,
-        workers=config.workers or 0,
-    )
-    learn = build_learner(dls, config)
+    config = replace(config, workers=config.workers or 0)  # in-process loading unless asked (as before)
+    learn = learner_for(frame, root, vocab, valid_idx, config, config.seed, Path(tempfile.gettempdir()))
     learn.unfreeze()
     started = time.perf_counter()
     with learn.no_logging(), learn.no_bar():
         learn.fit_one_cycle(config.epochs, lr)
-    return len(dls.train) * config.bs * config.epochs / (time.perf_counter() - started)
+    return len(learn.dls.train) * config.bs * config.epochs / (time.perf_counter() - started)
