@@ -92,52 +92,23 @@ def estimate_remaining(
         return est
     band_of = _bands(score)
     rng = np.random.default_rng(seed)
-    total = np.zeros(DRAWS)
-    inside, outside = np.zeros(DRAWS), np.zeros(DRAWS)
-    rate_draws = {}
     codes = None if classes is None else np.asarray(classes)
     present, code_index = (None, None) if codes is None else np.unique(codes, return_inverse=True)
-    per_class = np.zeros((0 if codes is None else len(present), DRAWS))
+    draws = []
     for b in range(len(BAND_EDGES) - 1):
         rows = (band_of == b) & ~earlier
-        if not rows.any():
-            continue
-        k, m = int(wrong[rows].sum()), int(reviewed[rows].sum())
-        measured, a, c = _band_posterior(score, rows, reviewed, k, m)
-        rates = rng.beta(a, c, DRAWS)
-        rate_draws[b] = rates
-        if codes is not None:  # each class's unreviewed images in this band, at the band's rate
-            per_class += np.outer(np.bincount(code_index[rows & ~reviewed], minlength=len(present)), rates)
-        open_in = int((rows & ~reviewed & in_queue).sum())
-        open_out = int((rows & ~reviewed & ~in_queue).sum())
-        hits_in, hits_out = rng.binomial(open_in, rates), rng.binomial(open_out, rates)
-        inside += hits_in
-        outside += hits_out
-        left = hits_in + hits_out
-        total += left
-        lo, hi = BAND_EDGES[b], BAND_EDGES[b + 1]
-        est.bands.append(
-            Band(
-                name=f"top {lo:.0%}-{hi:.0%}",
-                images=int((band_of == b).sum()),
-                in_queue=int((rows & in_queue).sum()),
-                reviewed=m,
-                wrong=k,
-                basis="measured" if measured else "model",
-                rate=float(a / (a + c)),
-                rate_low=float(np.percentile(rates, 2.5)),
-                rate_high=float(np.percentile(rates, 97.5)),
-                remaining=float(left.mean()),
-                remaining_low=float(np.percentile(left, 2.5)),
-                remaining_high=float(np.percentile(left, 97.5)),
-            )
-        )
+        if rows.any():
+            draws.append(_draw_band(b, score, rows, band_of == b, reviewed, wrong, in_queue, rng))
+    est.bands = [d.band for d in draws]
+    inside = sum((d.hits_in for d in draws), np.zeros(DRAWS))
+    outside = sum((d.hits_out for d in draws), np.zeros(DRAWS))
+    total = inside + outside
     est.remaining = _summary(total)
     est.remaining_in_queue = _summary(inside)
     est.remaining_outside_queue = _summary(outside)
     est.error_rate = _summary((est.found + total) / max(n, 1))
     if codes is not None:
-        est.class_rates = _class_rates(present, code_index, wrong_all, per_class)
+        est.class_rates = _class_rates(present, code_index, wrong_all, draws)
     outside_bands = [band for band in est.bands if band.in_queue < band.images]
     est.tail_measured = all(band.basis == "measured" for band in outside_bands)
     if not est.tail_measured:
@@ -147,8 +118,46 @@ def estimate_remaining(
         )
     if next_rows is not None and len(next_rows):
         upcoming = band_of[np.asarray(next_rows)[:NEXT]]  # expected hits: each upcoming image at its band's rate
-        est.next_hits = _summary(sum(rate_draws[b] * int((upcoming == b).sum()) for b in rate_draws))
+        est.next_hits = _summary(sum(d.rates * int((upcoming == d.index).sum()) for d in draws))
     return est
+
+
+@dataclass
+class _BandDraws:
+    index: int
+    band: Band
+    rates: np.ndarray  # (DRAWS,) posterior draws of the band's wrong-label rate
+    hits_in: np.ndarray  # (DRAWS,) wrong labels among its unreviewed images inside the queue
+    hits_out: np.ndarray  # ... and outside it
+    open_rows: np.ndarray  # (N,) bool: its unreviewed images
+
+
+def _draw_band(b: int, score, rows, members, reviewed, wrong, in_queue, rng) -> _BandDraws:
+    """Band ``b``: its rate posterior from the reviews in ``rows`` (its images not reviewed before the
+    score), and draws of the wrong labels left among its unreviewed images, inside and outside the queue."""
+    k, m = int(wrong[rows].sum()), int(reviewed[rows].sum())
+    measured, a, c = _band_posterior(score, rows, reviewed, k, m)
+    rates = rng.beta(a, c, DRAWS)
+    open_rows = rows & ~reviewed
+    hits_in = rng.binomial(int((open_rows & in_queue).sum()), rates)
+    hits_out = rng.binomial(int((open_rows & ~in_queue).sum()), rates)
+    left = hits_in + hits_out
+    lo, hi = BAND_EDGES[b], BAND_EDGES[b + 1]
+    band = Band(
+        name=f"top {lo:.0%}-{hi:.0%}",
+        images=int(members.sum()),
+        in_queue=int((rows & in_queue).sum()),
+        reviewed=m,
+        wrong=k,
+        basis="measured" if measured else "model",
+        rate=float(a / (a + c)),
+        rate_low=float(np.percentile(rates, 2.5)),
+        rate_high=float(np.percentile(rates, 97.5)),
+        remaining=float(left.mean()),
+        remaining_low=float(np.percentile(left, 2.5)),
+        remaining_high=float(np.percentile(left, 97.5)),
+    )
+    return _BandDraws(b, band, rates, hits_in, hits_out, open_rows)
 
 
 def _band_posterior(score, rows, reviewed, k: int, m: int) -> tuple[bool, float, float]:
@@ -162,8 +171,12 @@ def _band_posterior(score, rows, reviewed, k: int, m: int) -> tuple[bool, float,
     return False, prior * PRIOR_REVIEWS + k, (1 - prior) * PRIOR_REVIEWS + m - k
 
 
-def _class_rates(present, code_index, wrong_all, per_class) -> dict:
+def _class_rates(present, code_index, wrong_all, draws: list[_BandDraws]) -> dict:
     """{class code: its label-error rate}: found errors plus its unreviewed images at their bands' rates."""
+    per_class = sum(
+        (np.outer(np.bincount(code_index[d.open_rows], minlength=len(present)), d.rates) for d in draws),
+        np.zeros((len(present), DRAWS)),
+    )
     found_in = np.bincount(code_index[wrong_all], minlength=len(present))
     sizes = np.bincount(code_index, minlength=len(present))
     return {int(code): _summary((found_in[j] + per_class[j]) / max(int(sizes[j]), 1)) for j, code in enumerate(present)}

@@ -50,15 +50,14 @@ def train_round(
 ) -> int | None:
     """Train ``config.folds`` fold models, evaluate, save arrays and reports; return the new round id.
 
-    Folds are stratified and group-aware (``group_by``, see ``labeler.groups``): the images of one
-    group are held out together. With ``only_fold`` one fold is trained and None returned; ``merge``
-    assembles the folds trained as separate jobs. Under torchrun only rank 0 records the round.
+    Folds are stratified and group-aware (``group_by``, see ``labeler.groups``): a group is held out
+    together. ``only_fold``: train one fold, return None; ``merge``: assemble folds trained as separate
+    jobs. Under torchrun only rank 0 records the round.
     """
     from training.crossval import run_crossval
 
     started = time.perf_counter()
-    if int(os.environ.get("RANK", "0")) != 0:
-        log = _quiet  # under torchrun, rank 0 speaks for all
+    log = _quiet if int(os.environ.get("RANK", "0")) != 0 else log  # under torchrun, rank 0 speaks for all
     vocab, frame, run_dir = _prepare(ws, config, restart, log)
     if config.folds == 0:
         return _final_round(
@@ -66,7 +65,6 @@ def train_round(
         )
     _check_folds(frame, vocab, config.folds, log)
     groups, grouping = _groups(ws, frame, group_by, log)
-    fit_groups = groups[(frame["split"] != "test").to_numpy()]
     result = run_crossval(
         frame,
         ws.root,
@@ -76,7 +74,7 @@ def train_round(
         resume=resume,
         only_fold=only_fold,
         merge=merge,
-        groups=fit_groups,
+        groups=groups[(frame["split"] != "test").to_numpy()],
         log=log,
     )
     if result is None:
@@ -84,16 +82,22 @@ def train_round(
     round_id, model_dir = _claim_model_dir(ws, run_dir)
     leaks = find_split_leaks(ws, frame, result.embed_ids, result.embeddings, groups)
     codes = label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
+    metrics = _crossval_metrics(ws, frame, vocab, result, round_id, codes, leaks, started, log)
+    params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
+    recorded = _record(ws, kind, params, metrics, _crossval_arrays(result, codes, frame, groups), leaks, log)
+    assert recorded == round_id, (recorded, round_id)  # its models folder was named for this id
+    return recorded
+
+
+def _crossval_metrics(ws: Workspace, frame, vocab, result, round_id: int, codes, leaks, started: float, log) -> dict:
+    """The round's metrics: test top-k and out-of-fold accuracy, review counts, remaining errors, noise, time."""
     metrics = evaluate_crossval(ws, frame, vocab, result, round_id, log, leaks)
     metrics.update(_review_counts(ws))
     metrics.update(_remaining(ws))
     metrics["noise_rate"] = noise_rate(result.pred_probs, codes, vocab)
     metrics.update(seconds=time.perf_counter() - started, lr=result.lr, folds=[asdict(f) for f in result.folds])
     metrics["train_images_per_s"] = float(np.mean([f.images_per_s for f in result.folds if f.images_per_s]) or 0)
-    params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
-    recorded = _record(ws, kind, params, metrics, _crossval_arrays(result, codes, frame, groups), leaks, log)
-    assert recorded == round_id, (recorded, round_id)  # its models folder was named for this id
-    return recorded
+    return metrics
 
 
 def _prepare(ws: Workspace, config, restart: bool, log) -> tuple[list[str], object, Path]:

@@ -29,6 +29,13 @@ def overview_markdown(status: dict) -> str:
         m = r["metrics"]
         keys = ("test_top1", "test_top3", "test_top5", "test_leakfree_top1", "oof_top1", "test_cleaned_top1")
         lines.append(f"| {r['round']} | {r['kind']} | " + " | ".join(pct(m.get(k)) for k in keys) + " |")
+    lines += _notes(status)
+    return "\n".join(lines)
+
+
+def _notes(status: dict) -> list[str]:
+    """The paragraphs below the tables: split leakage, the remaining-errors estimate, most confused pairs."""
+    lines: list[str] = []
     leak = status.get("leakage")
     if leak:
         lines += [
@@ -56,4 +63,4 @@ def overview_markdown(status: dict) -> str:
                 "**Most confused (label -> prediction, out-of-fold):** "
                 + ", ".join(f"{a} -> {b} ({n})" for a, b, n in pairs[:8]),
             ]
-    return "\n".join(lines)
+    return lines

@@ -18,7 +18,6 @@ import numpy as np
 def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict]:
     """One row per (budget, audit) for one run."""
     from labeler.bench.rank import load_truth
-    from labeler.estimate import estimate_remaining
     from labeler.flag.queue import build_queue
 
     ev, fit, truth = load_truth(folder)
@@ -42,32 +41,31 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
                 rng = np.random.default_rng(seed)
                 pool = np.flatnonzero(~reviewed)
                 reviewed[rng.choice(pool, size=min(audit, len(pool)), replace=False)] = True
-            upcoming = [j for j in full_order if not reviewed[j]]
-            est = estimate_remaining(score, reviewed, flipped, in_queue, upcoming)
-            true_left = int((flipped & ~reviewed).sum())
-            row = {
-                "run": Path(folder).name,
-                "budget": budget,
-                "audit": audit,
-                "reviewed": int(reviewed.sum()),
-                "found": est.found,
-                "true_remaining": true_left,
-                "enough": est.enough,
-            }
-            if est.enough:
-                mean, lo, hi = est.remaining
-                row.update(
-                    estimate=mean,
-                    low=lo,
-                    high=hi,
-                    inside=bool(lo <= true_left <= hi),
-                    width=hi - lo,
-                    tail_measured=est.tail_measured,
-                    true_next=int(flipped[upcoming[:100]].sum()),
-                    next_hits=est.next_hits,
-                )
-            out.append(row)
+            row = {"run": Path(folder).name, "budget": budget, "audit": audit}
+            out.append(_scored(row, score, reviewed, flipped, in_queue, [j for j in full_order if not reviewed[j]]))
     return out
+
+
+def _scored(row: dict, score, reviewed, flipped, in_queue, upcoming) -> dict:
+    """``row`` with the estimate of the flips left after ``reviewed``, and whether its interval holds the truth."""
+    from labeler.estimate import estimate_remaining
+
+    est = estimate_remaining(score, reviewed, flipped, in_queue, upcoming)
+    true_left = int((flipped & ~reviewed).sum())
+    row.update(reviewed=int(reviewed.sum()), found=est.found, true_remaining=true_left, enough=est.enough)
+    if est.enough:
+        mean, lo, hi = est.remaining
+        row.update(
+            estimate=mean,
+            low=lo,
+            high=hi,
+            inside=bool(lo <= true_left <= hi),
+            width=hi - lo,
+            tail_measured=est.tail_measured,
+            true_next=int(flipped[upcoming[:100]].sum()),
+            next_hits=est.next_hits,
+        )
+    return row
 
 
 def bench_estimate(folders, budgets=(0.05, 0.10), audits=(0, 100), *, log=print) -> list[dict]:

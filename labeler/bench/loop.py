@@ -75,14 +75,8 @@ def bench_loop(
         found_lr = ws.store.rounds()[0].metrics.get("lr")
     final = replace(config, folds=0, lr=config.lr or found_lr)  # one rate for every arm: they differ by labels only
     items = p.items.set_index("id")
-    fit_ids = items.index[items["split"] != "test"].to_numpy()
     flipped = set(items.index[items["true"] != items["label"]])
-    arms: dict[str, set] = {"noisy": set(), "clean": set(flipped)}
-    orders_by_name = review_orders(p, seed)
-    for budget in budgets:
-        n = int(round(budget * len(fit_ids)))
-        for name in orders:
-            arms[f"{name}@{budget:g}"] = set(orders_by_name[name][:n].tolist())
+    arms = _arms(p, items, flipped, budgets, orders, seed)
     seeds = [final.seed + r for r in range(repeats)]
     results, done = {}, {}
     for arm, reviewed in arms.items():
@@ -110,6 +104,18 @@ def _mean(runs: list[dict]) -> dict:
     top1 = [r["test_top1"] for r in runs]
     out.update(reviewed=runs[0]["reviewed"], seeds=len(runs), test_top1_runs=top1, test_top1_std=float(np.std(top1)))
     return out
+
+
+def _arms(p, items, flipped: set, budgets, orders, seed: int) -> dict[str, set]:
+    """{arm: item ids a perfect reviewer fixes}: none, every flip, and each order's first ``budget`` share."""
+    fit_ids = items.index[items["split"] != "test"].to_numpy()
+    arms: dict[str, set] = {"noisy": set(), "clean": set(flipped)}
+    orders_by_name = review_orders(p, seed)
+    for budget in budgets:
+        n = int(round(budget * len(fit_ids)))
+        for name in orders:
+            arms[f"{name}@{budget:g}"] = set(orders_by_name[name][:n].tolist())
+    return arms
 
 
 def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Path, log) -> dict:

@@ -186,8 +186,6 @@ def plant_and_flag(
     log=print,
 ) -> Planted:
     """Plant flips in a copy of ``source`` (workspace or dataset) in ``out_dir``, train (unless done), flag."""
-    import numpy as np
-
     from labeler.flag import flag_round
     from labeler.train import train_round
     from labeler.workspace import Workspace
@@ -201,6 +199,25 @@ def plant_and_flag(
         if created:  # a refused benchmark leaves nothing behind
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
+    frame, planted, flipped = _write_planted(frame, out_dir, root, vocab, confusion, partners, rate, kind, seed)
+    log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
+    ws_path = out_dir / "workspace"
+    if not (resume and (ws_path / "labeler.db").exists()):
+        _import_planted(ws_path, planted, root)
+    with Workspace.open(ws_path) as ws:
+        if not ws.store.rounds():
+            train_round(ws, config, resume=resume, log=log)
+        result = flag_round(ws)
+        ids = {item.path: item.id for item in ws.store.items()}
+    frame["id"] = [ids.get(f, -1) for f in frame["file"]]
+    return Planted(ws_path, Path(root), vocab, frame[frame["id"] >= 0].reset_index(drop=True), result)
+
+
+def _write_planted(frame, out_dir: Path, root, vocab, confusion, partners, rate: float, kind: str, seed: int):
+    """Flip labels in ``frame`` (``plant_flips``); write planted.csv (the noisy source) and flips.csv (the
+    answers, for bench rank) to ``out_dir``; return the frame (``true`` and planted ``label``), the CSV, the mask."""
+    import numpy as np
+
     codes = np.array([vocab.index(label) for label in frame["label"]])
     features, groups = _look_alikes(frame, root, vocab) if kind == "clustered" else (None, None)
     new, flipped = plant_flips(
@@ -218,18 +235,8 @@ def plant_and_flag(
     planted = out_dir / "planted.csv"
     frame = frame.assign(true=frame["label"], label=[vocab[c] for c in new])
     frame[["file", "label", "split", *[c for c in BOX_COLUMNS if c in frame.columns]]].to_csv(planted, index=False)
-    frame[["file", "true", "label"]].to_csv(out_dir / "flips.csv", index=False)  # the answers, beside (for bench rank)
-    log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
-    ws_path = out_dir / "workspace"
-    if not (resume and (ws_path / "labeler.db").exists()):
-        _import_planted(ws_path, planted, root)
-    with Workspace.open(ws_path) as ws:
-        if not ws.store.rounds():
-            train_round(ws, config, resume=resume, log=log)
-        result = flag_round(ws)
-        ids = {item.path: item.id for item in ws.store.items()}
-    frame["id"] = [ids.get(f, -1) for f in frame["file"]]
-    return Planted(ws_path, Path(root), vocab, frame[frame["id"] >= 0].reset_index(drop=True), result)
+    frame[["file", "true", "label"]].to_csv(out_dir / "flips.csv", index=False)
+    return frame, planted, flipped
 
 
 def _look_alikes(frame, root, vocab) -> tuple:

@@ -366,14 +366,18 @@ def summary_lines(results: dict) -> list[str]:
             for run in runs
         )
         lines.append(f"evidence {metric} / {BASELINE} [95% interval]: {ratios}")
+    lines.append(_queue_line(runs))
+    return lines
+
+
+def _queue_line(runs: list[dict]) -> str:
+    """The stored queues' items by main reason, and how many of them held a planted flip, over all runs."""
     kinds: dict[str, list[int]] = {}
     for run in runs:
         for kind, c in run["queue_kinds"].items():
             kinds.setdefault(kind, [0, 0])
             kinds[kind][0] += c["entries"]
             kinds[kind][1] += c["wrong"]
-    lines.append(
-        "the stored queue by main reason (all runs): "
-        + "; ".join(f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items())
+    return "the stored queue by main reason (all runs): " + "; ".join(
+        f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items()
     )
-    return lines

@@ -283,8 +283,6 @@ def bench_review_concurrency(
     ws_path: Path, *, reviewers: int = 8, decisions: int = 200, port: int = 7871, log=print
 ) -> dict:
     """``reviewers`` HTTP clients x ``decisions`` accepts against a live server; acks vs stored, overlaps, p95."""
-    from gradio_client import Client
-
     from labeler.workspace import Workspace
 
     with Workspace.open(ws_path) as ws:
@@ -296,32 +294,7 @@ def bench_review_concurrency(
     )
     try:
         client_args = _wait_for(f"http://127.0.0.1:{port}/")
-        shown: list[tuple[str, int, float, float]] = []
-        latencies: list[float] = []
-        acks: dict[str, int] = {}
-        lock = threading.Lock()
-
-        def reviewer(name: str) -> None:
-            client = Client(client_args, verbose=False)
-            current = client.predict(name, api_name="/start")
-            since = time.perf_counter()
-            for _ in range(decisions):
-                started = time.perf_counter()
-                nxt = client.predict(name, current, api_name="/accept")
-                now = time.perf_counter()
-                with lock:
-                    shown.append((name, current, since, now))
-                    latencies.append(now - started)
-                    acks[name] = acks.get(name, 0) + 1
-                current, since = nxt, now
-
-        threads = [threading.Thread(target=reviewer, args=(f"sim{i}",)) for i in range(reviewers)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
+        shown, latencies, acks, wall = _run_reviewers(client_args, reviewers, decisions)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -337,6 +310,39 @@ def bench_review_concurrency(
         "p95_ms": _pct(latencies, 95),
         "decisions_per_s": len(stored) / wall,
     }
+
+
+def _run_reviewers(client_args, reviewers: int, decisions: int):
+    """``reviewers`` threads, each a Gradio client accepting ``decisions`` items in a row: what each was
+    shown and when (name, item, shown at, answered at), each accept's latency, acks per reviewer, wall s."""
+    from gradio_client import Client
+
+    shown: list[tuple[str, int, float, float]] = []
+    latencies: list[float] = []
+    acks: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def reviewer(name: str) -> None:
+        client = Client(client_args, verbose=False)
+        current = client.predict(name, api_name="/start")
+        since = time.perf_counter()
+        for _ in range(decisions):
+            started = time.perf_counter()
+            nxt = client.predict(name, current, api_name="/accept")
+            now = time.perf_counter()
+            with lock:
+                shown.append((name, current, since, now))
+                latencies.append(now - started)
+                acks[name] = acks.get(name, 0) + 1
+            current, since = nxt, now
+
+    threads = [threading.Thread(target=reviewer, args=(f"sim{i}",)) for i in range(reviewers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return shown, latencies, acks, time.perf_counter() - started
 
 
 def _overlaps(shown) -> int:
