@@ -199,11 +199,10 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
             Flag(
                 int(ev.item_ids[r]),
                 "audit",
-                0.0,
+                1 - float(ev.pred_probs[r, ev.labels[r]]),  # the model's doubt; audits are drawn at random
                 ev.vocab[top[0]],
                 [reason],
                 AUDIT_PRIORITY + rng.random() * 1e-3,
-                float(ev.pred_probs[r, ev.labels[r]]),
                 float(ev.pred_probs[r, top[0]]),
                 [[ev.vocab[j], float(ev.pred_probs[r, j])] for j in top],
             )

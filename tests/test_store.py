@@ -128,7 +128,7 @@ def test_round_metrics_round_trip(tmp_path):
 def _flag(item_id, priority):
     from labeler.store import Flag
 
-    return Flag(item_id, "label_issue", priority, "a", [], priority, 0.1, 0.9, [["a", 0.9]])
+    return Flag(item_id, "label_issue", priority, "a", [], priority, 0.9, [["a", 0.9]])
 
 
 def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
@@ -165,3 +165,31 @@ def test_json_objects_match_json_dumps_even_where_a_value_holds_the_separator():
     for objects in cases:
         assert json_objects(objects) == [json.dumps(o, ensure_ascii=False) for o in objects], objects
     assert json_objects([]) == []
+
+
+def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch):
+    """A store written when flags kept both score and quality opens, migrates, and reads its flags back."""
+    import labeler.store.core
+
+    db = tmp_path / "labeler.db"
+    monkeypatch.setattr(labeler.store.core, "MIGRATIONS", MIGRATIONS[:4])
+    with Store.open(db, create=True) as store:
+        store.import_items(_records(["x.jpg", "y.jpg"]), ["a"], {"format": "csv"})
+        rid = store.add_round("train", {})
+        sql = (
+            "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
+            " suggested_prob, top) VALUES (?, 1, 'label_issue', 0.8, 'a', '[]', 1.8, 0.2, 0.9, '[[\"a\", 0.9]]')"
+        )
+        store.conn.execute(sql, (rid,))
+    monkeypatch.undo()
+    with Store.open(db) as store:
+        assert store.migrations() == [name for name, _ in MIGRATIONS]
+        (flag,) = store.issues(rid)
+        assert (flag.item_id, flag.kind, flag.score, flag.priority, flag.suggested_prob) == (
+            1,
+            "label_issue",
+            0.8,
+            1.8,
+            0.9,
+        )
+        assert flag.top == [("a", 0.9)]

@@ -86,48 +86,24 @@ def build_queue(
     _check_options(rank_by, vote_space, vote_weight)
     nn = neighbors.knn(ev.embeddings, k=k)
     voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
-    votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
-    smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
-    merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
-    cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
-    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))
-    evidence_flagged = _top_n_by_part(evidence, merged.is_issue, ev.is_test)
+    views = _views(ev, labels, pred_probs, voters, filter_by=filter_by, rank_by=rank_by, vote_weight=vote_weight)
     if rank_by == "evidence":
-        score, is_issue = evidence, evidence_flagged
+        score, is_issue = views.evidence, views.evidence_flagged
     else:
-        score, is_issue = 1 - merged.quality, merged.is_issue
+        score, is_issue = 1 - views.merged.quality, views.merged.is_issue
     groups = _duplicate_groups(ev, nn, duplicate_radius)
     conflict = _conflicting_groups(groups, labels)
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
-    rows = np.arange(len(labels))
-    vote_given = votes[rows, labels]
-    scores = {
-        "cleanlab": 1 - model.quality,
-        "self_confidence": 1 - pred_probs[rows, labels],
-        "neighbours": 1 - vote_given,
-        "blend": 1 - merged.quality,
-        "evidence": evidence,
-        "merged": score,  # the queue's own score (rank_by)
-    }
-    flagged = {
-        "cleanlab": model.is_issue,
-        "self_confidence": _top_n(scores["self_confidence"], int(model.is_issue.sum())),
-        "neighbours": votes.argmax(axis=1) != labels,
-        "blend": merged.is_issue,
-        "evidence": evidence_flagged,
-        "merged": is_issue | conflict,
-    }
+    scores, flagged = _detectors(views, labels, pred_probs, score, is_issue | conflict)
     signals = Signals(
         ev.item_ids,
         ev.vocab,
         labels,
         pred_probs,
-        merged.suggested,
-        merged.suggested_prob,
-        vote_given,
+        views.merged.suggested,
+        views.merged.suggested_prob,
+        views.votes[np.arange(len(labels)), labels],
         is_issue,
         groups,
         conflict,
@@ -137,12 +113,57 @@ def build_queue(
         ev.reviewed,
         ev.class_types,
     )
-    context = (merged.top, merged_probs, score, nn)
-    rows = np.flatnonzero(flagged["merged"] | is_outlier)
-    flags = [f for row in rows if (f := _flag(int(row), signals, *context))]
+    context = (views.merged.top, views.merged_probs, score, nn)
+    flags = [f for row in np.flatnonzero(flagged["merged"] | is_outlier) if (f := _flag(int(row), signals, *context))]
     flags.sort(key=lambda f: -f.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(flags, scores, flagged, summary, nn)
+
+
+@dataclass
+class _Views:
+    """The three views of each label and cleanlab's verdicts on them (row-aligned)."""
+
+    votes: np.ndarray  # (N, K) the neighbour vote
+    merged_probs: np.ndarray  # (N, K) the blend: (1 - vote_weight) x CNN + vote_weight x vote
+    model: detect.LabelIssues  # cleanlab on the CNN alone
+    merged: detect.LabelIssues  # cleanlab on the blend
+    evidence: np.ndarray  # (N,) the evidence score
+    evidence_flagged: np.ndarray  # (N,) bool: as many top-evidence rows as cleanlab flags on the blend
+
+
+def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float) -> _Views:
+    votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
+    smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
+    merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
+    cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
+    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
+    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
+    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))
+    evidence_flagged = _top_n_by_part(evidence, merged.is_issue, ev.is_test)
+    return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
+
+
+def _detectors(v: _Views, labels, pred_probs, score, flagged_merged) -> tuple[dict, dict]:
+    """Each detector's per-row mislabel score and flagged set (what the benchmarks compare)."""
+    rows = np.arange(len(labels))
+    scores = {
+        "cleanlab": 1 - v.model.quality,
+        "self_confidence": 1 - pred_probs[rows, labels],
+        "neighbours": 1 - v.votes[rows, labels],
+        "blend": 1 - v.merged.quality,
+        "evidence": v.evidence,
+        "merged": score,  # the queue's own score (rank_by)
+    }
+    flagged = {
+        "cleanlab": v.model.is_issue,
+        "self_confidence": _top_n(scores["self_confidence"], int(v.model.is_issue.sum())),
+        "neighbours": v.votes.argmax(axis=1) != labels,
+        "blend": v.merged.is_issue,
+        "evidence": v.evidence_flagged,
+        "merged": flagged_merged,
+    }
+    return scores, flagged
 
 
 def _check_options(rank_by: str, vote_space: str, vote_weight: float) -> None:
@@ -192,7 +213,6 @@ def _flag(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbou
         suggested_label=vocab[s.suggested[row]],
         reasons=found,
         priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
-        quality=float(1 - score[row]),
         suggested_prob=float(s.suggested_prob[row]),
         top=[(vocab[j], float(merged_probs[row, j])) for j in top[row]],
         group_id=int(s.groups[row]),

@@ -101,7 +101,6 @@ class Flag:
     suggested_label: str | None
     reasons: list
     priority: float
-    quality: float | None
     suggested_prob: float | None
     top: list
     group_id: int = -1
@@ -119,16 +118,14 @@ class ImportSummary:
 
 
 FLAG_COLUMNS = (
-    "item_id, kind, score, suggested_label, reasons, priority, quality, suggested_prob, top, group_id, contradicts,"
+    "item_id, kind, score, suggested_label, reasons, priority, suggested_prob, top, group_id, contradicts,"
     " neighbours, active_score"
 )
 
 
 def flag_from_row(r) -> Flag:
-    top = [tuple(t) for t in json.loads(r[8])]
-    return Flag(
-        r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], top, r[9], bool(r[10]), json.loads(r[11]), r[12]
-    )
+    top = [tuple(t) for t in json.loads(r[7])]
+    return Flag(*r[:4], json.loads(r[4]), r[5], r[6], top, r[8], bool(r[9]), json.loads(r[10]), r[11])
 
 
 def item_from_row(row) -> Item:

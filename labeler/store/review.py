@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from labeler.store.records import FLAG_COLUMNS, Decision, Filters, Flag, flag_from_row
 
 INSERT_FLAG = (
-    "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority, quality,"
+    "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority,"
     " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -27,7 +27,6 @@ def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
             f.suggested_label,
             json.dumps(f.reasons),
             f.priority,
-            f.quality,
             f.suggested_prob,
             json.dumps(f.top),
             f.group_id,

@@ -96,11 +96,17 @@ SCHEMA_0004 = """
 CREATE INDEX items_status_label_split ON items (status, label, split);
 """
 
+# A flag's score is its one "how likely wrong" figure; cleanlab's label quality (1 - score) is derived where shown.
+SCHEMA_0005 = """
+ALTER TABLE issues DROP COLUMN quality;
+"""
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0001_initial", SCHEMA_0001),
     ("0002_flags_and_claims", SCHEMA_0002),
     ("0003_decision_batches", SCHEMA_0003),
     ("0004_class_count_index", SCHEMA_0004),
+    ("0005_flag_score_only", SCHEMA_0005),
 )
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
