@@ -277,7 +277,7 @@ def queue_precision(ws, truth: dict[str, str]) -> dict:
     """How many queued train/valid images carry a wrong label, and how many wrong labels the queue holds."""
     round_id = ws.store.flagged_round()
     items = {i.id: i for i in ws.store.items()}
-    queued = [items[f.item_id] for f in ws.store.issues(round_id) if items[f.item_id].split != "test"]
+    queued = [items[f.item_id] for f in ws.store.flags(round_id) if items[f.item_id].split != "test"]
     wrong = [i for i in items.values() if i.split != "test" and truth.get(i.path, i.label) != i.label]
     hits = sum(truth.get(i.path, i.label) != i.label for i in queued)
     return {

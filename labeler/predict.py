@@ -17,14 +17,7 @@ from labeler.workspace import DB_NAME, Workspace
 
 
 def _checkpoint(ws: Workspace, round_id: int | None, fold: int) -> tuple[Path, dict, list[str]]:
-    rounds = [r for r in ws.store.rounds() if r.params.get("model_dir")]
-    if not rounds:
-        raise WorkspaceError(f"{ws.path} has no trained round yet; run `labeler train {ws.path}` first")
-    chosen = rounds[-1] if round_id is None else next((r for r in rounds if r.id == round_id), None)
-    if chosen is None:
-        raise WorkspaceError(
-            f"{ws.path} has no trained round {round_id} (rounds: {', '.join(str(r.id) for r in rounds)})"
-        )
+    chosen = ws.pick_round(round_id, trained=True)
     name = "final" if chosen.params.get("weights") == "final" else f"fold-{fold}"  # a --folds 0 round has one model
     weights = ws.path / chosen.params["model_dir"] / f"{name}.pth"
     if not weights.exists():

@@ -182,7 +182,7 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
         raise WorkspaceError(f"{ws.path} has no flagged round; run `labeler flag {ws.path}` first")
     ev = load_evidence(ws, round_id)
     decisions = store.effective_decisions()
-    queued = {f.item_id for f in store.issues(round_id)}
+    queued = {f.item_id for f in store.flags(round_id)}
     split_of = {i.id: i.split for i in store.items()}
     pool = [
         r
@@ -207,7 +207,7 @@ def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) ->
                 [[ev.vocab[j], float(ev.pred_probs[r, j])] for j in top],
             )
         )
-    store.add_issues(round_id, flags)
+    store.add_flags(round_id, flags)
     return [f.item_id for f in flags]
 
 

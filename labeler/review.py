@@ -120,7 +120,7 @@ class ReviewSession:
     def item(self, item_id: int, *, neighbours: bool = True) -> ReviewItem:
         """Everything the review screen shows for ``item_id``."""
         it = self.store.item(item_id)
-        flags = self.store.issues(self.round_id, [item_id])
+        flags = self.store.flags(self.round_id, [item_id])
         if not flags:
             raise WorkspaceError(f"item #{item_id} is not flagged in round {self.round_id}")
         flag = flags[0]
@@ -142,7 +142,7 @@ class ReviewSession:
             shown.competing = latest_per_reviewer(self.store.item_decisions(item_id))
         if flag.group_id >= 0:
             shown.group = [
-                f.item_id for f in self.store.issues_in_group(self.round_id, flag.group_id) if f.item_id != item_id
+                f.item_id for f in self.store.flags_in_group(self.round_id, flag.group_id) if f.item_id != item_id
             ]
         if neighbours:
             self._add_neighbours(shown, flag.neighbours)
@@ -197,7 +197,7 @@ class ReviewSession:
         accept (the suggestion), keep (the current label), relabel (to ``label``), remove (``reason``), skip."""
         current = self.current_label(item_id)
         if action == "accept":
-            label = self.store.issues(self.round_id, [item_id])[0].suggested_label
+            label = self.store.flags(self.round_id, [item_id])[0].suggested_label
             action = "relabel"
         elif action == "keep":
             label, action = current, "confirm"
@@ -230,7 +230,7 @@ class ReviewSession:
         one transaction sharing a batch token (an undo reverts them together). Members that another
         reviewer decided since flagging, or has on screen, are left alone and listed as skipped."""
         if action == "accept":
-            label = self.store.issues(self.round_id, [item_id])[0].suggested_label
+            label = self.store.flags(self.round_id, [item_id])[0].suggested_label
             action = "relabel"
         batch = uuid.uuid4().hex
         outcome = GroupOutcome([], [])
@@ -277,7 +277,7 @@ class ReviewSession:
         return Undone(shown, targets)
 
     def _flag_kind(self, item_id: int) -> str | None:
-        flags = self.store.issues(self.round_id, [item_id])
+        flags = self.store.flags(self.round_id, [item_id])
         return flags[0].kind if flags else None
 
     # -- conflicts and progress ---------------------------------------------------------
@@ -291,7 +291,7 @@ class ReviewSession:
         for item_id in self.conflicts():
             if item_id in exclude:
                 continue
-            flags = self.store.issues(self.round_id, [item_id])
+            flags = self.store.flags(self.round_id, [item_id])
             if not flags or not filters.matches(self.store.item(item_id).label, flags[0].suggested_label):
                 continue
             self.store.claim(item_id, self.reviewer, self.clock())

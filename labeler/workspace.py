@@ -90,6 +90,20 @@ class Workspace:
             raise WorkspaceError(f"{file!r} resolves outside the dataset root {root}; refused")
         return Path(real)
 
+    def pick_round(self, round_id: int | None = None, *, trained: bool = False):
+        """The latest round, or round ``round_id``; with ``trained``, among the rounds that saved models.
+        A clear error when there is none."""
+        what = "trained round" if trained else "round"
+        rounds = [r for r in self.store.rounds() if not trained or r.params.get("model_dir")]
+        if not rounds:
+            raise WorkspaceError(f"{self.path} has no {what} yet; run `labeler train {self.path}` first")
+        chosen = rounds[-1] if round_id is None else next((r for r in rounds if r.id == round_id), None)
+        if chosen is None:
+            raise WorkspaceError(
+                f"{self.path} has no {what} {round_id} (rounds: {', '.join(str(r.id) for r in rounds)})"
+            )
+        return chosen
+
     # -- arrays -------------------------------------------------------------------------
     def record_round(self, kind: str, params: dict, metrics: dict, arrays: dict) -> int:
         """Write ``arrays`` ({name: ndarray}) atomically to arrays/, then record the round and them at once."""

@@ -82,7 +82,7 @@ def test_a_nameless_browser_claims_nothing(ws_path):
 def test_reasons_cite_the_current_label_of_a_near_duplicate(ws_path):
     ui = ReviewUI(ws_path)
     s = ui.session("ann")
-    flag = ui.ws.store.issues(s.round_id)[0]
+    flag = ui.ws.store.flags(s.round_id)[0]
     other = next(i for i in ui.ws.store.items() if i.id != flag.item_id)
     stale = [{"code": "duplicate_conflict", "text": f"near-duplicate of #{other.id} labelled {other.label}"}]
     assert s._fresh(stale)[0]["text"] == f"near-duplicate of #{other.id} labelled {other.label}"
@@ -484,7 +484,7 @@ def test_group_box_resets_and_a_group_undo_reverts_the_group(group_ws, browser):
 @pytest.mark.browser
 def test_a_conflict_shows_both_decisions(ws_path, browser):
     with Workspace.open(ws_path) as ws:
-        item = ws.store.issues(ws.store.flagged_round())[0].item_id
+        item = ws.store.flags(ws.store.flagged_round())[0].item_id
         given = ws.store.item(item).label
         ws.store.add_decision(item, reviewer="bob", action="confirm", label=given, old_label=given)
         ws.store.add_decision(item, reviewer="carol", action="remove", old_label=given, reason="unusable")

@@ -107,7 +107,7 @@ def test_activelab_scores_order_the_queue_and_confirmed_items_are_not_reflagged(
     counts = {"hat": 20, "shoe": 20, "skirt": 20}
     flagged_workspace(cli, tmp_path, train=counts, test={k: 4 for k in counts}, seed=5, doubt=0.3)
     with Workspace.open(tmp_path / "ws") as ws:
-        assert all(f.active_score is None for f in ws.store.issues(1))  # no decisions yet: no ActiveLab
+        assert all(f.active_score is None for f in ws.store.flags(1))  # no decisions yet: no ActiveLab
         session = ReviewSession(ws, "ann")
         confirmed = []
         for _ in range(3):
@@ -116,7 +116,7 @@ def test_activelab_scores_order_the_queue_and_confirmed_items_are_not_reflagged(
             confirmed.append(item.item_id)
     cli("flag", tmp_path / "ws")
     with Workspace.open(tmp_path / "ws") as ws:
-        flags = ws.store.issues(1)
+        flags = ws.store.flags(1)
         assert flags and all(f.active_score is not None for f in flags)
         assert all(f.contradicts for f in flags if f.item_id in confirmed)  # back only if the round disagrees strongly
         first = ReviewSession(ws, "bob").next_item(Filters(order="active"))

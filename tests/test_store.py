@@ -137,8 +137,8 @@ def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
         a, b, c, d, e = (i.id for i in store.items())
         before = store.add_decision(e, reviewer="ann", action="confirm", label="a")  # before flagging: not counted
         r1, r2 = store.add_round("train", {}), store.add_round("train", {})
-        store.replace_issues(r1, [_flag(d, 0.9)])
-        store.replace_issues(r2, [_flag(a, 0.2), _flag(b, 0.8), _flag(c, 0.5), _flag(e, 0.1)])
+        store.replace_flags(r1, [_flag(d, 0.9)])
+        store.replace_flags(r2, [_flag(a, 0.2), _flag(b, 0.8), _flag(c, 0.5), _flag(e, 0.1)])
         store.add_decision(a, reviewer="ann", action="relabel", label="b")
         store.add_decision(a, reviewer="bob", action="confirm", label="a")  # same item twice: counted once
         undone = store.add_decision(b, reviewer="ann", action="remove")
@@ -146,8 +146,8 @@ def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
         store.add_decision(c, reviewer="bob", action="skip")
         store.add_decision(d, reviewer="bob", action="confirm", label="a")  # flagged in round 1 only
         assert store.review_counts(r2, before) == (4, 1, {"ann": 1, "bob": 2})
-        assert [f.item_id for f in store.issues(r2, [c, b, d])] == [b, c]  # by priority; d is round 1's
-        assert [f.item_id for f in store.issues(r1, [a, d])] == [d]
+        assert [f.item_id for f in store.flags(r2, [c, b, d])] == [b, c]  # by priority; d is round 1's
+        assert [f.item_id for f in store.flags(r1, [a, d])] == [d]
 
 
 def test_json_objects_match_json_dumps_even_where_a_value_holds_the_separator():
@@ -184,7 +184,7 @@ def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch):
     monkeypatch.undo()
     with Store.open(db) as store:
         assert store.migrations() == [name for name, _ in MIGRATIONS]
-        (flag,) = store.issues(rid)
+        (flag,) = store.flags(rid)
         assert (flag.item_id, flag.kind, flag.score, flag.priority, flag.suggested_prob) == (
             1,
             "label_issue",

@@ -260,7 +260,7 @@ def queue_kinds(folder: str | Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     with Workspace.open(folder / "workspace", readonly=True) as ws:
         items = {i.id: i for i in ws.store.items()}
-        for f in ws.store.issues(ws.store.flagged_round()):
+        for f in ws.store.flags(ws.store.flagged_round()):
             item = items[f.item_id]
             if item.split == "test":
                 continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.errors import ArrayError, LabelerError, WorkspaceError
+from labeler.errors import ArrayError, LabelerError
 from labeler.files import write_csv
 from labeler.flag.queue import Evidence, Queue, build_queue
 from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
@@ -52,12 +52,7 @@ class FlagResult:
 
 def latest_round(ws: Workspace, round_id: int | None = None):
     """The round to flag: the latest (or ``round_id``) with pred_probs and embeddings; clear errors otherwise."""
-    rounds = ws.store.rounds()
-    if not rounds:
-        raise WorkspaceError(f"{ws.path} has no round yet; run `labeler train {ws.path}` first")
-    chosen = rounds[-1] if round_id is None else next((r for r in rounds if r.id == round_id), None)
-    if chosen is None:
-        raise WorkspaceError(f"no round {round_id} in {ws.path}")
+    chosen = ws.pick_round(round_id)
     have = ws.store.arrays(chosen.id)
     for name in ("pred_probs", "embeddings"):
         if name not in have:
@@ -161,7 +156,7 @@ def flag_round(
     codes = np.array([classes.get(name, -1) for name in evidence.vocab], dtype=np.float64)[evidence.labels]
     scores = np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"], codes], axis=1)
     ws.add_arrays(chosen.id, {"scores": scores})
-    ws.store.replace_issues(chosen.id, flags)
+    ws.store.replace_flags(chosen.id, flags)
     # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
     metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
     ws.store.set_round_metrics(chosen.id, metrics)

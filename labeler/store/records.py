@@ -93,7 +93,7 @@ class ArrayRecord:
 
 @dataclass(frozen=True)
 class Flag:
-    """One flagged item of a round (a row of the ``issues`` table)."""
+    """One flagged item of a round (a row of the ``flags`` table)."""
 
     item_id: int
     kind: str

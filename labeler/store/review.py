@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from labeler.store.records import FLAG_COLUMNS, Decision, Filters, Flag, flag_from_row
 
 INSERT_FLAG = (
-    "INSERT INTO issues (round_id, item_id, kind, score, suggested_label, reasons, priority,"
+    "INSERT INTO flags (round_id, item_id, kind, score, suggested_label, reasons, priority,"
     " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -39,28 +39,28 @@ def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
 
 
 class FlagQueries:
-    def replace_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
+    def replace_flags(self, round_id: int, flags: Sequence[Flag]) -> None:
         """Store the flags of ``round_id`` (replacing earlier flags of that round) in one transaction."""
         with self.transaction():
-            self.conn.execute("DELETE FROM issues WHERE round_id = ?", (round_id,))
+            self.conn.execute("DELETE FROM flags WHERE round_id = ?", (round_id,))
             self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
             self.set_meta("flagged_after_decision", self.last_decision_id())
 
-    def add_issues(self, round_id: int, flags: Sequence[Flag]) -> None:
+    def add_flags(self, round_id: int, flags: Sequence[Flag]) -> None:
         """Add flags to ``round_id``'s queue (e.g. an audit sample) in one transaction, keeping the others."""
         with self.transaction():
             self.conn.executemany(INSERT_FLAG, _flag_rows(round_id, flags))
 
     def flag_order(self, round_id: int) -> list[int]:
         """The item ids of ``round_id``'s queue by priority, highest first (no flag objects built: cheap at scale)."""
-        sql = "SELECT item_id FROM issues WHERE round_id = ? ORDER BY priority DESC, item_id"
+        sql = "SELECT item_id FROM flags WHERE round_id = ? ORDER BY priority DESC, item_id"
         return [r[0] for r in self.conn.execute(sql, (round_id,))]
 
     def flagged_round(self) -> int | None:
         """The latest round that has flags."""
-        return self.conn.execute("SELECT MAX(round_id) FROM issues").fetchone()[0]
+        return self.conn.execute("SELECT MAX(round_id) FROM flags").fetchone()[0]
 
-    def issues(self, round_id: int, item_ids: Sequence[int] | None = None) -> list[Flag]:
+    def flags(self, round_id: int, item_ids: Sequence[int] | None = None) -> list[Flag]:
         """Flags of ``round_id`` (or of just ``item_ids``) by priority, highest first."""
         where, args = "round_id = ?", [round_id]
         if item_ids is not None:
@@ -68,7 +68,7 @@ class FlagQueries:
             # round (28k flags at DeepFashion scale) to save a sort of a few rows: look up by item instead.
             where = f"+round_id = ? AND item_id IN ({','.join('?' * len(item_ids))})"
             args += list(item_ids)
-        sql = f"SELECT {FLAG_COLUMNS} FROM issues WHERE {where} ORDER BY priority DESC, item_id"
+        sql = f"SELECT {FLAG_COLUMNS} FROM flags WHERE {where} ORDER BY priority DESC, item_id"
         return [flag_from_row(r) for r in self.conn.execute(sql, args)]
 
     # -- review queue -------------------------------------------------------------------
@@ -113,7 +113,7 @@ class FlagQueries:
             args["any"] = f.any_label
         ordering = "i.active_score DESC, i.priority DESC" if f.order == "active" else "i.priority DESC"
         sql = (
-            f"SELECT i.item_id FROM issues i JOIN items it ON it.id = i.item_id WHERE {' AND '.join(clauses)}"
+            f"SELECT i.item_id FROM flags i JOIN items it ON it.id = i.item_id WHERE {' AND '.join(clauses)}"
             f" ORDER BY {ordering}, i.item_id LIMIT 1"
         )
         row = self.conn.execute(sql, args).fetchone()
@@ -152,11 +152,11 @@ class FlagQueries:
 
     def review_counts(self, round_id: int, after_decision: int) -> tuple[int, int, dict[str, int]]:
         """(flagged, decided since flagging, {reviewer: decisions since flagging}) for the progress line."""
-        flagged = self.conn.execute("SELECT COUNT(*) FROM issues WHERE round_id = ?", (round_id,)).fetchone()[0]
+        flagged = self.conn.execute("SELECT COUNT(*) FROM flags WHERE round_id = ?", (round_id,)).fetchone()[0]
         decided = self.conn.execute(  # driven by the decisions since flagging, not by the whole queue
             "SELECT COUNT(DISTINCT d.item_id) FROM decisions d WHERE d.id > ? AND d.action NOT IN ('skip', 'undo')"
             " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id)"
-            " AND EXISTS (SELECT 1 FROM issues i WHERE i.item_id = d.item_id AND +i.round_id = ?)",
+            " AND EXISTS (SELECT 1 FROM flags i WHERE i.item_id = d.item_id AND +i.round_id = ?)",
             (after_decision, round_id),
         ).fetchone()[0]
         per = self.conn.execute(
@@ -166,13 +166,13 @@ class FlagQueries:
         ).fetchall()
         return flagged, decided, dict(per)
 
-    def issues_in_group(self, round_id: int, group_id: int) -> list[Flag]:
-        sql = f"SELECT {FLAG_COLUMNS} FROM issues WHERE round_id = ? AND group_id = ? ORDER BY item_id"
+    def flags_in_group(self, round_id: int, group_id: int) -> list[Flag]:
+        sql = f"SELECT {FLAG_COLUMNS} FROM flags WHERE round_id = ? AND group_id = ? ORDER BY item_id"
         return [flag_from_row(r) for r in self.conn.execute(sql, (round_id, group_id))]
 
     def count_flagged(self) -> int:
         """Items flagged in the latest round that has flags."""
-        sql = "SELECT COUNT(DISTINCT item_id) FROM issues WHERE round_id = (SELECT MAX(round_id) FROM issues)"
+        sql = "SELECT COUNT(DISTINCT item_id) FROM flags WHERE round_id = (SELECT MAX(round_id) FROM flags)"
         return self.conn.execute(sql).fetchone()[0]
 
     def batch_decisions(self, batch: str) -> list[Decision]:
@@ -186,7 +186,7 @@ class FlagQueries:
 
     def has_active_scores(self, round_id: int) -> bool:
         """Whether any flag of ``round_id`` has an active-learning score (computed once decisions exist)."""
-        sql = "SELECT 1 FROM issues WHERE round_id = ? AND active_score IS NOT NULL LIMIT 1"
+        sql = "SELECT 1 FROM flags WHERE round_id = ? AND active_score IS NOT NULL LIMIT 1"
         return self.conn.execute(sql, (round_id,)).fetchone() is not None
 
     def claim_of(self, item_id: int) -> tuple[str, float] | None:

@@ -96,9 +96,11 @@ SCHEMA_0004 = """
 CREATE INDEX items_status_label_split ON items (status, label, split);
 """
 
-# A flag's score is its one "how likely wrong" figure; cleanlab's label quality (1 - score) is derived where shown.
+# One name end to end: the table of flagged items is ``flags`` (the store's ``Flag`` records). A flag's
+# score is its one "how likely wrong" figure; cleanlab's label quality (1 - score) is derived where shown.
 SCHEMA_0005 = """
 ALTER TABLE issues DROP COLUMN quality;
+ALTER TABLE issues RENAME TO flags;
 """
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -106,7 +108,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0002_flags_and_claims", SCHEMA_0002),
     ("0003_decision_batches", SCHEMA_0003),
     ("0004_class_count_index", SCHEMA_0004),
-    ("0005_flag_score_only", SCHEMA_0005),
+    ("0005_flags_table", SCHEMA_0005),
 )
 
 ITEM_COLUMNS = ("row", "path", "file", "label", "split", "status", "reason", "extra")
