@@ -9,24 +9,34 @@ from __future__ import annotations
 
 from collections import Counter
 
+from labeler.errors import Problem
+
 BOX_COLUMNS = ("x_1", "y_1", "x_2", "y_2")
+# Why a box is ignored: code -> what `status` counts it as (the stored text names the values).
+BOX_PROBLEMS = {
+    "box_not_numbers": "box is not four whole numbers",
+    "box_negative": "box has a negative coordinate",
+    "box_inverted": "zero-area or inverted box",
+    "box_outside": "box outside the image",
+}
 
 
 def parse_box(extra: dict, size: tuple[int, int] | None = None) -> tuple[tuple[int, int, int, int] | None, str | None]:
-    """(box, None), (None, reason) for a bad box, or (None, None) when the item has no box columns."""
+    """(box, None), (None, reason) for a bad box (a ``Problem``: its ``code`` a key of BOX_PROBLEMS), or
+    (None, None) when the item has no box columns."""
     values = [extra.get(c) for c in BOX_COLUMNS]
     try:
         x1, y1, x2, y2 = map(int, map(str, values))  # int() takes surrounding spaces, never "12.5" or "None"
     except ValueError:
         if all(v is None or str(v).strip() == "" for v in values):
             return None, None
-        return None, f"box is not four whole numbers: {' '.join(str(v) for v in values)}"
+        return None, Problem("box_not_numbers", f"box is not four whole numbers: {' '.join(map(str, values))}")
     if min(x1, y1, x2, y2) < 0:
-        return None, f"box has a negative coordinate: {x1} {y1} {x2} {y2}"
+        return None, Problem("box_negative", f"box has a negative coordinate: {x1} {y1} {x2} {y2}")
     if x2 <= x1 or y2 <= y1:
-        return None, f"zero-area or inverted box: {x1} {y1} {x2} {y2}"
+        return None, Problem("box_inverted", f"zero-area or inverted box: {x1} {y1} {x2} {y2}")
     if size is not None and (x2 > size[0] or y2 > size[1]):
-        return None, f"box {x1} {y1} {x2} {y2} is outside the {size[0]}x{size[1]} image"
+        return None, Problem("box_outside", f"box {x1} {y1} {x2} {y2} is outside the {size[0]}x{size[1]} image")
     return (x1, y1, x2, y2), None
 
 
@@ -64,9 +74,8 @@ def summarize(extras: list[dict], paths: list[str]) -> dict:
     valid = 0
     for extra, path in zip(extras, paths):
         problem = extra.get("bbox_problem")
-        if problem:
-            kind = "box outside the image" if "outside the" in problem else problem.split(":")[0]
-            reasons[kind] += 1
+        if problem:  # a workspace imported before codes were kept counts its problems as "unusable box"
+            reasons[BOX_PROBLEMS.get(extra.get("bbox_problem_code"), "unusable box")] += 1
             if len(examples) < 20:
                 examples.append({"path": path, "reason": problem})
         elif extra.get("x_1") is not None and str(extra["x_1"]).strip():

@@ -17,6 +17,21 @@ class ArrayError(LabelerError):
     """A stored array is missing, changed since it was recorded, or has the wrong shape."""
 
 
+class Problem(str):
+    """Why a record is quarantined: the text stored and shown (it is a ``str``), and a stable ``code`` that
+    the import summary counts by (the text names rows and values, so it cannot be grouped on)."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str):
+        problem = super().__new__(cls, text)
+        problem.code = code
+        return problem
+
+    def __getnewargs__(self):  # pickled across the image-check processes
+        return self.code, str(self)
+
+
 def explain(exc: BaseException) -> LabelerError | None:
     """A clear error for the system failures a user can fix (full disk, read-only files, a damaged
     database); None for anything else (a bug, which keeps its traceback)."""

@@ -137,12 +137,14 @@ def test_overview_and_screen_show_remaining_errors_and_when_to_stop(ws_path):
     assert "stopped paying" in ui.show("ann").progress  # every kept label: the hit rate is far below 0.99
 
 
-def test_review_app_builds_blocks(ws_path):
-    import gradio as gr
-
+def test_review_app_exposes_the_api_the_concurrency_bench_drives(ws_path):
     from labeler.app import ReviewApp
 
-    assert isinstance(ReviewApp(ws_path).blocks, gr.Blocks)
+    config = ReviewApp(ws_path).blocks.config
+    api = {d.get("api_name") for d in config["dependencies"]}
+    assert {"start", "accept", "overview"} <= api  # `bench review` calls /start and /accept
+    on_load = " ".join(d.get("js") or "" for d in config["dependencies"] if ("load" in {t[1] for t in d["targets"]}))
+    assert "keydown" in on_load  # the keyboard script is installed when the page loads
 
 
 def test_binding_beyond_localhost_needs_auth(cli, ws_path):

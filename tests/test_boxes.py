@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from labeler.bench.synthetic import write_deepfashion
-from labeler.boxes import parse_box, with_margin
+from labeler.boxes import BOX_PROBLEMS, parse_box, summarize, with_margin
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,21 @@ def test_box_parsing_edge_cases(extra, size, box, reason):
     got, problem = parse_box(extra, size)
     assert got == box
     assert (problem is None) if reason is None else (reason in problem)
+    if problem is not None:  # counted by its code, whatever values its text names
+        assert problem.code in BOX_PROBLEMS and summarize([{**extra, **_checked(extra, size)}], ["a.jpg"])[
+            "ignored"
+        ] == {BOX_PROBLEMS[problem.code]: 1}
+
+
+def _checked(extra, size):
+    from labeler.ingest.validate import _box_checked
+
+    return _box_checked(extra, size)
+
+
+def test_boxes_from_a_workspace_without_problem_codes_still_count():
+    extras = [{"x_1": "5", "y_1": "2", "x_2": "5", "y_2": "40", "bbox_problem": "zero-area or inverted box: 5 2 5 40"}]
+    assert summarize(extras, ["a.jpg"])["ignored"] == {"unusable box": 1}
 
 
 def test_margin_grows_the_box_and_stays_inside_the_image():

@@ -64,10 +64,9 @@ def summarize(pred_probs, labels, vocab: list[str], prefix: str) -> dict:
 
 def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix heatmap (counts written in the cells when few classes)."""
-    import matplotlib
+    from training.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     k = len(vocab)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -97,11 +96,11 @@ def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = ""
 
 def plot_top_losses(files: list[str], pred_probs, labels, vocab: list[str], path: Path, n: int = 16) -> None:
     """Grid of the ``n`` images with the highest loss: label, prediction and its probability."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from PIL import Image
+
+    from training.plots import pyplot
+
+    plt = pyplot()
 
     pred_probs, labels = _check(pred_probs, labels)
     losses = -np.log(np.clip(pred_probs[np.arange(len(labels)), labels], 1e-12, 1))

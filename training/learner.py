@@ -167,10 +167,9 @@ def body_weights(arch: str, path: str | Path) -> dict:
 
 def find_lr(learn, iters: int, plot: Path | None = None) -> float:
     """Run lr_find; return its 'valley' suggestion and save the plot to ``plot``."""
-    import matplotlib
+    from training.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     suggestion = learn.lr_find(num_it=iters, show_plot=plot is not None)
     if plot is not None:
@@ -206,10 +205,9 @@ def _fit(learn, config: TrainConfig, lr: float) -> None:
 
 def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:
     """Training loss per batch and validation loss per epoch, as a PNG."""
-    import matplotlib
+    from training.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(history.train) + 1), history.train, label="train (per batch)", alpha=0.7)

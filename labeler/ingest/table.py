@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labeler.errors import Problem  # noqa: F401  (re-exported: the importers build their records with it)
+
 TABLE_COLUMNS = ("row", "path", "file", "label", "split", "extra", "problem")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -32,21 +34,6 @@ class RawTable:
     columns: dict = field(default_factory=dict)  # source column names, for export
     warnings: list[str] = field(default_factory=list)
     class_types: dict | None = None  # {class: type}: DeepFashion's category_type (1 upper, 2 lower, 3 full body)
-
-
-class Problem(str):
-    """Why a record is quarantined: the text stored and shown (it is a ``str``), and a stable ``code`` that
-    the import summary counts by (the text names rows and values, so it cannot be grouped on)."""
-
-    code: str
-
-    def __new__(cls, code: str, text: str):
-        problem = super().__new__(cls, text)
-        problem.code = code
-        return problem
-
-    def __getnewargs__(self):  # pickled across the image-check processes
-        return self.code, str(self)
 
 
 def make_frame(records: list[tuple]):

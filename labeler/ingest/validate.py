@@ -103,7 +103,7 @@ def _box_checked(extra: dict, size=None) -> dict:
     if not extra or "x_1" not in extra:
         return extra
     _, problem = parse_box(extra, size)
-    return {**extra, "bbox_problem": problem} if problem else extra
+    return {**extra, "bbox_problem": str(problem), "bbox_problem_code": problem.code} if problem else extra
 
 
 NUL_TEXT = "image path contains a NUL byte (a damaged or binary CSV field)"
