@@ -152,6 +152,15 @@ def test_binding_beyond_localhost_needs_auth(cli, ws_path):
     assert "--auth USER:PASS" in result.output and "reviewing" not in result.output
 
 
+@pytest.mark.parametrize("login", ["nopass", ":secret", "ann:"])
+def test_a_malformed_login_is_refused_when_the_command_line_is_parsed(cli, ws_path, monkeypatch, login):
+    result = cli("review", ws_path, "--auth", login, expect=2)
+    assert "must be USER:PASS" in result.output and "reviewing" not in result.output
+    monkeypatch.setenv("LABELER_AUTH", login)  # the environment variable goes through the same check
+    result = cli("review", ws_path, "--host", "0.0.0.0", expect=2)
+    assert "must be USER:PASS" in result.output
+
+
 # -- the real server, in a real browser ---------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 
 import gradio as gr
@@ -154,20 +153,20 @@ class ReviewApp:
         *,
         host: str = "127.0.0.1",
         port: int = 7860,
-        auth: str | None = None,
+        auth: tuple[str, str] | None = None,
         share: bool = False,
         block: bool = True,
         on_ready=None,
     ) -> gr.Blocks:
-        """Serve the app. Only the workspace's item images are served; other hosts need ``auth`` (USER:PASS)."""
-        credentials = check_launch(host, auth)
+        """Serve the app. Only the workspace's item images are served; other hosts need ``auth`` (user, password)."""
+        check_launch(host, auth)
         exports = self.ui.ws.path / "exports"
         exports.mkdir(exist_ok=True)
         try:
             self.blocks.launch(
                 server_name=host,
                 server_port=port,
-                auth=credentials,
+                auth=auth,
                 share=share,
                 allowed_paths=[str(exports)],
                 css=CSS,
@@ -213,20 +212,13 @@ def _legend() -> str:
     return f"<div class='lab-keys'>{keys}</div>"
 
 
-def check_launch(host: str, auth: str | None) -> tuple[str, str] | None:
-    """The login (user, password) to require, or None; refuses a host beyond this machine without one."""
-    auth = auth or os.environ.get("LABELER_AUTH")
+def check_launch(host: str, auth: tuple[str, str] | None) -> None:
+    """Refuse a host beyond this machine without a login (``auth``: (user, password), parsed by the CLI)."""
     if host not in ("127.0.0.1", "localhost", "::1") and not auth:
         raise LabelerError(
             f"binding to {host} exposes the review app beyond this machine; give --auth USER:PASS "
             "(or set LABELER_AUTH) or keep the default --host 127.0.0.1"
         )
-    if not auth:
-        return None
-    user, _, password = auth.partition(":")
-    if not user or not password:
-        raise LabelerError("--auth must be USER:PASS")
-    return user, password
 
 
 def routes(ui: ReviewUI) -> list:

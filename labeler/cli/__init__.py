@@ -14,7 +14,7 @@ import click
 
 from labeler.cli import models
 from labeler.cli.bench import bench
-from labeler.cli.options import POSITIVE, SHARE, train_options
+from labeler.cli.options import POSITIVE, SHARE, Credentials, train_options
 from labeler.errors import LabelerError, explain
 from training.errors import TrainingError
 
@@ -270,7 +270,9 @@ def export(workspace, out, audit, include_removed, force):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; others need --auth.")
 @click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--reviewer", help="A name to suggest in a new browser's name box (each browser asks once and keeps it).")
-@click.option("--auth", help="USER:PASS required to open the app (or LABELER_AUTH).")
+@click.option(
+    "--auth", type=Credentials(), envvar="LABELER_AUTH", help="USER:PASS required to open the app (or LABELER_AUTH)."
+)
 @click.option("--share", is_flag=True, help="Also open a public Gradio share link (off by default).")
 @click.option(
     "--stop-below",

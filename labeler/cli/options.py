@@ -43,6 +43,20 @@ class PairList(click.ParamType):
         return pairs
 
 
+class Credentials(click.ParamType):
+    """A login "USER:PASS" -> (user, password), checked when the command line is parsed."""
+
+    name = "user:pass"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        user, _, password = str(value).partition(":")
+        if not user or not password:
+            self.fail("must be USER:PASS, both parts non-empty", param, ctx)
+        return user, password
+
+
 def train_options(func):
     """Options shared by `train` , `retrain` and the training benchmarks; None means: the preset's value."""
     options = [
