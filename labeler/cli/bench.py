@@ -37,6 +37,24 @@ def bench_import(source, rows, classes, verify_images):
     click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
 
 
+@bench.command("outfits")
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--seed", default=0, show_default=True, help="Seed of the pairing of garments.")
+@click.option("--limit", type=POSITIVE, help="Use only this many photos of SOURCE (a seeded sample).")
+def bench_outfits(source, out, seed, limit):
+    """Build a DeepFashion-layout set of outfit photos with garment boxes from SOURCE's single-garment photos
+    (for measuring `--crop bbox` on real pixels: `labeler bench noise OUT --crop bbox` against without)."""
+    from labeler.bench.outfits import write_outfits
+
+    counts = write_outfits(source, out, seed=seed, limit=limit)
+    for split, by_class in counts.items():
+        click.echo(
+            f"{split}: {sum(by_class.values()):,} outfits (" + ", ".join(f"{c} {n}" for c, n in by_class.items()) + ")"
+        )
+    click.echo(f"wrote a DeepFashion-layout set with garment boxes to {out}")
+
+
 @bench.command("noise")
 @click.argument("source", type=click.Path(exists=True))
 @click.option(
