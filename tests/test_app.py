@@ -161,6 +161,21 @@ def test_a_malformed_login_is_refused_when_the_command_line_is_parsed(cli, ws_pa
     assert "must be USER:PASS" in result.output
 
 
+@pytest.mark.parametrize("auth", [None, ("ann", "secret")])
+def test_launch_warms_the_event_queue_before_it_says_ready(ws_path, auth):
+    """The first reviewer's screen does not wait for the queue's start-up or the estimate (login or not)."""
+    from labeler.app import ReviewApp
+
+    app = ReviewApp(ws_path)
+    said = []
+    app.launch(port=_free_port(), auth=auth, block=False, on_ready=said.append)
+    try:
+        assert app.pings == 1 and said and said[0].startswith("reviewing")
+        assert app.ui._estimate[0] >= 0  # computed and cached
+    finally:
+        app.blocks.close()
+
+
 # -- the real server, in a real browser ---------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:

@@ -125,14 +125,15 @@ def _decide(ws_path: Path, decisions: int) -> int:
 def first_screen(ws_path: Path, *, port: int = 7872, log=print) -> dict:
     """Seconds from opening the review app to the first item on screen, in headless Chromium when
     Playwright and Debian's chromium are installed; otherwise the first claim over the app's HTTP API."""
+    started = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "labeler", "review", str(ws_path), "--port", str(port), "--reviewer", "bench-first"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
-        started = time.perf_counter()
-        url = _wait_for(f"http://127.0.0.1:{port}/")
+        url = _ready_line(server, f"http://127.0.0.1:{port}/")  # a reviewer opens the link the app prints
         out = {"review_server_start_seconds": time.perf_counter() - started}
         try:
             out["first_screen_seconds"], out["first_screen_cached_seconds"] = _first_paint(url)
@@ -356,6 +357,14 @@ def _overlaps(shown) -> int:
         for (_s1, e1, n1), (s2, _e2, n2) in zip(spans, spans[1:]):
             count += n1 != n2 and s2 < e1
     return count
+
+
+def _ready_line(server: subprocess.Popen, url: str) -> str:
+    """Wait for `labeler review`'s "reviewing ... on URL" line (printed once the app is ready to serve)."""
+    for line in server.stdout:
+        if line.startswith("reviewing "):
+            return url
+    raise RuntimeError(f"the review server at {url} exited before it was ready (exit code {server.wait()})")
 
 
 def _wait_for(url: str, timeout: float = 90) -> str:
