@@ -202,7 +202,7 @@ def _warm_up(url: str, auth: tuple[str, str] | None) -> None:
     import httpx
 
     try:
-        with httpx.Client(base_url=url.rstrip("/"), timeout=30) as client:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=10, trust_env=False) as client:  # no proxy for localhost
             if auth:
                 client.post("/login", data={"username": auth[0], "password": auth[1]})
             event = client.post("/gradio_api/call/ping", json={"data": []}).json()["event_id"]
