@@ -49,11 +49,9 @@ def train_round(
     log: Callable[[str], None] = print,
 ) -> int | None:
     """Train ``config.folds`` fold models, evaluate, save arrays and reports; return the new round id.
-
-    Folds are stratified and group-aware (``group_by``, see ``labeler.groups``): a group is held out
-    together. ``only_fold``: train one fold, return None; ``merge``: assemble folds trained as separate
-    jobs. Under torchrun only rank 0 records the round.
-    """
+    Folds are stratified and group-aware (``group_by``, ``labeler.groups``: a group is held out together).
+    ``only_fold``: train one fold, return None; ``merge``: assemble folds trained as separate jobs. Under
+    torchrun only rank 0 records the round."""
     from training.crossval import run_crossval
 
     started = time.perf_counter()
