@@ -311,3 +311,18 @@ def test_tta_averages_augmented_passes_in_and_keeps_the_plain_probabilities(tmp_
         assert not np.allclose(tta, plain)  # the augmented passes changed the predictions ...
         assert np.abs(tta - plain).max() < 0.9  # ... and the plain pass keeps its share
         assert w.store.rounds()[-1].params["config"]["tta"] == 2
+
+
+def test_the_cpu_preset_trains_longer_at_a_fixed_rate_from_scratch_only():
+    from training.learner import SCRATCH, make_config
+
+    transfer = make_config("cpu")
+    assert (transfer.epochs, transfer.freeze_epochs, transfer.lr) == (3, 1, None)  # fine_tune, lr_find's rate
+    scratch = make_config("cpu", pretrained=False)
+    assert (scratch.epochs, scratch.freeze_epochs, scratch.lr) == tuple(
+        SCRATCH["cpu"][k] for k in ("epochs", "freeze_epochs", "lr")
+    )
+    assert (scratch.arch, scratch.size) == (transfer.arch, transfer.size)
+    assert make_config("cpu", pretrained=False, epochs=2).epochs == 2  # a given option still wins
+    assert make_config("cpu", pretrained=False, weights="body.pth").epochs == 3  # a weights file: transfer
+    assert make_config("demo").epochs == 4 and make_config(None, pretrained=False).epochs == 3  # others unchanged

@@ -330,9 +330,9 @@ def retrain(workspace, resume, restart, group_by, preset, **options):
     from labeler.workspace import Workspace
 
     if preset is not None:
-        from training.learner import PRESETS
+        from training.learner import preset_values
 
-        options = {**PRESETS[preset], **{k: v for k, v in options.items() if v is not None}}
+        options = preset_values(preset, options)
     with Workspace.open(workspace) as ws:
         round_id = retrain_round(ws, {**options, "group_by": group_by}, resume=resume, restart=restart, log=click.echo)
     click.echo(f"recorded round {round_id}; compare rounds with: labeler status {workspace}")
