@@ -14,7 +14,7 @@ import click
 
 from labeler.cli import models
 from labeler.cli.bench import bench
-from labeler.cli.options import POSITIVE, SHARE, Credentials, train_options
+from labeler.cli.options import GROUP_BY, POSITIVE, SHARE, Credentials, train_options
 from labeler.errors import LabelerError, explain
 from training.errors import TrainingError
 
@@ -152,12 +152,7 @@ def status(workspace, as_json, stop_below):
     "--fold", "only_fold", type=click.IntRange(0), help="Train this fold only (folds as separate jobs; then --merge)."
 )
 @click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
-@click.option(
-    "--group-by",
-    default=None,
-    metavar="auto|folder|hash|none|column:NAME",
-    help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].",
-)
+@GROUP_BY
 def train(workspace, resume, restart, only_fold, merge, group_by, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
     from labeler.train import train_round
@@ -318,12 +313,7 @@ def sample(workspace, n, split, seed):
 @train_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted retrain.")
 @click.option("--restart", is_flag=True, help="Discard an interrupted run and start over.")
-@click.option(
-    "--group-by",
-    default=None,
-    metavar="auto|folder|hash|none|column:NAME",
-    help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].",
-)
+@GROUP_BY
 def retrain(workspace, resume, restart, group_by, preset, **options):
     """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
     from labeler.train import retrain_round

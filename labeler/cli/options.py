@@ -8,6 +8,14 @@ POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is ref
 SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)
 
 
+GROUP_BY = click.option(  # train and retrain
+    "--group-by",
+    default=None,
+    metavar="auto|folder|hash|none|column:NAME",
+    help="Keep these groups in one fold [auto: DeepFashion's item folder, else near-identical pixels].",
+)
+
+
 class CommaList(click.ParamType):
     """A comma-separated list ("0.05,0.10"), each item converted and checked by ``item`` (a click type)
     when the command line is parsed, so a bad value is refused before any work."""
