@@ -167,11 +167,10 @@ def test_json_objects_match_json_dumps_even_where_a_value_holds_the_separator():
     assert json_objects([]) == []
 
 
-def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch):
-    """A store written when flags kept both score and quality opens, migrates, and reads its flags back."""
+def _store_before_0005(db, monkeypatch) -> int:
+    """A store as the release before 0005 wrote it (flags in ``issues``, with ``quality``) holding one flag."""
     import labeler.store.core
 
-    db = tmp_path / "labeler.db"
     monkeypatch.setattr(labeler.store.core, "MIGRATIONS", MIGRATIONS[:4])
     with Store.open(db, create=True) as store:
         store.import_items(_records(["x.jpg", "y.jpg"]), ["a"], {"format": "csv"})
@@ -182,8 +181,18 @@ def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch):
         )
         store.conn.execute(sql, (rid,))
     monkeypatch.undo()
-    with Store.open(db) as store:
-        assert store.migrations() == [name for name, _ in MIGRATIONS]
+    return rid
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch, readonly):
+    """A store written when flags kept both score and quality in ``issues`` reads its flags back: migrated
+    when opened to write, as it is (nothing written) when opened read-only, as `status` does."""
+    db = tmp_path / "labeler.db"
+    rid = _store_before_0005(db, monkeypatch)
+    before = db.read_bytes()
+    with Store.open(db, readonly=readonly) as store:
+        assert store.flagged_round() == rid and store.count_flagged() == 1
         (flag,) = store.flags(rid)
         assert (flag.item_id, flag.kind, flag.score, flag.priority, flag.suggested_prob) == (
             1,
@@ -193,3 +202,8 @@ def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch):
             0.9,
         )
         assert flag.top == [("a", 0.9)]
+    if readonly:
+        assert db.read_bytes() == before  # nothing written: no migration
+    else:
+        with Store.open(db) as store:
+            assert store.migrations() == [name for name, _ in MIGRATIONS]

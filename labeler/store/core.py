@@ -53,7 +53,7 @@ class Store(FlagQueries):
                 conn.execute("PRAGMA foreign_keys=ON")
                 store.migrate()
             else:
-                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                store._read_older_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise damaged(path, exc) from exc
@@ -69,6 +69,14 @@ class Store(FlagQueries):
         self.close()
 
     # -- schema -------------------------------------------------------------------------
+    def _read_older_schema(self) -> None:
+        """A read-only open applies no migration. A workspace written before ``0005_flags_table`` keeps its
+        flags in ``issues``: a temporary view (the connection's own temp schema; nothing is written to the
+        workspace) reads them as ``flags``."""
+        names = {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "issues" in names and "flags" not in names:
+            self.conn.execute("CREATE TEMP VIEW flags AS SELECT * FROM issues")
+
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied; return their names."""
         self.conn.execute(
