@@ -244,7 +244,7 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[
                 current.get(f.item_id, item.label),
                 f.suggested_label,
                 f"{f.suggested_prob:.4f}",
-                f"{1 - f.score:.4f}",  # cleanlab's label quality
+                f"{1 - f.score:.4f}",  # label_quality: 1 - the queue's score (higher = more likely right)
                 f"{f.priority:.4f}",
                 ";".join(r["code"] for r in f.reasons),
                 " | ".join(r["text"] for r in f.reasons),

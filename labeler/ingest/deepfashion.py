@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from labeler.errors import InputError
-from labeler.ingest.table import Problem, RawTable, make_frame_columns
+from labeler.errors import InputError, Problem
+from labeler.ingest.table import RawTable, make_frame_columns
 from labeler.ingest.validate import SPLIT_ALIASES
 
 ANNO_DIRS = ("Anno_coarse", "Anno")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from labeler.errors import InputError
-from labeler.ingest.table import IMAGE_EXTENSIONS, Problem, RawTable, make_frame
+from labeler.errors import InputError, Problem
+from labeler.ingest.table import IMAGE_EXTENSIONS, RawTable, make_frame
 
 SPLIT_FOLDERS = ("train", "training", "valid", "validation", "val", "dev", "test", "testing")
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeler.errors import Problem  # noqa: F401  (re-exported: the importers build their records with it)
-
 TABLE_COLUMNS = ("row", "path", "file", "label", "split", "extra", "problem")
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 

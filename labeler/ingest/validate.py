@@ -17,8 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from labeler.boxes import parse_box
-from labeler.errors import InputError
-from labeler.ingest.table import Problem, RawTable
+from labeler.errors import InputError, Problem
+from labeler.ingest.table import RawTable
 from labeler.store.records import ItemRecord
 
 SPLIT_ALIASES = {

@@ -13,7 +13,7 @@ from labeler.errors import WorkspaceError
 from labeler.store.bulk import check_items, json_objects, occurrence
 from labeler.store.records import ArrayRecord, Decision, ImportSummary, Item, ItemRecord, Round, item_from_row, now
 from labeler.store.review import FlagQueries
-from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS
+from labeler.store.schema import ITEM_COLUMNS, MIGRATIONS, READ_AS_MIGRATED
 
 BULK_ROWS = 10_000  # an import inserting more items than this builds the items' indexes after the rows
 
@@ -70,12 +70,13 @@ class Store(FlagQueries):
 
     # -- schema -------------------------------------------------------------------------
     def _read_older_schema(self) -> None:
-        """A read-only open applies no migration. A workspace written before ``0005_flags_table`` keeps its
-        flags in ``issues``: a temporary view (the connection's own temp schema; nothing is written to the
-        workspace) reads them as ``flags``."""
+        """A read-only open applies no migration: for each migration the file lacks, ``READ_AS_MIGRATED``'s
+        temporary objects (e.g. a ``flags`` view over the ``issues`` table of before 0005) read it as migrated."""
         names = {n for (n,) in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "issues" in names and "flags" not in names:
-            self.conn.execute("CREATE TEMP VIEW flags AS SELECT * FROM issues")
+        done = set(self.migrations()) if "schema_migrations" in names else set()
+        for name, sql in READ_AS_MIGRATED.items():
+            if name not in done:
+                self.conn.execute(sql)
 
     def migrate(self) -> list[str]:
         """Apply the migrations not yet applied; return their names."""

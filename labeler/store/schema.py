@@ -103,6 +103,12 @@ ALTER TABLE issues DROP COLUMN quality;
 ALTER TABLE issues RENAME TO flags;
 """
 
+# A read-only open applies no migration. For a workspace that lacks one of these migrations, the SQL here
+# (TEMP objects only: the connection's own schema, nothing written to the file) lets today's queries read it.
+READ_AS_MIGRATED = {
+    "0005_flags_table": "CREATE TEMP VIEW flags AS SELECT * FROM issues",
+}
+
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0001_initial", SCHEMA_0001),
     ("0002_flags_and_claims", SCHEMA_0002),
