@@ -236,7 +236,9 @@ def _open(page, port: int, name: str = "ann") -> str:
     if page.input_value("#lab-name") != name:
         page.fill("#lab-name", name)
     page.press("#lab-name", "Enter")
-    return _shown(page)
+    item = _shown(page)  # an item is shown only once the name is in
+    page.wait_for_function("!window.labeler.busy", timeout=30_000)  # and its image is painted: keys work
+    return item
 
 
 def _press(page, key: str) -> str:
@@ -425,6 +427,40 @@ def test_class_search_opens_empty_enter_applies_escape_cancels(ws_path, browser)
     with Workspace.open(ws_path) as ws:
         decisions = ws.store.decisions()
     assert [(d.item_id, d.label) for d in decisions] == [(int(first), "shoe")]
+
+
+@pytest.mark.browser
+def test_search_typed_while_the_next_image_loads_goes_into_the_search(ws_path, browser):
+    """'/' pressed while the next image is still loading opens the search: what is typed next is a query, never
+    decision keys ('s' skip, 'k' keep), and Enter applies only once the new image is on screen."""
+    with _served(ws_path) as port:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        first = _open(page, port)
+        page.wait_for_function("!window.labeler.busy", timeout=15_000)
+        held = []
+        page.route("**/labeler/image/**", lambda route: held.append(route))  # the next image does not arrive yet
+        page.keyboard.press("s")  # skip: busy until the next image is painted
+        page.wait_for_function(f"document.querySelector('#current-item').dataset.item !== '{first}'")
+        assert page.evaluate("window.labeler.busy")
+        page.keyboard.press("/")
+        page.keyboard.type("sk")
+        assert page.input_value("#lab-search-input") == "sk"
+        assert page.locator("#lab-search-list li").all_inner_texts() == ["3 skirt"]
+        page.keyboard.press("Enter")  # the image is not painted yet: nothing is applied, the search stays open
+        assert page.locator("#lab-search").is_visible()
+        second = _shown(page)
+        for route in held:
+            route.continue_()
+        page.unroute("**/labeler/image/**")
+        page.wait_for_function("!window.labeler.busy", timeout=15_000)
+        before = page.get_attribute("#current-item", "data-seq")
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"document.querySelector('#current-item').dataset.seq !== '{before}'")
+    with Workspace.open(ws_path) as ws:
+        decisions = [(d.item_id, d.action, d.label) for d in ws.store.decisions()]
+    assert decisions[0][:2] == (int(first), "skip")
+    assert [(item, label) for item, _, label in decisions[1:]] == [(int(second), "skirt")]  # confirm if it was skirt
+    assert decisions[1][1] in ("relabel", "confirm")
 
 
 @pytest.mark.browser

@@ -2,7 +2,9 @@
 //
 // Every action is sent with the item that is on screen at the moment of the key press (the
 // data-item of #current-item). Keys do nothing while an action is in flight: they work again
-// once the next screen is in the page and its image is painted. A held key decides once.
+// once the next screen is in the page and its image is painted. A held key decides once. The class
+// search ('/') opens at any time, so a query typed while an image loads never reaches the decision
+// keys; its Enter applies only once the image is painted.
 (...inputs) => {
   const nFilters = NFILTERS;
   const L = window.labeler || (window.labeler = {});
@@ -82,8 +84,7 @@
             `<li data-label="${label.replace(/"/g, '&quot;')}" class="${i === search.at ? 'lab-hl' : ''}"><kbd>${code}</kbd> ${label.replace(/</g, '&lt;')}</li>`).join('')
         : '<li class="lab-none">no class matches</li>';
     };
-    L.openSearch = () => {
-      if (L.busy) { say('wait: the next image is still loading'); return; }
+    L.openSearch = () => {  // opens even while the next image loads: what is typed then is a query, not keys
       const box = $('#lab-search');
       if (!box) return;
       box.hidden = false; search.open = true; search.at = 0;
@@ -95,6 +96,7 @@
     const closeSearch = () => { const box = $('#lab-search'); if (box) box.hidden = true; search.open = false; };
     const applySearch = (label) => {
       if (!label) { say('no class chosen'); return; }
+      if (L.busy) { say('wait: the next image is still loading; press Enter again once it shows'); return; }
       closeSearch();
       L.send({action: 'relabel', label: label});
     };
