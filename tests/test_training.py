@@ -326,3 +326,50 @@ def test_the_cpu_preset_trains_longer_at_a_fixed_rate_from_scratch_only():
     assert make_config("cpu", pretrained=False, epochs=2).epochs == 2  # a given option still wins
     assert make_config("cpu", pretrained=False, weights="body.pth").epochs == 3  # a weights file: transfer
     assert make_config("demo").epochs == 4 and make_config(None, pretrained=False).epochs == 3  # others unchanged
+
+
+def test_area_under_the_margin_is_recorded_and_low_for_flipped_labels(tmp_path, cli):
+    """Three red images labelled blue: the fold models fit them late, so their AUM sits below most correctly
+    labelled images'; rows no fold trained on (dropped last batch) are NaN."""
+    labels = _tiny_dataset(tmp_path / "ds")
+    table = labels.read_text().splitlines()
+    flipped = [i for i, row in enumerate(table) if row.startswith("img/red_train_")][:3]
+    for i in flipped:
+        table[i] = table[i].replace(",red,", ",blue,")
+    labels.write_text("\n".join(table) + "\n")
+    ws = tmp_path / "ws"
+    cli("import", ws, labels, "--min-per-class", "1")
+    cli("train", ws, *[{"1": "4", "3e-3": "1e-2"}.get(v, v) for v in FAST], "--bs", "8")
+    with Workspace.open(ws) as w:
+        aum, ids = w.load_array(1, "aum"), w.load_array(1, "pred_ids")
+        files = {i.id: i.file for i in w.store.items()}
+    assert aum.shape == ids.shape and aum.dtype == np.float32
+    seen = ~np.isnan(aum)
+    assert seen.mean() > 0.8  # with --bs 8, at most 7 rows per fold and epoch are dropped
+    is_flip = np.array([any(files[int(i)] == table[r].split(",")[0] for r in flipped) for i in ids])
+    assert is_flip.sum() == 3
+    correct = ~is_flip & seen & np.array(["rare" not in files[int(i)] for i in ids])  # one rare image: hard, not wrong
+    assert np.nanmax(aum[is_flip]) < np.percentile(aum[correct], 20)
+
+
+def test_margins_refuse_to_record_when_the_batch_order_does_not_match(tmp_path):
+    """Expected labels that do not match the batches' targets: nothing is recorded, and the reason is kept."""
+    import pandas as pd
+
+    from training.data import make_dataloaders
+    from training.learner import build_learner, make_config
+    from training.margins import MarginHistory
+
+    labels = _tiny_dataset(tmp_path / "ds")
+    frame = pd.read_csv(labels).rename(columns={"image": "file"})
+    vocab = sorted(frame["label"].unique())
+    config = make_config(arch="resnet18", size=32, pretrained=False, bs=8, workers=0, epochs=1, freeze_epochs=0)
+    dls = make_dataloaders(frame, tmp_path / "ds", vocab, valid_idx=[0, 1], size=32, bs=8, workers=0, device="cpu")
+    learn = build_learner(dls, config)
+    n_train = len(frame) - 2
+    right = MarginHistory([vocab.index(v) for v in frame["label"].iloc[2:]])
+    wrong = MarginHistory([(vocab.index(v) + 1) % len(vocab) for v in frame["label"].iloc[2:]])
+    with learn.added_cbs([right, wrong]):
+        learn.fit(1, 1e-3)
+    assert right.broken is None and right.aum().shape == (n_train,) and np.isfinite(right.aum()).sum() >= n_train - 7
+    assert wrong.aum() is None and "targets differ" in wrong.broken

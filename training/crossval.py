@@ -27,6 +27,7 @@ import numpy as np
 from training.errors import TrainingError
 from training.inference import NEIGHBOURS, nearest, predict, predict_tta
 from training.learner import TrainConfig
+from training.margins import MarginHistory
 from training.runs import FoldSummary, fold_summary, label_codes, learner_for, learning_rate, open_state, save_model
 
 
@@ -50,6 +51,9 @@ class CrossvalResult:
     # with test-time augmentation (config.tta), the probabilities without it, for comparison
     pred_probs_plain: np.ndarray | None = None  # (N, K)
     test_probs_plain: np.ndarray | None = None  # (T, K)
+    # area under the margin (training.margins), mean over the fold models that trained on the row; None
+    # unless every fold recorded it (NaN where no fold trained on a row)
+    aum: np.ndarray | None = None  # (N,) float32
 
 
 def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
@@ -176,7 +180,7 @@ def _train_fold(job: FoldJob, fold: int) -> None:
     learn = learner_for(job.fit_frame, job.root, job.vocab, valid_idx, config, config.seed + fold, job.run_dir)
     lr = learning_rate(learn, config, job.state, job.run_dir, job.log)
     fit_started = time.perf_counter()
-    if world_size() > 1:
+    if world_size() > 1:  # each process sees part of every epoch: no margins (training.margins)
         from training.distributed import distributed, rank0_alone
 
         job.log(f"training fold {fold + 1} data-parallel on {world_size()} processes")
@@ -187,12 +191,16 @@ def _train_fold(job: FoldJob, fold: int) -> None:
             if rank() == 0:
                 _finish_fold(job, learn, fold, valid_idx, fit_started, fit_seconds)
     else:
-        fit(learn, config, lr)
-        _finish_fold(job, learn, fold, valid_idx, fit_started, time.perf_counter() - fit_started)
+        trained_on = np.setdiff1d(np.arange(len(job.fit_frame)), valid_idx)  # the training dataset's order
+        margins = MarginHistory(label_codes(job.fit_frame["label"].iloc[trained_on], job.vocab))
+        with learn.added_cbs(margins):
+            fit(learn, config, lr)
+        _finish_fold(job, learn, fold, valid_idx, fit_started, time.perf_counter() - fit_started, margins)
 
 
-def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started: float, fit_seconds: float) -> None:
-    """Predict the held-out fold and the test split (fold 0: embeddings too), then save the fold."""
+def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_seconds, margins=None) -> None:
+    """Predict the held-out fold and the test split (fold 0: embeddings too), then save the fold (with the
+    training images' area under the margin when ``margins`` recorded it)."""
     from training.learner import plot_losses
 
     config = job.config
@@ -204,6 +212,11 @@ def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started: float, 
     summary = fold_summary(fold, valid_idx, accuracy, trained, config, fit_started, fit_seconds)
     arrays["summary"] = np.array(json.dumps(asdict(summary)))
     arrays["lr"] = np.array(job.state["lr"], dtype=np.float64)
+    aum = margins.aum() if margins is not None else None
+    if aum is not None:
+        arrays["train_aum"] = aum  # rows as train_ids
+    elif margins is not None:
+        job.log(f"fold {fold + 1}: no area under the margin recorded ({margins.broken})")
     save_model(job.run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
     job.log(
         f"fold {fold + 1}/{config.folds}: {summary.held_out} held out, accuracy {summary.valid_accuracy:.3f} "
@@ -248,6 +261,8 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
     nbr_ids = np.full((len(fit_frame), NEIGHBOURS), -1, dtype=np.int64)
     nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
     have_neighbours = True
+    aum_sum, aum_n, aum_folds = np.zeros(len(fit_frame)), np.zeros(len(fit_frame), dtype=np.int64), 0
+    row_of = {int(i): r for r, i in enumerate(fit_frame["id"].to_numpy())}
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
             if not np.array_equal(data["held_out_ids"], fit_frame["id"].to_numpy()[fold_of == fold]):
@@ -263,6 +278,9 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
                 nbr_ids[fold_of == fold], nbr_sims[fold_of == fold] = data["neighbour_ids"], data["neighbour_sims"]
             else:  # a fold saved by an older labeler
                 have_neighbours = False
+            if "train_aum" in data.files:
+                _add_margins(aum_sum, aum_n, [row_of[int(i)] for i in data["train_ids"]], data["train_aum"])
+                aum_folds += 1
             test_folds.append(data["test_probs"])
             summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
             lrs.append(float(data["lr"]))
@@ -284,6 +302,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         embeddings=embed[1],
         lr=float(np.mean(lrs)),
         folds=summaries,
+        aum=_mean_margins(aum_sum, aum_n) if aum_folds == config.folds else None,
         neighbour_ids=nbr_ids if have_neighbours else None,
         neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
@@ -292,3 +311,16 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         if len(test_plain) == config.folds and len(test_frame)
         else None,
     )
+
+
+def _add_margins(total: np.ndarray, count: np.ndarray, rows, aum: np.ndarray) -> None:
+    """Add one fold model's AUM of the rows it trained on (NaN: none recorded for that row)."""
+    rows, aum = np.asarray(rows, dtype=np.int64), np.asarray(aum, dtype=np.float64)
+    seen = ~np.isnan(aum)
+    total[rows[seen]] += aum[seen]
+    count[rows[seen]] += 1
+
+
+def _mean_margins(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Each row's AUM averaged over the fold models that trained on it (NaN where none did)."""
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
