@@ -182,7 +182,7 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
             if name != "self_confidence":
                 lo, hi = m["ap_ratio_ci"]
                 assert lo <= hi
-    assert "blend_crossfit" in out and "flagged set F1" in out and "evidence weights fitted on all these runs" in out
+    assert "blend_crossfit" in out and "flagged set F1" in out and "fitted on all these runs" in out
 
 
 @pytest.mark.parametrize("rank_by", ["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"])
@@ -257,3 +257,32 @@ def test_average_precision_matches_scikit_learn_with_ties():
         truth = rng.random(n) < 0.2
         score = rng.integers(0, levels, n) / levels  # many tied scores
         assert abs(average_precision(truth, score) - average_precision_score(truth, score)) < 1e-12
+
+
+def test_bench_rank_with_aum_scores_it_alone_and_without_it(cli, tmp_path):
+    """Runs whose rounds recorded the area under the margin: AUM is ranked alone, the cross-fitted evidence
+    uses it (13 weights), and the same evidence without it is scored beside, for what AUM adds."""
+    import json
+
+    import pandas as pd
+
+    from labeler.flag.scoring import FEATURES_AUM
+    from labeler.workspace import Workspace
+
+    folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
+    rng = np.random.default_rng(0)
+    for folder in folders:
+        flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
+        flipped = set(flips.loc[flips["true"] != flips["label"], "file"])
+        with Workspace.open(folder / "workspace") as ws:
+            files = {i.id: i.file for i in ws.store.items()}
+            ids = ws.load_array(1, "pred_ids")
+            aum = np.array([-1.0 if files[int(i)] in flipped else 2.0 for i in ids]) + rng.normal(0, 1, len(ids))
+            ws.add_arrays(1, {"aum": aum.astype(np.float32)})
+    out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
+    result = json.loads((tmp_path / "rank.json").read_text())
+    for run in result.values():
+        assert {"aum", "evidence_crossfit", "evidence_without_aum_crossfit"} <= set(run["rankers"])
+        assert len(run["evidence_fit"][0]) == len(FEATURES_AUM)
+        assert run["rankers"]["aum"]["ap"] > 0.5  # the planted AUM separates the flips
+    assert "with AUM fitted on all these runs" in out and "aum_doubt" in out

@@ -82,3 +82,47 @@ def test_a_narrow_lead_for_the_given_label_is_doubted_more_than_a_wide_one():
     x = scoring.features(labels, model, model, model)
     score = scoring.mislabel_score(x)
     assert score[0] > score[1], score
+
+
+def test_aum_feature_rises_as_the_margin_falls_and_rows_without_one_take_the_median():
+    labels = np.array([0, 0, 0, 0])
+    model = np.array([[0.6, 0.4]] * 4)
+    aum = np.array([3.0, 0.0, -3.0, np.nan])
+    x = scoring.features(labels, model, model, model, aum)
+    assert x.shape == (4, len(scoring.FEATURES_AUM)) and (x >= 0).all()
+    doubt = x[:, -1]
+    assert doubt[0] < doubt[1] < doubt[2] and doubt[3] == np.median(doubt[:3])
+    assert np.allclose(x[:, :-1], scoring.features(labels, model, model, model))  # the twelve are unchanged
+    assert all(w >= 0 for w in scoring.WEIGHTS_AUM) and len(scoring.WEIGHTS_AUM) == len(scoring.FEATURES_AUM)
+    score = scoring.mislabel_score(x)  # the shipped AUM weights, picked by the number of features
+    assert score[0] <= score[1] <= score[2]
+
+
+def test_evidence_reads_the_rounds_aum_only_for_train_rows_whose_label_is_unchanged(tmp_path):
+    from labeler.flag import load_evidence
+    from labeler.workspace import Workspace
+    from tests.helpers import make_class_folders, record_synthetic_round
+
+    make_class_folders(tmp_path / "ds", {"a": 6, "b": 6}, split="train")
+    make_class_folders(tmp_path / "ds", {"a": 2, "b": 2}, split="test")
+    from click.testing import CliRunner
+
+    from labeler.cli import main
+
+    assert CliRunner().invoke(main, ["import", str(tmp_path / "ws"), str(tmp_path / "ds")]).exit_code == 0
+    with Workspace.open(tmp_path / "ws") as ws:
+        round_id = record_synthetic_round(ws, seed=1)
+        pred_ids = ws.load_array(round_id, "pred_ids")
+        assert load_evidence(ws, round_id).aum is None  # a round without AUM
+        ws.add_arrays(round_id, {"aum": np.arange(len(pred_ids), dtype=np.float32)})
+        relabelled = int(pred_ids[3])
+        old = next(i.label for i in ws.store.items() if i.id == relabelled)
+        new = "b" if old == "a" else "a"
+        ws.store.add_decision(relabelled, reviewer="ann", action="relabel", label=new, old_label=old)
+        ev = load_evidence(ws, round_id)
+    expected = {int(i): float(r) for r, i in enumerate(pred_ids)}
+    for item, value, test in zip(ev.item_ids, ev.aum, ev.is_test):
+        if test or int(item) == relabelled:
+            assert np.isnan(value), item  # no AUM: a test image, or AUM of a label it no longer has
+        else:
+            assert value == expected[int(item)]

@@ -34,6 +34,7 @@ class Run:
     smoothed: np.ndarray  # (N, K) neighbours' pred_probs as `flag` takes them (shared space, same group left out)
     plain: np.ndarray | None = None  # (N, K) pred_probs without test-time augmentation (rounds trained with --tta)
     smoothed_plain: np.ndarray | None = None
+    aum: np.ndarray | None = None  # (N,) area under the margin (rounds that recorded it; NaN where none)
 
 
 def load_truth(folder: str | Path, *, plain: bool = False):
@@ -87,24 +88,28 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     run = Run(
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )
+    run.aum = None if ev.aum is None else ev.aum[fit]
     if plain is not None:
         run.plain = plain[fit]
         run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]
     return run
 
 
-def evidence_features(run: Run) -> np.ndarray:
+def evidence_features(run: Run, aum: bool = True) -> np.ndarray:
+    """The evidence score's features of ``run`` (with ``aum_doubt`` when the run has AUM and ``aum``)."""
     from labeler.flag import scoring
 
-    return scoring.features(run.labels, run.pred_probs, run.smoothed, run.votes_parts["groups_only"])
+    extra = run.aum if aum else None
+    return scoring.features(run.labels, run.pred_probs, run.smoothed, run.votes_parts["groups_only"], extra)
 
 
-def fitted_weights(runs: list[Run]) -> tuple[np.ndarray, float]:
-    """Logistic regression of "flipped" on the evidence features of ``runs``, every weight >= 0 (more doubt
-    from a view never lowers the score): (weights, intercept)."""
+def fitted_weights(runs: list[Run], aum: bool = True) -> tuple[np.ndarray, float]:
+    """Logistic regression of "flipped" on the evidence features of ``runs`` (with AUM when every run has it and
+    ``aum``), every weight >= 0 (more doubt from a view never lowers the score): (weights, intercept)."""
     from scipy.optimize import minimize
 
-    x = np.vstack([evidence_features(r) for r in runs])
+    aum = aum and all(r.aum is not None for r in runs)
+    x = np.vstack([evidence_features(r, aum) for r in runs])
     y = np.concatenate([r.truth for r in runs]).astype(np.float64)
 
     def loss(p):  # mean negative log-likelihood and its gradient
@@ -118,9 +123,10 @@ def fitted_weights(runs: list[Run]) -> tuple[np.ndarray, float]:
     return fit.x[:-1], float(fit.x[-1])
 
 
-def scores(run: Run, weight: float, weight_shared: float, fit=None) -> dict[str, np.ndarray]:
+def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None) -> dict[str, np.ndarray]:
     """Each ranker's mislabel score per row (higher = more likely wrong); ``fit``: cross-fitted
-    (weights, intercept) of the evidence score."""
+    (weights, intercept) of the evidence score (with AUM on runs that have it); ``fit_12``: the same without
+    AUM, on runs that have it (what AUM adds)."""
     from cleanlab.rank import get_label_quality_scores
 
     from labeler.flag import scoring
@@ -150,7 +156,11 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None) -> dict[str,
     x = evidence_features(run)
     out["evidence"] = scoring.mislabel_score(x)  # flag's default, the shipped weights
     if fit is not None:
-        out["evidence_crossfit"] = scoring.mislabel_score(x, *fit)
+        out["evidence_crossfit"] = scoring.mislabel_score(x if len(fit[0]) == x.shape[1] else x[:, :-1], *fit)
+    if run.aum is not None:
+        out["aum"] = scoring.aum_doubt(run.aum)  # training's area under the margin alone
+        if fit_12 is not None:
+            out["evidence_without_aum_crossfit"] = scoring.mislabel_score(evidence_features(run, aum=False), *fit_12)
     if run.plain is not None:  # the same models without test-time augmentation
         out["self_confidence_no_tta"] = 1 - run.plain[rows, run.labels]
         x_plain = scoring.features(run.labels, run.plain, run.smoothed_plain, run.votes_parts["groups_only"])
@@ -278,8 +288,10 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
         others = [r for j, r in enumerate(runs) if j != i]
         weight = best_weight(others) if others else 0.5
         weight_shared = best_weight(others, "shared") if others else 0.5
-        fit = fitted_weights(others) if others and any(r.truth.any() for r in others) else None
-        ranked = scores(run, weight, weight_shared, fit)
+        can_fit = others and any(r.truth.any() for r in others)
+        fit = fitted_weights(others, aum=run.aum is not None) if can_fit else None
+        fit_12 = fitted_weights(others, aum=False) if fit is not None and run.aum is not None else None
+        ranked = scores(run, weight, weight_shared, fit, fit_12)
         base = ranked[BASELINE]
         rows = {}
         for name, score in ranked.items():
@@ -311,15 +323,24 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
             f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
         )
     if any(r.truth.any() for r in runs):
-        from labeler.flag.scoring import FEATURES
-
-        coef, intercept = fitted_weights(runs)
-        log(
-            "evidence weights fitted on all these runs (labeler.flag.scoring takes them from here): "
-            + ", ".join(f"{n} {c:.2f}" for n, c in zip(FEATURES, coef))
-            + f", intercept {intercept:.2f}"
-        )
+        _log_fitted(runs, log)
     return results
+
+
+def _log_fitted(runs: list[Run], log) -> None:
+    """The evidence weights fitted on all ``runs`` (without AUM, and with it when every run has it)."""
+    from labeler.flag.scoring import FEATURES, FEATURES_AUM
+
+    with_aum = (False, True) if all(r.aum is not None for r in runs) else (False,)
+    for aum in with_aum:
+        coef, intercept = fitted_weights(runs, aum=aum)
+        names = FEATURES_AUM if aum else FEATURES
+        log(
+            f"evidence weights {'with' if aum else 'without'} AUM fitted on all these runs (labeler.flag.scoring "
+            "takes them from here): "
+            + ", ".join(f"{n} {c:.3f}" for n, c in zip(names, coef))
+            + f", intercept {intercept:.3f}"
+        )
 
 
 def _ratio(value: float, base: float, ci) -> str:

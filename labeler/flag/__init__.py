@@ -103,7 +103,19 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types)
+    aum = _aum(ws, round_id, pred_ids, ids, labels)
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types, aum)
+
+
+def _aum(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.ndarray, labels: np.ndarray):
+    """The round's area under the margin as evidence rows: NaN for test rows and where the label changed since
+    the round trained (its AUM is about the old label); None for rounds that did not record it."""
+    if "aum" not in ws.store.arrays(round_id):
+        return None
+    at = _lookup(pred_ids.astype(np.int64), ids.astype(np.int64))
+    aum, trained = ws.load_array(round_id, "aum"), ws.load_array(round_id, "labels")
+    same = (at >= 0) & (trained[np.maximum(at, 0)] == labels)
+    return np.where(same, aum[np.maximum(at, 0)], np.nan).astype(np.float32)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -13,7 +13,10 @@ From each view four features, two on a log scale and two on the probability scal
   margin_p   ``1 + best other share - share of the given label`` (cleanlab's normalized margin, as a
              doubt, shifted to be >= 0): unlike the margin it still orders images whose given label
              is on top, by how narrowly.
-The log features separate confident models' doubts; the probability features matter where the model
+With a fourth view, training's area under the margin (``aum``, ``training.margins``: how readily the
+fold models that trained on the image fitted its given label), one more feature ``aum_doubt``
+(``softplus(-aum)``: near 0 for a label learnt at once, about ``-aum`` for one fitted late or never) and
+its own weights (``WEIGHTS_AUM``); rounds without it keep the twelve. The log features separate confident models' doubts; the probability features matter where the model
 is weak and its probabilities flat (clothing-small from scratch: normalized margin alone beats
 self-confidence by 1.25-1.38x there, while the log-only score reached 1.03-1.17x). The score is a logistic model of "this label is wrong" on those six features,
 ``sigmoid(WEIGHTS . x + INTERCEPT)`` with every weight >= 0, so more doubt from any view never
@@ -28,16 +31,23 @@ import numpy as np
 
 VIEWS = ("model", "smoothed", "vote")
 FEATURES = tuple(f"{v}_{f}" for v in VIEWS for f in ("doubt", "margin", "doubt_p", "margin_p"))
+FEATURES_AUM = (*FEATURES, "aum_doubt")
 # Fitted by `labeler bench rank` on 12 bench noise runs: the demo (pairs seeds 0-5, clustered seeds 0-2)
 # and clothing-small (pairs seeds 0-2, --tta 4). The README's ranking table scores each run with
 # weights fitted on the other runs only.
 WEIGHTS = (0.0, 0.164, 1.672, 2.078) + (0.0, 0.123, 0.0, 0.505) + (0.0, 0.0, 0.0, 2.702)  # model, smoothed, vote
 INTERCEPT = -9.496
+# PROVISIONAL until `labeler bench rank` fits them on runs with AUM: the twelve above and no AUM weight.
+WEIGHTS_AUM = (*WEIGHTS, 0.0)
+INTERCEPT_AUM = INTERCEPT
 EPS = 1e-4
 
 
-def features(labels: np.ndarray, model: np.ndarray, smoothed: np.ndarray, vote: np.ndarray) -> np.ndarray:
-    """(N, 12) features in ``FEATURES`` order, each >= 0 and higher where the view doubts the label more."""
+def features(labels: np.ndarray, model: np.ndarray, smoothed: np.ndarray, vote: np.ndarray, aum=None) -> np.ndarray:
+    """(N, 12) features in ``FEATURES`` order, each >= 0 and higher where the view doubts the label more; with
+    ``aum`` ((N,), NaN where a row has none: test images, labels changed since training), (N, 13) in
+    ``FEATURES_AUM`` order, a row without AUM taking the median of the others' ``aum_doubt`` (no evidence either
+    way)."""
     labels = np.asarray(labels)
     rows = np.arange(len(labels))
     cols = []
@@ -50,10 +60,24 @@ def features(labels: np.ndarray, model: np.ndarray, smoothed: np.ndarray, vote: 
         view[rows, labels] = -np.inf
         other = view.max(axis=1) if view.shape[1] > 1 else np.zeros(len(view))
         cols += [-np.log(share + EPS), np.log(top + EPS) - np.log(share + EPS), 1 - share, 1 + other - share]
+    if aum is not None:
+        cols.append(aum_doubt(aum))
     return np.column_stack(cols)
 
 
-def mislabel_score(x: np.ndarray, weights=WEIGHTS, intercept: float = INTERCEPT) -> np.ndarray:
-    """(N,) in (0, 1), higher = more likely a wrong label."""
+def aum_doubt(aum) -> np.ndarray:
+    """``softplus(-aum)`` per row, NaN (no AUM) replaced by the median of the rest (0 when none has one)."""
+    aum = np.asarray(aum, dtype=np.float64)
+    doubt = np.logaddexp(0.0, -aum)
+    known = np.isfinite(doubt)
+    return np.where(known, doubt, np.median(doubt[known]) if known.any() else 0.0)
+
+
+def mislabel_score(x: np.ndarray, weights=None, intercept: float | None = None) -> np.ndarray:
+    """(N,) in (0, 1), higher = more likely a wrong label; the shipped weights for ``x``'s features unless given."""
+    if weights is None:
+        weights, intercept = (
+            (WEIGHTS_AUM, INTERCEPT_AUM) if np.shape(x)[1] == len(FEATURES_AUM) else (WEIGHTS, INTERCEPT)
+        )
     z = np.asarray(x, dtype=np.float64) @ np.asarray(weights, dtype=np.float64) + intercept
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
