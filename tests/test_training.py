@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -342,7 +343,12 @@ def test_area_under_the_margin_is_recorded_and_low_for_flipped_labels(tmp_path, 
     cli("train", ws, *[{"1": "4", "3e-3": "1e-2"}.get(v, v) for v in FAST], "--bs", "8")
     with Workspace.open(ws) as w:
         aum, ids = w.load_array(1, "aum"), w.load_array(1, "pred_ids")
+        by_epoch = w.load_array(1, "margins_by_epoch")
         files = {i.id: i.file for i in w.store.items()}
+    assert by_epoch.shape == (len(ids), 4)  # one column per epoch; an image is in at most one step per epoch, so
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # the mean of its epochs is its AUM
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.allclose(np.nanmean(by_epoch, axis=1), aum, equal_nan=True, atol=1e-4)
     assert aum.shape == ids.shape and aum.dtype == np.float32
     seen = ~np.isnan(aum)
     assert seen.mean() > 0.8  # with --bs 8, at most 7 rows per fold and epoch are dropped

@@ -54,6 +54,7 @@ class CrossvalResult:
     # area under the margin (training.margins), mean over the fold models that trained on the row; None
     # unless every fold recorded it (NaN where no fold trained on a row)
     aum: np.ndarray | None = None  # (N,) float32
+    margins: np.ndarray | None = None  # (N, epochs) float32: the same per epoch (NaN where not trained on)
 
 
 def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
@@ -214,7 +215,7 @@ def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_sec
     arrays["lr"] = np.array(job.state["lr"], dtype=np.float64)
     aum = margins.aum() if margins is not None else None
     if aum is not None:
-        arrays["train_aum"] = aum  # rows as train_ids
+        arrays.update(train_aum=aum, train_margins=margins.by_epoch())  # rows as train_ids
     elif margins is not None:
         job.log(f"fold {fold + 1}: no area under the margin recorded ({margins.broken})")
     save_model(job.run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
@@ -262,6 +263,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
     nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
     have_neighbours = True
     aum_sum, aum_n, aum_folds = np.zeros(len(fit_frame)), np.zeros(len(fit_frame), dtype=np.int64), 0
+    by_epoch = []  # (rows, (n, epochs) margins) of each fold that recorded them
     row_of = {int(i): r for r, i in enumerate(fit_frame["id"].to_numpy())}
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
@@ -279,8 +281,11 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
             else:  # a fold saved by an older labeler
                 have_neighbours = False
             if "train_aum" in data.files:
-                _add_margins(aum_sum, aum_n, [row_of[int(i)] for i in data["train_ids"]], data["train_aum"])
+                rows = [row_of[int(i)] for i in data["train_ids"]]
+                _add_margins(aum_sum, aum_n, rows, data["train_aum"])
                 aum_folds += 1
+                if "train_margins" in data.files:
+                    by_epoch.append((rows, data["train_margins"]))
             test_folds.append(data["test_probs"])
             summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
             lrs.append(float(data["lr"]))
@@ -303,6 +308,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         lr=float(np.mean(lrs)),
         folds=summaries,
         aum=_mean_margins(aum_sum, aum_n) if aum_folds == config.folds else None,
+        margins=_margins_by_epoch(by_epoch, len(fit_frame)) if len(by_epoch) == config.folds else None,
         neighbour_ids=nbr_ids if have_neighbours else None,
         neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
@@ -323,4 +329,16 @@ def _add_margins(total: np.ndarray, count: np.ndarray, rows, aum: np.ndarray) ->
 
 def _mean_margins(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Each row's AUM averaged over the fold models that trained on it (NaN where none did)."""
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def _margins_by_epoch(parts, n: int) -> np.ndarray:
+    """Each row's margin per epoch, averaged over the fold models that trained on it (NaN where none did)."""
+    epochs = max(m.shape[1] for _, m in parts)
+    total, count = np.zeros((n, epochs)), np.zeros((n, epochs))
+    for rows, margins in parts:
+        rows = np.asarray(rows, dtype=np.int64)
+        seen = ~np.isnan(margins)
+        np.add.at(total[:, : margins.shape[1]], rows, np.where(seen, margins, 0.0))
+        np.add.at(count[:, : margins.shape[1]], rows, seen)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)

@@ -21,7 +21,7 @@ from fastai.callback.core import Callback
 
 
 class MarginHistory(Callback):
-    """Per training item: the sum and count of its margins over the training steps it was in.
+    """Per training item and epoch: the sum and count of its margins over the training steps it was in.
 
     ``codes``: the label code of every item of the training DataLoader's dataset, in its order."""
 
@@ -30,9 +30,13 @@ class MarginHistory(Callback):
 
     def __init__(self, codes):
         self.codes = np.asarray(codes, dtype=np.int64)
-        self.total = np.zeros(len(self.codes))
-        self.count = np.zeros(len(self.codes), dtype=np.int64)
+        self.total = np.zeros((len(self.codes), 0))
+        self.count = np.zeros((len(self.codes), 0), dtype=np.int64)
         self.broken: str | None = None
+
+    def before_train(self):  # a new column for each training epoch, across every fit (fine_tune fits twice)
+        self.total = np.pad(self.total, ((0, 0), (0, 1)))
+        self.count = np.pad(self.count, ((0, 0), (0, 1)))
 
     def after_loss(self):
         if not self.training or self.broken:
@@ -44,8 +48,8 @@ class MarginHistory(Callback):
         y = self.yb[0].view(-1, 1)
         given = logits.gather(1, y).squeeze(1)
         others = logits.scatter(1, y, float("-inf")).max(dim=1).values
-        np.add.at(self.total, rows, (given - others).cpu().numpy())
-        np.add.at(self.count, rows, 1)
+        np.add.at(self.total[:, -1], rows, (given - others).cpu().numpy())
+        np.add.at(self.count[:, -1], rows, 1)
 
     def _rows(self, n: int) -> np.ndarray | None:
         """The dataset indices of the current batch, checked against its targets; None (and ``broken``) if not."""
@@ -64,8 +68,14 @@ class MarginHistory(Callback):
         return rows
 
     def aum(self) -> np.ndarray | None:
-        """(n,) mean margin per item (NaN where never trained on); None if recording broke."""
+        """(n,) mean margin per item over all its steps (NaN where never trained on); None if recording broke."""
         if self.broken:
             return None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan).astype(np.float32)
+        total, count = self.total.sum(axis=1), self.count.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+    def by_epoch(self) -> np.ndarray | None:
+        """(n, epochs) mean margin per item and epoch (NaN where not trained on in that epoch); None if broken."""
+        if self.broken:
+            return None
+        return np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan).astype(np.float32)
