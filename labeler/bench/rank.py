@@ -153,10 +153,10 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None)
     shared = weight_shared * run.pred_probs + (1 - weight_shared) * run.votes_parts["groups_only"]
     out["blend_shared_crossfit"] = 1 - get_label_quality_scores(run.labels, shared)  # flag --vote-space shared
     out["smoothed_only"] = 1 - run.smoothed[rows, run.labels]
-    x = evidence_features(run)
-    out["evidence"] = scoring.mislabel_score(x)  # flag's default, the shipped weights
+    out["evidence"] = scoring.mislabel_score(evidence_features(run, aum=False))  # flag's default, shipped weights
     if fit is not None:
-        out["evidence_crossfit"] = scoring.mislabel_score(x if len(fit[0]) == x.shape[1] else x[:, :-1], *fit)
+        x = evidence_features(run, aum=len(fit[0]) == len(scoring.FEATURES_AUM))
+        out["evidence_crossfit"] = scoring.mislabel_score(x, *fit)
     if run.aum is not None:
         out["aum"] = scoring.aum_doubt(run.aum)  # training's area under the margin alone
         if fit_12 is not None:
@@ -335,9 +335,9 @@ def _log_fitted(runs: list[Run], log) -> None:
     for aum in with_aum:
         coef, intercept = fitted_weights(runs, aum=aum)
         names = FEATURES_AUM if aum else FEATURES
+        source = "(not in flag's score; measured here)" if aum else "(labeler.flag.scoring takes them from here)"
         log(
-            f"evidence weights {'with' if aum else 'without'} AUM fitted on all these runs (labeler.flag.scoring "
-            "takes them from here): "
+            f"evidence weights {'with' if aum else 'without'} AUM fitted on all these runs {source}: "
             + ", ".join(f"{n} {c:.3f}" for n, c in zip(names, coef))
             + f", intercept {intercept:.3f}"
         )

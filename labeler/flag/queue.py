@@ -60,6 +60,7 @@ class Evidence:
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
     aum: np.ndarray | None = None  # (N,) area under the margin of the current label (NaN: none); None: not recorded
+    # (read by `bench rank`; not in the default score)
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, ev.aum))
+    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))  # no AUM: measured no gain
     evidence_flagged = _top_n_by_part(evidence, merged.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 

@@ -13,10 +13,11 @@ From each view four features, two on a log scale and two on the probability scal
   margin_p   ``1 + best other share - share of the given label`` (cleanlab's normalized margin, as a
              doubt, shifted to be >= 0): unlike the margin it still orders images whose given label
              is on top, by how narrowly.
-With a fourth view, training's area under the margin (``aum``, ``training.margins``: how readily the
-fold models that trained on the image fitted its given label), one more feature ``aum_doubt``
-(``softplus(-aum)``: near 0 for a label learnt at once, about ``-aum`` for one fitted late or never) and
-its own weights (``WEIGHTS_AUM``); rounds without it keep the twelve. The log features separate confident models' doubts; the probability features matter where the model
+Training's area under the margin (``aum``, ``training.margins``: how readily the fold models that
+trained on the image fitted its given label) gives one more feature, ``aum_doubt`` (``softplus(-aum)``:
+near 0 for a label learnt at once, about ``-aum`` for one fitted late or never). `labeler bench rank`
+measures it (``FEATURES_AUM``); it is not in the default score, which it did not improve (README). The
+log features separate confident models' doubts; the probability features matter where the model
 is weak and its probabilities flat (clothing-small from scratch: normalized margin alone beats
 self-confidence by 1.25-1.38x there, while the log-only score reached 1.03-1.17x). The score is a logistic model of "this label is wrong" on those six features,
 ``sigmoid(WEIGHTS . x + INTERCEPT)`` with every weight >= 0, so more doubt from any view never
@@ -37,9 +38,6 @@ FEATURES_AUM = (*FEATURES, "aum_doubt")
 # weights fitted on the other runs only.
 WEIGHTS = (0.0, 0.164, 1.672, 2.078) + (0.0, 0.123, 0.0, 0.505) + (0.0, 0.0, 0.0, 2.702)  # model, smoothed, vote
 INTERCEPT = -9.496
-# PROVISIONAL until `labeler bench rank` fits them on runs with AUM: the twelve above and no AUM weight.
-WEIGHTS_AUM = (*WEIGHTS, 0.0)
-INTERCEPT_AUM = INTERCEPT
 EPS = 1e-4
 
 
@@ -68,16 +66,14 @@ def features(labels: np.ndarray, model: np.ndarray, smoothed: np.ndarray, vote: 
 def aum_doubt(aum) -> np.ndarray:
     """``softplus(-aum)`` per row, NaN (no AUM) replaced by the median of the rest (0 when none has one)."""
     aum = np.asarray(aum, dtype=np.float64)
-    doubt = np.logaddexp(0.0, -aum)
-    known = np.isfinite(doubt)
-    return np.where(known, doubt, np.median(doubt[known]) if known.any() else 0.0)
+    known = np.isfinite(aum)
+    doubt = np.zeros(len(aum))
+    doubt[known] = np.logaddexp(0.0, -aum[known])
+    doubt[~known] = np.median(doubt[known]) if known.any() else 0.0
+    return doubt
 
 
-def mislabel_score(x: np.ndarray, weights=None, intercept: float | None = None) -> np.ndarray:
-    """(N,) in (0, 1), higher = more likely a wrong label; the shipped weights for ``x``'s features unless given."""
-    if weights is None:
-        weights, intercept = (
-            (WEIGHTS_AUM, INTERCEPT_AUM) if np.shape(x)[1] == len(FEATURES_AUM) else (WEIGHTS, INTERCEPT)
-        )
+def mislabel_score(x: np.ndarray, weights=WEIGHTS, intercept: float = INTERCEPT) -> np.ndarray:
+    """(N,) in (0, 1), higher = more likely a wrong label."""
     z = np.asarray(x, dtype=np.float64) @ np.asarray(weights, dtype=np.float64) + intercept
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
