@@ -250,7 +250,7 @@ def test_clustered_noise_keeps_its_rate_when_a_group_is_large():
 def test_average_precision_matches_scikit_learn_with_ties():
     from sklearn.metrics import average_precision_score
 
-    from labeler.bench.rank import average_precision
+    from labeler.bench.metrics import average_precision
 
     rng = np.random.default_rng(3)
     for n, levels in ((50, 5), (300, 1000), (1000, 20)):

@@ -257,14 +257,11 @@ def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: 
 
 
 def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -> CrossvalResult:
-    pred_probs, test_folds, summaries, lrs = None, [], [], []
-    plain, test_plain = None, []  # without test-time augmentation, where the folds used it
+    pred_probs, plain, test_folds, test_plain, summaries, lrs = None, None, [], [], [], []  # plain: without TTA
     nbr_ids = np.full((len(fit_frame), NEIGHBOURS), -1, dtype=np.int64)
     nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
     have_neighbours = True
-    aum_sum, aum_n, aum_folds = np.zeros(len(fit_frame)), np.zeros(len(fit_frame), dtype=np.int64), 0
-    by_epoch = []  # (rows, (n, epochs) margins) of each fold that recorded them
-    row_of = {int(i): r for r, i in enumerate(fit_frame["id"].to_numpy())}
+    margins = _FoldMargins(fit_frame["id"].to_numpy())
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
             if not np.array_equal(data["held_out_ids"], fit_frame["id"].to_numpy()[fold_of == fold]):
@@ -280,12 +277,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
                 nbr_ids[fold_of == fold], nbr_sims[fold_of == fold] = data["neighbour_ids"], data["neighbour_sims"]
             else:  # a fold saved by an older labeler
                 have_neighbours = False
-            if "train_aum" in data.files:
-                rows = [row_of[int(i)] for i in data["train_ids"]]
-                _add_margins(aum_sum, aum_n, rows, data["train_aum"])
-                aum_folds += 1
-                if "train_margins" in data.files:
-                    by_epoch.append((rows, data["train_margins"]))
+            margins.add(data)
             test_folds.append(data["test_probs"])
             summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
             lrs.append(float(data["lr"]))
@@ -293,22 +285,19 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
                 embed = (data["embed_ids"], data["embeddings"])
     if np.isnan(pred_probs).any():
         raise TrainingError(f"some images got no out-of-fold prediction in {run_dir}; rerun with --restart")
-    test_probs_folds = np.stack(test_folds).astype(np.float32)
-    k = pred_probs.shape[1]
-    test_probs = test_probs_folds.mean(axis=0) if len(test_frame) else np.zeros((0, k), np.float32)
+    test_probs_folds = np.stack(test_folds).astype(np.float32)  # (F, T, K), T may be 0
     return CrossvalResult(
         fit_ids=fit_frame["id"].to_numpy(),
         pred_probs=pred_probs,
         fold_of=fold_of,
         test_ids=test_frame["id"].to_numpy(),
-        test_probs=test_probs.astype(np.float32),
+        test_probs=test_probs_folds.mean(axis=0).astype(np.float32),
         test_probs_folds=test_probs_folds,
         embed_ids=embed[0],
         embeddings=embed[1],
         lr=float(np.mean(lrs)),
         folds=summaries,
-        aum=_mean_margins(aum_sum, aum_n) if aum_folds == config.folds else None,
-        margins=_margins_by_epoch(by_epoch, len(fit_frame)) if len(by_epoch) == config.folds else None,
+        **margins.fields(config.folds),
         neighbour_ids=nbr_ids if have_neighbours else None,
         neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
@@ -319,26 +308,41 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
     )
 
 
-def _add_margins(total: np.ndarray, count: np.ndarray, rows, aum: np.ndarray) -> None:
-    """Add one fold model's AUM of the rows it trained on (NaN: none recorded for that row)."""
-    rows, aum = np.asarray(rows, dtype=np.int64), np.asarray(aum, dtype=np.float64)
-    seen = ~np.isnan(aum)
-    total[rows[seen]] += aum[seen]
-    count[rows[seen]] += 1
+class _FoldMargins:
+    """The fold models' margins (training.margins) of the rows they trained on, merged per row."""
 
+    def __init__(self, fit_ids: np.ndarray):
+        self.row_of = {int(i): r for r, i in enumerate(fit_ids)}
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, (n, epochs) margins) per fold
+        self.folds = 0  # folds that recorded margins
 
-def _mean_margins(total: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Each row's AUM averaged over the fold models that trained on it (NaN where none did)."""
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    def add(self, data) -> None:
+        """One fold's npz: its ``train_margins`` (per epoch) of its ``train_ids``, if it recorded them."""
+        if "train_margins" in data.files:
+            rows = np.array([self.row_of[int(i)] for i in data["train_ids"]], dtype=np.int64)
+            self.parts.append((rows, data["train_margins"].astype(np.float64)))
+            self.folds += 1
 
+    def _sums(self, per_epoch: bool):
+        n, epochs = len(self.row_of), max(m.shape[1] for _, m in self.parts)
+        total, count = np.zeros((n, epochs)), np.zeros((n, epochs))
+        for rows, margins in self.parts:
+            seen = ~np.isnan(margins)
+            np.add.at(total[:, : margins.shape[1]], rows, np.where(seen, margins, 0.0))
+            np.add.at(count[:, : margins.shape[1]], rows, seen)
+        return (total, count) if per_epoch else (total.sum(axis=1), count.sum(axis=1))
 
-def _margins_by_epoch(parts, n: int) -> np.ndarray:
-    """Each row's margin per epoch, averaged over the fold models that trained on it (NaN where none did)."""
-    epochs = max(m.shape[1] for _, m in parts)
-    total, count = np.zeros((n, epochs)), np.zeros((n, epochs))
-    for rows, margins in parts:
-        rows = np.asarray(rows, dtype=np.int64)
-        seen = ~np.isnan(margins)
-        np.add.at(total[:, : margins.shape[1]], rows, np.where(seen, margins, 0.0))
-        np.add.at(count[:, : margins.shape[1]], rows, seen)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+    def fields(self, folds: int) -> dict:
+        """CrossvalResult's ``aum`` and ``margins``: None unless all ``folds`` recorded margins."""
+        every = self.folds == folds and folds > 0
+        return {"aum": self.mean() if every else None, "margins": self.by_epoch() if every else None}
+
+    def by_epoch(self) -> np.ndarray:
+        """(N, epochs): each row's mean margin per epoch over the fold models that trained on it (NaN: none)."""
+        total, count = self._sums(per_epoch=True)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+    def mean(self) -> np.ndarray:
+        """(N,): each row's area under the margin, the mean over every training step it was in (NaN: none)."""
+        total, count = self._sums(per_epoch=False)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
