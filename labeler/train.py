@@ -127,10 +127,8 @@ def _crossval_arrays(result, codes, frame, groups) -> dict:
         arrays["pred_probs_plain"] = result.pred_probs_plain
         if result.test_probs_plain is not None:
             arrays["test_probs_plain"] = result.test_probs_plain
-    if result.aum is not None:  # rows as pred_ids: area under the margin while training (training.margins)
-        arrays["aum"] = result.aum
-        if result.margins is not None:
-            arrays["margins_by_epoch"] = result.margins
+    if result.margins is not None:  # rows as pred_ids: training's margins per epoch (training.margins)
+        arrays["margins_by_epoch"] = result.margins
     if result.neighbour_ids is not None:  # rows as pred_ids: neighbours in the space of the model that held it out
         arrays.update(oos_neighbour_ids=result.neighbour_ids, oos_neighbour_sims=result.neighbour_sims)
     return arrays

@@ -278,7 +278,7 @@ def test_bench_rank_with_aum_scores_it_alone_and_without_it(cli, tmp_path):
             files = {i.id: i.file for i in ws.store.items()}
             ids = ws.load_array(1, "pred_ids")
             aum = np.array([-1.0 if files[int(i)] in flipped else 2.0 for i in ids]) + rng.normal(0, 1, len(ids))
-            ws.add_arrays(1, {"aum": aum.astype(np.float32)})
+            ws.add_arrays(1, {"margins_by_epoch": aum.astype(np.float32)[:, None]})
     out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
     result = json.loads((tmp_path / "rank.json").read_text())
     for run in result.values():

@@ -97,8 +97,8 @@ def test_aum_feature_rises_as_the_margin_falls_and_rows_without_one_take_the_med
     assert score[0] < score[1] < score[2]
 
 
-def test_evidence_reads_the_rounds_aum_only_for_train_rows_whose_label_is_unchanged(tmp_path):
-    from labeler.flag import load_evidence
+def test_the_rounds_aum_is_read_only_for_train_rows_whose_label_is_unchanged(tmp_path):
+    from labeler.flag import load_aum, load_evidence
     from labeler.workspace import Workspace
     from tests.helpers import make_class_folders, record_synthetic_round
 
@@ -112,15 +112,17 @@ def test_evidence_reads_the_rounds_aum_only_for_train_rows_whose_label_is_unchan
     with Workspace.open(tmp_path / "ws") as ws:
         round_id = record_synthetic_round(ws, seed=1)
         pred_ids = ws.load_array(round_id, "pred_ids")
-        assert load_evidence(ws, round_id).aum is None  # a round without AUM
-        ws.add_arrays(round_id, {"aum": np.arange(len(pred_ids), dtype=np.float32)})
+        assert load_aum(ws, round_id, load_evidence(ws, round_id)) is None  # a round without AUM
+        margins = np.arange(len(pred_ids), dtype=np.float32)[:, None] + np.array([[-1.0, 1.0]], dtype=np.float32)
+        ws.add_arrays(round_id, {"margins_by_epoch": margins})  # two epochs; their mean is the AUM
         relabelled = int(pred_ids[3])
         old = next(i.label for i in ws.store.items() if i.id == relabelled)
         new = "b" if old == "a" else "a"
         ws.store.add_decision(relabelled, reviewer="ann", action="relabel", label=new, old_label=old)
         ev = load_evidence(ws, round_id)
+        aum = load_aum(ws, round_id, ev)
     expected = {int(i): float(r) for r, i in enumerate(pred_ids)}
-    for item, value, test in zip(ev.item_ids, ev.aum, ev.is_test):
+    for item, value, test in zip(ev.item_ids, aum, ev.is_test):
         if test or int(item) == relabelled:
             assert np.isnan(value), item  # no AUM: a test image, or AUM of a label it no longer has
         else:

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -341,14 +340,15 @@ def test_area_under_the_margin_is_recorded_and_low_for_flipped_labels(tmp_path, 
     ws = tmp_path / "ws"
     cli("import", ws, labels, "--min-per-class", "1")
     cli("train", ws, *[{"1": "4", "3e-3": "1e-2"}.get(v, v) for v in FAST], "--bs", "8")
+    from labeler.flag import load_aum, load_evidence
+
     with Workspace.open(ws) as w:
-        aum, ids = w.load_array(1, "aum"), w.load_array(1, "pred_ids")
-        by_epoch = w.load_array(1, "margins_by_epoch")
+        ids, by_epoch = w.load_array(1, "pred_ids"), w.load_array(1, "margins_by_epoch")
         files = {i.id: i.file for i in w.store.items()}
-    assert by_epoch.shape == (len(ids), 4)  # one column per epoch; an image is in at most one step per epoch, so
-    with np.errstate(all="ignore"), warnings.catch_warnings():  # the mean of its epochs is its AUM
-        warnings.simplefilter("ignore", RuntimeWarning)
-        assert np.allclose(np.nanmean(by_epoch, axis=1), aum, equal_nan=True, atol=1e-4)
+        ev = load_evidence(w, 1)
+        aum = load_aum(w, 1, ev)[~ev.is_test]  # the mean of each image's epochs; train/valid rows are pred_ids'
+    assert by_epoch.shape == (len(ids), 4) and by_epoch.dtype == np.float32  # one column per epoch
+    assert np.array_equal(ev.item_ids[~ev.is_test], ids)
     assert aum.shape == ids.shape and aum.dtype == np.float32
     seen = ~np.isnan(aum)
     assert seen.mean() > 0.8  # with --bs 8, at most 7 rows per fold and epoch are dropped
@@ -377,5 +377,6 @@ def test_margins_refuse_to_record_when_the_batch_order_does_not_match(tmp_path):
     wrong = MarginHistory([(vocab.index(v) + 1) % len(vocab) for v in frame["label"].iloc[2:]])
     with learn.added_cbs([right, wrong]):
         learn.fit(1, 1e-3)
-    assert right.broken is None and right.aum().shape == (n_train,) and np.isfinite(right.aum()).sum() >= n_train - 7
-    assert wrong.aum() is None and "targets differ" in wrong.broken
+    recorded = right.by_epoch()
+    assert right.broken is None and recorded.shape == (n_train, 1) and np.isfinite(recorded).sum() >= n_train - 7
+    assert wrong.by_epoch() is None and "targets differ" in wrong.broken

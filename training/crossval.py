@@ -51,10 +51,10 @@ class CrossvalResult:
     # with test-time augmentation (config.tta), the probabilities without it, for comparison
     pred_probs_plain: np.ndarray | None = None  # (N, K)
     test_probs_plain: np.ndarray | None = None  # (T, K)
-    # area under the margin (training.margins), mean over the fold models that trained on the row; None
-    # unless every fold recorded it (NaN where no fold trained on a row)
-    aum: np.ndarray | None = None  # (N,) float32
-    margins: np.ndarray | None = None  # (N, epochs) float32: the same per epoch (NaN where not trained on)
+    # training's margins (training.margins): per row and epoch, the mean over the fold models that trained on
+    # the row (NaN where none did); their mean over epochs is its area under the margin. None unless every
+    # fold recorded them
+    margins: np.ndarray | None = None  # (N, epochs) float32
 
 
 def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
@@ -213,9 +213,9 @@ def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_sec
     summary = fold_summary(fold, valid_idx, accuracy, trained, config, fit_started, fit_seconds)
     arrays["summary"] = np.array(json.dumps(asdict(summary)))
     arrays["lr"] = np.array(job.state["lr"], dtype=np.float64)
-    aum = margins.aum() if margins is not None else None
-    if aum is not None:
-        arrays.update(train_aum=aum, train_margins=margins.by_epoch())  # rows as train_ids
+    by_epoch = margins.by_epoch() if margins is not None else None
+    if by_epoch is not None:
+        arrays["train_margins"] = by_epoch  # rows as train_ids
     elif margins is not None:
         job.log(f"fold {fold + 1}: no area under the margin recorded ({margins.broken})")
     save_model(job.run_dir, f"fold-{fold}", arrays, learn.model.state_dict())
@@ -297,7 +297,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         embeddings=embed[1],
         lr=float(np.mean(lrs)),
         folds=summaries,
-        **margins.fields(config.folds),
+        margins=margins.by_epoch() if margins.folds == config.folds else None,
         neighbour_ids=nbr_ids if have_neighbours else None,
         neighbour_sims=nbr_sims if have_neighbours else None,
         seconds=seconds,
@@ -323,26 +323,12 @@ class _FoldMargins:
             self.parts.append((rows, data["train_margins"].astype(np.float64)))
             self.folds += 1
 
-    def _sums(self, per_epoch: bool):
+    def by_epoch(self) -> np.ndarray:
+        """(N, epochs): each row's mean margin per epoch over the fold models that trained on it (NaN: none)."""
         n, epochs = len(self.row_of), max(m.shape[1] for _, m in self.parts)
         total, count = np.zeros((n, epochs)), np.zeros((n, epochs))
         for rows, margins in self.parts:
             seen = ~np.isnan(margins)
             np.add.at(total[:, : margins.shape[1]], rows, np.where(seen, margins, 0.0))
             np.add.at(count[:, : margins.shape[1]], rows, seen)
-        return (total, count) if per_epoch else (total.sum(axis=1), count.sum(axis=1))
-
-    def fields(self, folds: int) -> dict:
-        """CrossvalResult's ``aum`` and ``margins``: None unless all ``folds`` recorded margins."""
-        every = self.folds == folds and folds > 0
-        return {"aum": self.mean() if every else None, "margins": self.by_epoch() if every else None}
-
-    def by_epoch(self) -> np.ndarray:
-        """(N, epochs): each row's mean margin per epoch over the fold models that trained on it (NaN: none)."""
-        total, count = self._sums(per_epoch=True)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-
-    def mean(self) -> np.ndarray:
-        """(N,): each row's area under the margin, the mean over every training step it was in (NaN: none)."""
-        total, count = self._sums(per_epoch=False)
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)

@@ -67,13 +67,6 @@ class MarginHistory(Callback):
             return None
         return rows
 
-    def aum(self) -> np.ndarray | None:
-        """(n,) mean margin per item over all its steps (NaN where never trained on); None if recording broke."""
-        if self.broken:
-            return None
-        total, count = self.total.sum(axis=1), self.count.sum(axis=1)
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-
     def by_epoch(self) -> np.ndarray | None:
         """(n, epochs) mean margin per item and epoch (NaN where not trained on in that epoch); None if broken."""
         if self.broken:

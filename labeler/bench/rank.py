@@ -39,13 +39,14 @@ class Run:
     aum: np.ndarray | None = None  # (N,) area under the margin (rounds that recorded it; NaN where none)
 
 
-def load_truth(folder: str | Path, *, plain: bool = False):
+def load_truth(folder: str | Path, *, extras: bool = False):
     """(evidence of the latest round, train/valid mask, flipped mask) of one `bench noise` folder; with
-    ``plain``, also the round's pred_probs without test-time augmentation, row-aligned (None without --tta)."""
+    ``extras``, also the round's pred_probs without test-time augmentation, row-aligned (None without --tta),
+    and its area under the margin (``flag.load_aum``; None where not recorded)."""
     import pandas as pd
 
     from labeler.errors import InputError
-    from labeler.flag import latest_round, load_evidence
+    from labeler.flag import latest_round, load_aum, load_evidence
     from labeler.workspace import Workspace
 
     folder = Path(folder)
@@ -57,8 +58,8 @@ def load_truth(folder: str | Path, *, plain: bool = False):
         round_id = latest_round(ws).id
         ev = load_evidence(ws, round_id)
         items = {i.id: i for i in ws.store.items()}
-        untouched = None
-        if plain and "pred_probs_plain" in ws.store.arrays(round_id):
+        untouched, aum = None, load_aum(ws, round_id, ev) if extras else None
+        if extras and "pred_probs_plain" in ws.store.arrays(round_id):
             row_of = {int(i): r for r, i in enumerate(ws.load_array(round_id, "pred_ids"))}
             stored = ws.load_array(round_id, "pred_probs_plain")
             untouched = ev.pred_probs.copy()  # test rows keep theirs; only train/valid rows are scored
@@ -67,7 +68,7 @@ def load_truth(folder: str | Path, *, plain: bool = False):
                     untouched[r] = stored[row_of[int(i)]]
     fit = np.array([items[int(i)].split != "test" for i in ev.item_ids])
     truth = np.array([bool(flipped.get(items[int(i)].file, False)) for i in ev.item_ids])
-    return (ev, fit, truth, untouched) if plain else (ev, fit, truth)
+    return (ev, fit, truth, untouched, aum) if extras else (ev, fit, truth)
 
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
@@ -75,7 +76,7 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     from labeler.flag import neighbors
 
     folder = Path(folder)
-    ev, fit, truth, plain = load_truth(folder, plain=True)
+    ev, fit, truth, plain, aum = load_truth(folder, extras=True)
     from labeler.flag.queue import _out_of_sample
 
     nn = neighbors.knn(ev.embeddings, k=k)
@@ -90,7 +91,7 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
     run = Run(
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )
-    run.aum = None if ev.aum is None else ev.aum[fit]
+    run.aum = None if aum is None else aum[fit]
     if plain is not None:
         run.plain = plain[fit]
         run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]

@@ -9,6 +9,7 @@ current labels).
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,18 +104,21 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
-    aum = _aum(ws, round_id, pred_ids, ids, labels)
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types, aum)
+    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types)
 
 
-def _aum(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.ndarray, labels: np.ndarray):
-    """The round's area under the margin as evidence rows: NaN for test rows and where the label changed since
-    the round trained (its AUM is about the old label); None for rounds that did not record it."""
-    if "aum" not in ws.store.arrays(round_id):
+def load_aum(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray | None:
+    """The round's area under the margin (mean of ``margins_by_epoch`` over epochs) as ``ev``'s rows: NaN for
+    test rows and where the label changed since the round trained (its AUM is about the old label); None for
+    rounds that did not record it. `bench rank` reads it; the default score does not use it."""
+    if "margins_by_epoch" not in ws.store.arrays(round_id):
         return None
-    at = _lookup(pred_ids.astype(np.int64), ids.astype(np.int64))
-    aum, trained = ws.load_array(round_id, "aum"), ws.load_array(round_id, "labels")
-    same = (at >= 0) & (trained[np.maximum(at, 0)] == labels)
+    at = _lookup(ws.load_array(round_id, "pred_ids").astype(np.int64), ev.item_ids.astype(np.int64))
+    margins, trained = ws.load_array(round_id, "margins_by_epoch"), ws.load_array(round_id, "labels")
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row no fold trained on: all NaN, mean NaN
+        aum = np.nanmean(margins, axis=1)
+    same = (at >= 0) & (trained[np.maximum(at, 0)] == ev.labels)
     return np.where(same, aum[np.maximum(at, 0)], np.nan).astype(np.float32)
 
 

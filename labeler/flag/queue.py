@@ -59,8 +59,6 @@ class Evidence:
     is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
-    aum: np.ndarray | None = None  # (N,) area under the margin of the current label (NaN: none); None: not recorded
-    # (read by `bench rank`; not in the default score)
 
 
 @dataclass
