@@ -133,6 +133,7 @@ def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
             0.9 * one,
             one,
             one > 0,
+            one < 0,
             -one,
             one < 0,
             0 * one,

@@ -176,6 +176,7 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
             "cleanlab_filter",
             "blend_filter",
             "evidence_filter",
+            "evidence_crossfit_filter",
         }
         for name, m in run["rankers"].items():
             assert 0 <= m["ap"] <= 1 + 1e-9 and 0 <= m["recall_10"] <= 1  # (sklearn's AP can round to 1 + 2e-16)

@@ -171,23 +171,24 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None)
     return out
 
 
-def flagged(run: Run, weight: float, evidence: np.ndarray) -> dict[str, np.ndarray]:
-    """cleanlab's default flagged set on the CNN alone and on the cross-fitted blend; the set `flag`
-    takes by default: as many top ``evidence`` rows as cleanlab flags on the default blend."""
+def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """cleanlab's default flagged set on the CNN alone and on the cross-fitted blend; the set `flag` takes by
+    default (the top ``evidence`` rows with the best expected F1) and the same rule on the cross-fitted score."""
     from cleanlab.filter import find_label_issues
 
-    from labeler.flag.queue import VOTE_WEIGHT
+    from labeler.flag import scoring
 
     blend = weight * run.pred_probs + (1 - weight) * run.votes
-    default_blend = (1 - VOTE_WEIGHT) * run.pred_probs + VOTE_WEIGHT * run.votes_parts["groups_only"]
-    count = int(find_label_issues(run.labels, default_blend).sum())
-    top = np.zeros(len(run.labels), dtype=bool)
-    top[np.argsort(-evidence, kind="stable")[:count]] = True
-    return {
+    sets = {
         "cleanlab_filter": find_label_issues(run.labels, run.pred_probs),
         "blend_filter": find_label_issues(run.labels, blend),
-        "evidence_filter": top,
     }
+    for name in ("evidence", "evidence_crossfit"):
+        if name in ranked:
+            top = np.zeros(len(run.labels), dtype=bool)
+            top[np.argsort(-ranked[name], kind="stable")[: scoring.expected_f1_count(ranked[name])]] = True
+            sets[f"{name}_filter"] = top
+    return sets
 
 
 def best_weight(runs: list[Run], space: str = "oos") -> float:
@@ -245,7 +246,7 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
                 ci = bootstrap_ratios(run.truth, score, base, ("ap", "recall_5", "recall_10"))
                 m.update({f"{metric}_ratio_ci": v for metric, v in ci.items()})
             rows[name] = m
-        sets = flagged(run, weight, ranked["evidence"])
+        sets = flagged(run, weight, ranked)
         f1s = {k: f1(run.truth, v) for k, v in sets.items()}
         f1_ci = {
             k: bootstrap_f1_ratio(run.truth, v, sets["cleanlab_filter"])
@@ -321,7 +322,7 @@ def summary_lines(results: dict) -> list[str]:
             for run in runs
             if name in run["f1_ratio_ci"]
         )
-        lines.append(f"flagged set F1 {name:<19}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+        lines.append(f"flagged set F1 {name:<25}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
     for metric in ("recall_5", "recall_10"):
         ratios = "; ".join(
             _ratio(

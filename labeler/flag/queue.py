@@ -8,18 +8,23 @@ bench rank` fitted and measures cross-fitted against cleanlab alone. The other `
 choices are cleanlab's rank methods on the *blend* ``(1 - vote_weight) x CNN + vote_weight x
 vote`` (the previous default).
 
-The flagged set: cleanlab's confident learning estimates how many labels are wrong (its filter
-on the blend); with the evidence score, that many top-scored rows are flagged. Out-of-fold rows
-and test rows are flagged and counted apart (the test rows' probabilities are the mean of the
-fold models, another calibration).
+The flagged set ("label_issue"): with the evidence score, the top-scored rows, as many as give the set
+its highest expected F1 (``scoring.expected_f1_count``: the score read as a probability), and at least
+0.4 x as many as cleanlab's filter on the CNN flags (``FILTER_FLOOR``). cleanlab's confident learning
+flagged 2.4-3.3x the planted flips on every `bench rank` run; rows its filter flags (on the CNN or on the
+blend) beyond the set stay in the queue, in tier 0 ("possible_label_issue"). With another
+``rank_by``, the flagged set is cleanlab's filter on the blend. Out-of-fold rows and test rows are
+flagged and counted apart (the test rows' probabilities are the mean of the fold models, another
+calibration).
 
 Order (``priority = tier + score``, score in [0, 1), higher = more likely wrong):
   tier 1  the flagged set ("label_issue"), near-duplicates whose labels conflict
           ("duplicate_conflict": their own reason and filter, no tier above label errors, since at
           most half of a conflicting pair is wrong and `bench rank` found them no more often wrong
           than the flagged set), and reviewed items the new round contradicts strongly
-  tier 0  outliers (the most isolated ``outlier_share`` of images, "outlier"; 0 of 29 held a
-          planted flip in `bench rank`) and rows only the neighbour vote doubts
+  tier 0  the rest of cleanlab's filter ("possible_label_issue"), outliers (the most isolated
+          ``outlier_share`` of images, "outlier"; 0 of 46 held a planted flip in `bench rank`) and
+          rows only the neighbour vote doubts
 Items with a reviewer decision are left out unless the blend gives another label at least
 ``CONTRADICTION_PROB`` probability and the row is flagged.
 """
@@ -42,6 +47,11 @@ VOTE_SPACES = ("oos", "shared")
 # the shared-space vote ranked planted flips best of the blends; the cross-fitted weight was 0.7 on every run.
 VOTE_WEIGHT = 0.3
 RANKINGS = ("evidence", *detect.RANKINGS)
+# The flagged set's floor, as a share of cleanlab's filter on the CNN alone. That filter flagged 2.4-3.3x the
+# planted flips on every one of 13 `bench rank` runs, so 0.4 of it is rarely too many; the floor guards
+# against an evidence score far less sure than it should be on a model unlike the benchmarks' (its weights,
+# so its calibration, come from them). It moved the 13 runs' F1 ratios by -0.03 to +0.02 (mean -0.003).
+FILTER_FLOOR = 0.4
 
 
 @dataclass
@@ -105,6 +115,7 @@ def build_queue(
         views.merged.suggested_prob,
         views.votes[np.arange(len(labels)), labels],
         is_issue,
+        (views.model.is_issue | views.merged.is_issue) & ~is_issue,
         groups,
         conflict,
         outlier,
@@ -114,7 +125,8 @@ def build_queue(
         ev.class_types,
     )
     context = (views.merged.top, views.merged_probs, score, nn)
-    flags = [f for row in np.flatnonzero(flagged["merged"] | is_outlier) if (f := _flag(int(row), signals, *context))]
+    candidates = flagged["merged"] | views.model.is_issue | views.merged.is_issue | is_outlier
+    flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
     flags.sort(key=lambda f: -f.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(flags, scores, flagged, summary, nn)
@@ -129,7 +141,7 @@ class _Views:
     model: detect.LabelIssues  # cleanlab on the CNN alone
     merged: detect.LabelIssues  # cleanlab on the blend
     evidence: np.ndarray  # (N,) the evidence score
-    evidence_flagged: np.ndarray  # (N,) bool: as many top-evidence rows as cleanlab flags on the blend
+    evidence_flagged: np.ndarray  # (N,) bool: the top-evidence rows with the best expected F1 (floored), per part
 
 
 def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float) -> _Views:
@@ -140,7 +152,7 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))  # no AUM: measured no gain
-    evidence_flagged = _top_n_by_part(evidence, merged.is_issue, ev.is_test)
+    evidence_flagged = _top_by_expected_f1(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 
 
@@ -185,14 +197,14 @@ def _duplicate_groups(ev: Evidence, nn: neighbors.Neighbours, radius: float) -> 
     return neighbors.duplicate_groups(nn, radius, confirm)
 
 
-def _top_n_by_part(score: np.ndarray, counted: np.ndarray, parts=None) -> np.ndarray:
-    """In each part, the ``counted.sum()`` rows of that part with the highest ``score``."""
-    if parts is None:
-        return _top_n(score, int(counted.sum()))
+def _top_by_expected_f1(score: np.ndarray, cleanlab_flagged: np.ndarray, parts=None) -> np.ndarray:
+    """In each part, the top-``score`` rows of that part: as many as ``scoring.expected_f1_count`` says, and at
+    least ``FILTER_FLOOR`` x as many as cleanlab's filter flags there."""
     out = np.zeros(len(score), dtype=bool)
-    for part in np.unique(parts):
-        rows = np.flatnonzero(parts == part)
-        out[rows] = _top_n(score[rows], int(counted[rows].sum()))
+    for part in [None] if parts is None else np.unique(parts):
+        rows = np.arange(len(score)) if part is None else np.flatnonzero(parts == part)
+        floor = int(FILTER_FLOOR * cleanlab_flagged[rows].sum())
+        out[rows] = _top_n(score[rows], max(scoring.expected_f1_count(score[rows]), floor))
     return out
 
 

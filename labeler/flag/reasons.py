@@ -30,6 +30,7 @@ class Signals:
     suggested_prob: np.ndarray
     vote_given: np.ndarray  # the neighbour vote's share for the given label
     is_issue: np.ndarray  # the flagged set
+    also_doubted: np.ndarray  # outside the flagged set, but in cleanlab's filter (on the CNN or the blend)
     groups: np.ndarray  # near-duplicate group per row, -1 if none
     conflict: np.ndarray  # in a near-duplicate group with more than one label
     outlier: np.ndarray  # outlier score in [0, 1]
@@ -104,6 +105,14 @@ def _label_issue(row: int, s: Signals):
         return None
     p_model = float(s.pred_probs[row, s.suggested[row]])
     return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]}"
+
+
+@reason("possible_label_issue", "cleanlab's filter doubts the label too; less likely wrong than the flagged set")
+def _possible_label_issue(row: int, s: Signals):
+    if not s.also_doubted[row]:
+        return None
+    p_model = float(s.pred_probs[row, s.suggested[row]])
+    return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]} (below the flagged set)"
 
 
 def _types(row: int, s: Signals):
