@@ -177,6 +177,8 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
     assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
     assert np.isfinite(results["merged@0.2"]["test_top1"])
     assert results["random@0.4"]["reviewed"] > results["random@0.2"]["reviewed"]  # every budget is its own arm
+    ratio, lo, hi = results["merged@0.2"]["flips_fixed_ratio"]["activelab"]
+    assert lo <= ratio <= hi and "flips fixed at 0.2, default queue / activelab" in out
     assert results["noisy"]["seeds"] == 2 and len(results["noisy"]["test_top1_runs"]) == 2
     assert results["noisy"]["test_top1"] == pytest.approx(np.mean(results["noisy"]["test_top1_runs"]))
     assert (tmp_path / "b" / "loop" / "noisy-seed42.json").exists() and (
@@ -206,3 +208,23 @@ def test_activelab_on_a_large_queue_scores_the_queue_from_a_sample_of_the_rest(c
     assert np.isfinite(sampled[focus]).all()
     assert len(focus) <= np.isfinite(sampled).sum() <= len(focus) + 3 + 10  # focus + 3 reviewed + 10 sampled
     np.testing.assert_allclose(whole_sample, everything, rtol=1e-5)  # a sample of everything is everything
+
+
+def test_loop_compares_flips_fixed_with_a_paired_interval():
+    import pandas as pd
+
+    from labeler.bench.loop import fixed_ratios
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(2000)
+    items = pd.DataFrame({"split": ["train"] * 1900 + ["test"] * 100}, index=ids)
+    flipped = set(rng.choice(1900, 200, replace=False).tolist())
+    flips = sorted(flipped)
+    # at 10% (190 reviews): the default queue meets 120 flips, ActiveLab 60, random about 20
+    merged = set(flips[:120]) | set(sorted(set(range(1900)) - flipped)[:70])
+    active = set(flips[:60]) | set(sorted(set(range(1900)) - flipped)[:130])
+    arms = {"merged@0.1": merged, "activelab@0.1": active, "random@0.1": set(rng.choice(1900, 190).tolist())}
+    out = fixed_ratios(arms, items, flipped, [0.1], ["merged", "activelab", "random"])
+    ratio, lo, hi = out["merged@0.1"]["activelab"]
+    assert ratio == 2.0 and 1.6 < lo < 2.0 < hi < 2.5
+    assert out["merged@0.1"]["random"][1] > 2.5 and fixed_ratios(arms, items, flipped, [0.1], ["activelab"]) == {}

@@ -77,6 +77,7 @@ def bench_loop(
     items = p.items.set_index("id")
     flipped = set(items.index[items["true"] != items["label"]])
     arms = _arms(p, items, flipped, budgets, orders, seed)
+    ratios = fixed_ratios(arms, items, flipped, budgets, orders)
     seeds = [final.seed + r for r in range(repeats)]
     results, done = {}, {}
     for arm, reviewed in arms.items():
@@ -93,6 +94,8 @@ def bench_loop(
     noisy, clean = results["noisy"]["test_top1"], results["clean"]["test_top1"]
     for r in results.values():
         r["gap_recovered"] = (r["test_top1"] - noisy) / (clean - noisy) if clean != noisy else float("nan")
+    for arm, versus in ratios.items():
+        results[arm]["flips_fixed_ratio"] = versus
     (out_dir / "loop" / "results.json").write_text(json.dumps(results, indent=2))
     _plot(results, budgets, orders, out_dir / "loop" / "curve.png")
     return results
@@ -116,6 +119,28 @@ def _arms(p, items, flipped: set, budgets, orders, seed: int) -> dict[str, set]:
         for name in orders:
             arms[f"{name}@{budget:g}"] = set(orders_by_name[name][:n].tolist())
     return arms
+
+
+def fixed_ratios(arms: dict[str, set], items, flipped: set, budgets, orders) -> dict[str, dict]:
+    """{"merged@B": {other order: [flips it fixed / the other's, 95% low, high]}}: the default queue against each
+    other order at each budget, with a paired bootstrap over the train/valid images (which images each order
+    reviews stays fixed; which of them hold a flip is resampled)."""
+    from labeler.bench.metrics import bootstrap_hits_ratio
+
+    if "merged" not in orders:
+        return {}
+    ids = items.index[items["split"] != "test"].to_numpy()
+    truth = np.isin(ids, list(flipped))
+    out = {}
+    for budget in budgets:
+        chosen = np.isin(ids, list(arms[f"merged@{budget:g}"]))
+        versus = {}
+        for name in (o for o in orders if o != "merged"):
+            base = np.isin(ids, list(arms[f"{name}@{budget:g}"]))
+            ratio = (truth & chosen).sum() / max((truth & base).sum(), 1)
+            versus[name] = [float(ratio), *bootstrap_hits_ratio(truth, chosen, base)]
+        out[f"merged@{budget:g}"] = versus
+    return out
 
 
 def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Path, log) -> dict:

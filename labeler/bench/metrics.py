@@ -57,3 +57,14 @@ def bootstrap_f1_ratio(truth, flags, base, *, n: int = 300, seed: int = 0) -> tu
         pick = rng.integers(0, len(truth), len(truth))
         ratios.append(f1(truth[pick], flags[pick]) / max(f1(truth[pick], base[pick]), 1e-9))
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def bootstrap_hits_ratio(truth, chosen, base, *, n: int = 300, seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap 95% interval of hits(chosen) / hits(base), hits being the true rows among those chosen
+    (flips fixed by two review orders at one budget), resampling rows."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(n):
+        pick = rng.integers(0, len(truth), len(truth))
+        ratios.append((truth[pick] & chosen[pick]).sum() / max((truth[pick] & base[pick]).sum(), 1))
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))

@@ -154,6 +154,12 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
             f"{m['test_top1_std']:>7.3f}{m['test_top3']:>8.3f}{m['test_top5']:>8.3f}{m['gap_recovered']:>15.1%}"
             + (f"  (= {m['same_as']})" if "same_as" in m else "")
         )
+    for arm, m in r.items():
+        for other, (ratio, lo, hi) in m.get("flips_fixed_ratio", {}).items():
+            budget = arm.split("@")[1]
+            click.echo(
+                f"flips fixed at {budget}, default queue / {other}: {ratio:.2f} [95% interval {lo:.2f}, {hi:.2f}]"
+            )
     click.echo(f"table: {out_dir}/loop/results.json, curve: {out_dir}/loop/curve.png")
 
 
