@@ -51,20 +51,21 @@ def bootstrap_ratios(truth, score, base, metrics, *, n: int = 300, seed: int = 0
 
 def bootstrap_f1_ratio(truth, flags, base, *, n: int = 300, seed: int = 0) -> tuple[float, float]:
     """Paired bootstrap 95% interval of F1(flags) / F1(base), resampling images."""
-    rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(n):
-        pick = rng.integers(0, len(truth), len(truth))
-        ratios.append(f1(truth[pick], flags[pick]) / max(f1(truth[pick], base[pick]), 1e-9))
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    return _paired_interval(truth, flags, base, lambda t, a, b: f1(t, a) / max(f1(t, b), 1e-9), n, seed)
 
 
 def bootstrap_hits_ratio(truth, chosen, base, *, n: int = 300, seed: int = 0) -> tuple[float, float]:
     """Paired bootstrap 95% interval of hits(chosen) / hits(base), hits being the true rows among those chosen
     (flips fixed by two review orders at one budget), resampling rows."""
+    return _paired_interval(truth, chosen, base, lambda t, a, b: (t & a).sum() / max((t & b).sum(), 1), n, seed)
+
+
+def _paired_interval(truth, a, b, ratio, n: int, seed: int) -> tuple[float, float]:
+    """2.5th and 97.5th percentiles of ``ratio(truth, a, b)`` over ``n`` resamples of the rows (the same rows
+    for ``a`` and ``b``)."""
     rng = np.random.default_rng(seed)
     ratios = []
     for _ in range(n):
         pick = rng.integers(0, len(truth), len(truth))
-        ratios.append((truth[pick] & chosen[pick]).sum() / max((truth[pick] & base[pick]).sum(), 1))
+        ratios.append(ratio(truth[pick], a[pick], b[pick]))
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))

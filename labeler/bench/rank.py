@@ -173,10 +173,10 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None)
 
 def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """cleanlab's default flagged set on the CNN alone and on the cross-fitted blend; the set `flag` takes by
-    default (the top ``evidence`` rows with the best expected F1) and the same rule on the cross-fitted score."""
+    default (``queue.flagged_set`` of ``evidence``) and the same rule on the cross-fitted score."""
     from cleanlab.filter import find_label_issues
 
-    from labeler.flag import scoring
+    from labeler.flag.queue import flagged_set
 
     blend = weight * run.pred_probs + (1 - weight) * run.votes
     sets = {
@@ -185,9 +185,7 @@ def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str,
     }
     for name in ("evidence", "evidence_crossfit"):
         if name in ranked:
-            top = np.zeros(len(run.labels), dtype=bool)
-            top[np.argsort(-ranked[name], kind="stable")[: scoring.expected_f1_count(ranked[name])]] = True
-            sets[f"{name}_filter"] = top
+            sets[f"{name}_filter"] = flagged_set(ranked[name], sets["cleanlab_filter"])
     return sets
 
 

@@ -106,6 +106,7 @@ def build_queue(
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
     scores, flagged = _detectors(views, labels, pred_probs, score, is_issue | conflict)
+    doubted = views.model.is_issue | views.merged.is_issue  # cleanlab's filters
     signals = Signals(
         ev.item_ids,
         ev.vocab,
@@ -115,7 +116,7 @@ def build_queue(
         views.merged.suggested_prob,
         views.votes[np.arange(len(labels)), labels],
         is_issue,
-        (views.model.is_issue | views.merged.is_issue) & ~is_issue,
+        doubted & ~is_issue,
         groups,
         conflict,
         outlier,
@@ -125,7 +126,7 @@ def build_queue(
         ev.class_types,
     )
     context = (views.merged.top, views.merged_probs, score, nn)
-    candidates = flagged["merged"] | views.model.is_issue | views.merged.is_issue | is_outlier
+    candidates = flagged["merged"] | doubted | is_outlier
     flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
     flags.sort(key=lambda f: -f.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
@@ -152,7 +153,7 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))  # no AUM: measured no gain
-    evidence_flagged = _top_by_expected_f1(evidence, model.is_issue, ev.is_test)
+    evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 
 
@@ -197,9 +198,10 @@ def _duplicate_groups(ev: Evidence, nn: neighbors.Neighbours, radius: float) -> 
     return neighbors.duplicate_groups(nn, radius, confirm)
 
 
-def _top_by_expected_f1(score: np.ndarray, cleanlab_flagged: np.ndarray, parts=None) -> np.ndarray:
-    """In each part, the top-``score`` rows of that part: as many as ``scoring.expected_f1_count`` says, and at
-    least ``FILTER_FLOOR`` x as many as cleanlab's filter flags there."""
+def flagged_set(score: np.ndarray, cleanlab_flagged: np.ndarray, parts=None) -> np.ndarray:
+    """The flagged set of the evidence ``score``: in each part, the top-``score`` rows of that part, as many as
+    ``scoring.expected_f1_count`` says and at least ``FILTER_FLOOR`` x as many as cleanlab's filter on the CNN
+    (``cleanlab_flagged``) flags there. `bench rank` measures this very set."""
     out = np.zeros(len(score), dtype=bool)
     for part in [None] if parts is None else np.unique(parts):
         rows = np.arange(len(score)) if part is None else np.flatnonzero(parts == part)

@@ -101,18 +101,18 @@ def _duplicate_conflict(row: int, s: Signals):
 
 @reason("label_issue", "the model and the neighbours doubt the label", tier=1)
 def _label_issue(row: int, s: Signals):
-    if not s.is_issue[row]:
-        return None
-    p_model = float(s.pred_probs[row, s.suggested[row]])
-    return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]}"
+    return _model_says(row, s) if s.is_issue[row] else None
 
 
 @reason("possible_label_issue", "cleanlab's filter doubts the label too; less likely wrong than the flagged set")
 def _possible_label_issue(row: int, s: Signals):
-    if not s.also_doubted[row]:
-        return None
+    return _model_says(row, s) + " (below the flagged set)" if s.also_doubted[row] else None
+
+
+def _model_says(row: int, s: Signals) -> str:
+    """ "model: 0.91 Dress; given Skirt": the model's share for the suggested label, and the given label."""
     p_model = float(s.pred_probs[row, s.suggested[row]])
-    return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]} (below the flagged set)"
+    return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]}"
 
 
 def _types(row: int, s: Signals):
