@@ -106,7 +106,6 @@ def build_queue(
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
     scores, flagged = _detectors(views, labels, pred_probs, score, is_issue | conflict)
-    doubted = views.model.is_issue | views.merged.is_issue  # cleanlab's filters
     signals = Signals(
         ev.item_ids,
         ev.vocab,
@@ -116,7 +115,7 @@ def build_queue(
         views.merged.suggested_prob,
         views.votes[np.arange(len(labels)), labels],
         is_issue,
-        doubted & ~is_issue,
+        views.doubted & ~is_issue,
         groups,
         conflict,
         outlier,
@@ -126,7 +125,7 @@ def build_queue(
         ev.class_types,
     )
     context = (views.merged.top, views.merged_probs, score, nn)
-    candidates = flagged["merged"] | doubted | is_outlier
+    candidates = flagged["merged"] | views.doubted | is_outlier
     flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
     flags.sort(key=lambda f: -f.priority)
     summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
@@ -143,6 +142,11 @@ class _Views:
     merged: detect.LabelIssues  # cleanlab on the blend
     evidence: np.ndarray  # (N,) the evidence score
     evidence_flagged: np.ndarray  # (N,) bool: the top-evidence rows with the best expected F1 (floored), per part
+
+    @property
+    def doubted(self) -> np.ndarray:
+        """(N,) bool: in cleanlab's filter on the CNN or on the blend."""
+        return self.model.is_issue | self.merged.is_issue
 
 
 def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float) -> _Views:
