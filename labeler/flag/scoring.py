@@ -19,7 +19,8 @@ near 0 for a label learnt at once, about ``-aum`` for one fitted late or never).
 measures it (``FEATURES_AUM``); it is not in the default score, which it did not improve (README). The
 log features separate confident models' doubts; the probability features matter where the model
 is weak and its probabilities flat (clothing-small from scratch: normalized margin alone beats
-self-confidence by 1.25-1.38x there, while the log-only score reached 1.03-1.17x). The score is a logistic model of "this label is wrong" on those twelve features (three views x four),
+self-confidence by 1.25-1.38x there, while the log-only score reached 1.03-1.17x). The score is a
+logistic model of "this label is wrong" on those twelve features (three views x four),
 ``sigmoid(WEIGHTS . x + INTERCEPT)`` with every weight >= 0, so more doubt from any view never
 lowers the score. The weights were fitted by `labeler bench rank` (non-negative logistic
 regression over the planted flips of its runs; it prints them) and are benchmarked cross-fitted:
