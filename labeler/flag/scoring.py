@@ -37,7 +37,8 @@ FEATURES_AUM = (*FEATURES, "aum_doubt")
 # Fitted by `labeler bench rank` on 15 bench noise runs: the demo (pairs seeds 0-5, clustered seeds 0-2, `--preset
 # demo`) and clothing-small (pairs seeds 0-2 with the earlier cpu preset and --tta 4; clustered seeds 0-2 with
 # today's cpu preset, --no-pretrained --folds 3). The README's ranking table scores each run with weights fitted on
-# the other runs only.
+# the other runs only. On these weak from-scratch models nearly all the weight goes to the probability-scale
+# features; models that train longer may want the log-scale ones back (refit with `bench rank` on such runs).
 WEIGHTS = (0.0, 0.033, 0.643, 2.405) + (0.0, 0.0, 0.0, 0.707) + (0.0, 0.0, 0.0, 2.474)  # model, smoothed, vote
 INTERCEPT = -8.770
 EPS = 1e-4
