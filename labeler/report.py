@@ -181,7 +181,8 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
     return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
 <h1>Round {round_id}: {len(queue.flags)} images queued of {len(ev.item_ids)}</h1>
-<p>Estimated label noise {queue.summary.noise_rate:.1%}.</p>
+<p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} (confident joint on the model alone;
+it overstates on weak models; <code>labeler status</code> estimates from reviews).</p>
 <img src="noise_matrix.png"> <img src="label_quality.png">
 {sections}
 <h2>Top of the queue</h2><table><tr><th>#</th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>

@@ -145,7 +145,8 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
     import json
 
     out = cli("flag", workspace_with_round, "--csv", tmp_path / "queue.csv").output
-    assert "images queued for review" in out and "by reason:" in out and "estimated label noise" in out
+    assert "images queued for review" in out and "by reason:" in out
+    assert "cleanlab's label-noise estimate" in out and "it overstates on weak models" in out
     rows = list(csv.DictReader((tmp_path / "queue.csv").read_text().splitlines()))
     assert rows and list(rows[0]) == [
         "rank",
@@ -167,6 +168,7 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
     report = workspace_with_round / "reports" / "round-001"
     for name in ("flag.html", "noise_matrix.png", "label_quality.png"):
         assert (report / name).stat().st_size > 500
+    assert "it overstates on weak models" in (report / "flag.html").read_text()
 
 
 def test_flag_refuses_without_round_with_changed_array_and_with_nan(

@@ -283,9 +283,12 @@ def format_summary(result: FlagResult, *, top: int = 8) -> str:
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
     by_class = Counter(ev.vocab[label_of[e.item_id]] for e in entries)
     lines.append("  by given label: " + ", ".join(f"{name} {count}" for name, count in by_class.most_common(top)))
-    lines.append(f"  estimated label noise: {s.noise_rate:.1%} of labels (confident joint, model only)")
+    lines.append(
+        f"  cleanlab's label-noise estimate: {s.noise_rate:.1%} of labels (confident joint on the model alone; "
+        "it overstates on weak models; `labeler status` estimates from reviews)"
+    )
     worst = sorted(s.error_rate.items(), key=lambda kv: -kv[1])[:5]
-    lines.append("  classes with the most suspect labels: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
+    lines.append("  classes cleanlab doubts most: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
     cj = s.confident_joint.copy()
     np.fill_diagonal(cj, 0)
     pairs = sorted(((cj[i, j], ev.vocab[i], ev.vocab[j]) for i, j in zip(*np.nonzero(cj))), reverse=True)[:5]
