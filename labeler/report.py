@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler.flag.detect import NOISE_RATE_CAVEAT
 from labeler.flag.queue import Evidence, Queue
 from labeler.flag.reasons import REASONS
 from labeler.workspace import Workspace
@@ -181,8 +182,7 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
     return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
 <h1>Round {round_id}: {len(queue.flags)} images queued of {len(ev.item_ids)}</h1>
-<p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} (confident joint on the model alone;
-it overstates on weak models; <code>labeler status</code> estimates from reviews).</p>
+<p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} ({html.escape(NOISE_RATE_CAVEAT)}).</p>
 <img src="noise_matrix.png"> <img src="label_quality.png">
 {sections}
 <h2>Top of the queue</h2><table><tr><th>#</th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>

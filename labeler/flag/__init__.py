@@ -18,6 +18,7 @@ import numpy as np
 
 from labeler.errors import ArrayError, LabelerError
 from labeler.files import write_csv
+from labeler.flag.detect import NOISE_RATE_CAVEAT
 from labeler.flag.queue import Evidence, Queue, build_queue
 from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
 from labeler.store import Flag
@@ -283,10 +284,7 @@ def format_summary(result: FlagResult, *, top: int = 8) -> str:
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
     by_class = Counter(ev.vocab[label_of[e.item_id]] for e in entries)
     lines.append("  by given label: " + ", ".join(f"{name} {count}" for name, count in by_class.most_common(top)))
-    lines.append(
-        f"  cleanlab's label-noise estimate: {s.noise_rate:.1%} of labels (confident joint on the model alone; "
-        "it overstates on weak models; `labeler status` estimates from reviews)"
-    )
+    lines.append(f"  cleanlab's label-noise estimate: {s.noise_rate:.1%} of labels ({NOISE_RATE_CAVEAT})")
     worst = sorted(s.error_rate.items(), key=lambda kv: -kv[1])[:5]
     lines.append("  classes cleanlab doubts most: " + ", ".join(f"{k} {v:.0%}" for k, v in worst))
     cj = s.confident_joint.copy()

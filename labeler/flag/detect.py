@@ -15,6 +15,13 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 RANKINGS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 
 
+# How `flag` and its report qualify ClassSummary.noise_rate: on four `bench noise` runs of weak CPU models the
+# confident joint counted 3.1-3.5x the planted flips (README, `labeler flag`).
+NOISE_RATE_CAVEAT = (
+    "confident joint on the model alone; it overstates on weak models; `labeler status` estimates from reviews"
+)
+
+
 @dataclass
 class LabelIssues:
     is_issue: np.ndarray  # (N,) bool: cleanlab's flagged set
