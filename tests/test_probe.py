@@ -1,0 +1,56 @@
+"""The linear probe on the embeddings (labeler.flag.probe): out-of-sample by row and by group."""
+
+import numpy as np
+
+from labeler.flag.probe import probe_probs
+
+
+def _blobs(seed: int = 0, n: int = 300, k: int = 3):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, k, n)
+    centres = rng.normal(size=(k, 16)) * 3
+    emb = (centres[true] + rng.normal(size=(n, 16))).astype(np.float32)
+    return true, emb
+
+
+def test_no_row_and_no_copy_of_it_reaches_its_own_prediction():
+    labels, emb = _blobs()
+    groups = np.arange(len(labels))
+    groups[1] = groups[0]  # row 1 is row 0's copy
+    before = probe_probs(emb, labels, 3, groups=groups)
+    changed = labels.copy()
+    changed[[0, 1]] = (labels[0] + 1) % 3  # the pair relabelled together
+    after = probe_probs(emb, changed, 3, groups=groups)
+    assert np.allclose(before[[0, 1]], after[[0, 1]])  # neither its own label nor its copy's was seen
+    assert not np.allclose(before, after)  # (other rows' models did see them)
+
+
+def test_held_out_rows_are_predicted_and_their_labels_reach_no_model():
+    labels, emb = _blobs(1)
+    test = np.zeros(len(labels), bool)
+    test[-40:] = True
+    before = probe_probs(emb, labels, 3, held_out=test)
+    scrambled = labels.copy()
+    scrambled[test] = (labels[test] + 1) % 3
+    after = probe_probs(emb, scrambled, 3, held_out=test)
+    assert np.allclose(before, after)
+    assert (before[test].argmax(axis=1) == labels[test]).mean() > 0.9  # a model fitted on the others predicts them
+    assert np.allclose(before.sum(axis=1), 1, atol=1e-5)
+
+
+def test_the_probe_doubts_flipped_labels():
+    true, emb = _blobs(2)
+    given = true.copy()
+    flipped = np.random.default_rng(0).random(len(true)) < 0.1
+    given[flipped] = (true[flipped] + 1) % 3
+    probs = probe_probs(emb, given, 3)
+    own = probs[np.arange(len(given)), given]
+    assert own[flipped].mean() < 0.2 < 0.8 < own[~flipped].mean()
+
+
+def test_a_single_class_or_a_single_group_does_not_fail():
+    labels, emb = _blobs(3, n=20)
+    one_class = probe_probs(emb, np.zeros(20, dtype=np.int64), 3)
+    assert np.allclose(one_class[:, 0], 1)
+    one_group = probe_probs(emb, labels, 3, groups=np.zeros(20))  # nothing to cross-validate over: uniform
+    assert np.allclose(one_group, 1 / 3)
