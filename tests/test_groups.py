@@ -169,14 +169,17 @@ def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
             "normalized_margin_adjusted",
             "neighbours",
             "blend_crossfit",
+            "probe_only",
             "evidence",
             "evidence_crossfit",
+            "evidence_without_probe_crossfit",
         } <= set(run["rankers"])
         assert len(run["evidence_fit"][0]) == len(FEATURES) and set(run["f1"]) == {
             "cleanlab_filter",
             "blend_filter",
             "evidence_filter",
             "evidence_crossfit_filter",
+            "evidence_without_probe_crossfit_filter",
         }
         for name, m in run["rankers"].items():
             assert 0 <= m["ap"] <= 1 + 1e-9 and 0 <= m["recall_10"] <= 1  # (sklearn's AP can round to 1 + 2e-16)
@@ -261,13 +264,13 @@ def test_average_precision_matches_scikit_learn_with_ties():
 
 
 def test_bench_rank_with_aum_scores_it_alone_and_without_it(cli, tmp_path):
-    """Runs whose rounds recorded the area under the margin: AUM is ranked alone, the cross-fitted evidence
-    uses it (13 weights), and the same evidence without it is scored beside, for what AUM adds."""
+    """Runs whose rounds recorded the area under the margin: AUM is ranked alone, and the cross-fitted evidence
+    with it is scored beside the default's (without it), for what AUM adds."""
     import json
 
     import pandas as pd
 
-    from labeler.flag.scoring import FEATURES_AUM
+    from labeler.flag.scoring import FEATURES
     from labeler.workspace import Workspace
 
     folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
@@ -283,7 +286,7 @@ def test_bench_rank_with_aum_scores_it_alone_and_without_it(cli, tmp_path):
     out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
     result = json.loads((tmp_path / "rank.json").read_text())
     for run in result.values():
-        assert {"aum", "evidence_crossfit", "evidence_without_aum_crossfit"} <= set(run["rankers"])
-        assert len(run["evidence_fit"][0]) == len(FEATURES_AUM)
+        assert {"aum", "evidence_crossfit", "evidence_with_aum_crossfit"} <= set(run["rankers"])
+        assert len(run["evidence_fit"][0]) == len(FEATURES)  # the default's score: no AUM
         assert run["rankers"]["aum"]["ap"] > 0.5  # the planted AUM separates the flips
     assert "with AUM fitted on all these runs" in out and "aum_doubt" in out

@@ -9,6 +9,8 @@ The blend weight and the evidence score's weights (``labeler.flag.scoring``) are
 each run they are the ones that did best on the *other* runs, never on the items they are scored
 on. ``evidence`` (the default ranking of `flag`) uses the weights shipped in ``labeler.flag.scoring``;
 ``fitted_weights`` prints the weights fitted on all the runs given, which is how those were chosen.
+``probe_only`` is the linear probe on the embeddings alone (``labeler.flag.probe``), and
+``evidence_without_probe_crossfit`` the cross-fitted score on the other three views: what the probe adds.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from labeler.bench.metrics import bootstrap_f1_ratio, bootstrap_ratios, f1, rank
 
 BASELINE = "self_confidence"
 BLEND_WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # share of the CNN in CNN + neighbour vote
+CROSSFIT = {  # the evidence scores fitted on the other runs: name -> ``evidence_features`` options
+    "evidence_crossfit": {"aum": False},  # the default's score (flag takes no AUM)
+    "evidence_with_aum_crossfit": {"aum": True},  # what AUM adds (runs that recorded it, fitted on such runs)
+    "evidence_without_probe_crossfit": {"aum": False, "probe": False},  # what the probe adds
+}
 
 
 @dataclass
@@ -37,6 +44,7 @@ class Run:
     plain: np.ndarray | None = None  # (N, K) pred_probs without test-time augmentation (rounds trained with --tta)
     smoothed_plain: np.ndarray | None = None
     aum: np.ndarray | None = None  # (N,) area under the margin (rounds that recorded it; NaN where none)
+    probe: np.ndarray | None = None  # (N, K) the linear probe on the embeddings (``flag.probe``), as `flag` takes it
 
 
 def load_truth(folder: str | Path, *, extras: bool = False):
@@ -73,7 +81,7 @@ def load_truth(folder: str | Path, *, extras: bool = False):
 
 def load_run(folder: str | Path, *, k: int = 10) -> Run:
     """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
-    from labeler.flag import neighbors
+    from labeler.flag import neighbors, probe
 
     folder = Path(folder)
     ev, fit, truth, plain, aum = load_truth(folder, extras=True)
@@ -92,27 +100,30 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )
     run.aum = None if aum is None else aum[fit]
+    run.probe = probe.probe_probs(ev.embeddings, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
     if plain is not None:
         run.plain = plain[fit]
         run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]
     return run
 
 
-def evidence_features(run: Run, aum: bool = True) -> np.ndarray:
-    """The evidence score's features of ``run`` (with ``aum_doubt`` when the run has AUM and ``aum``)."""
+def evidence_features(run: Run, aum: bool = True, probe: bool = True) -> np.ndarray:
+    """The evidence score's features of ``run`` (with ``aum_doubt`` when the run has AUM and ``aum``; without the
+    probe's four when not ``probe``: the score before the probe, to measure what it adds)."""
     from labeler.flag import scoring
 
-    extra = run.aum if aum else None
-    return scoring.features(run.labels, run.pred_probs, run.smoothed, run.votes_parts["groups_only"], extra)
+    views = [run.pred_probs, run.smoothed, run.votes_parts["groups_only"]] + ([run.probe] if probe else [])
+    return scoring.features(run.labels, *views, aum=run.aum if aum else None)
 
 
-def fitted_weights(runs: list[Run], aum: bool = True) -> tuple[np.ndarray, float]:
+def fitted_weights(runs: list[Run], aum: bool = True, probe: bool = True) -> tuple[np.ndarray, float]:
     """Logistic regression of "flipped" on the evidence features of ``runs`` (with AUM when every run has it and
-    ``aum``), every weight >= 0 (more doubt from a view never lowers the score): (weights, intercept)."""
+    ``aum``; with the probe's unless not ``probe``), every weight >= 0 (more doubt from a view never lowers the
+    score): (weights, intercept)."""
     from scipy.optimize import minimize
 
     aum = aum and all(r.aum is not None for r in runs)
-    x = np.vstack([evidence_features(r, aum) for r in runs])
+    x = np.vstack([evidence_features(r, aum, probe) for r in runs])
     y = np.concatenate([r.truth for r in runs]).astype(np.float64)
 
     def loss(p):  # mean negative log-likelihood and its gradient
@@ -126,10 +137,9 @@ def fitted_weights(runs: list[Run], aum: bool = True) -> tuple[np.ndarray, float
     return fit.x[:-1], float(fit.x[-1])
 
 
-def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None) -> dict[str, np.ndarray]:
-    """Each ranker's mislabel score per row (higher = more likely wrong); ``fit``: cross-fitted
-    (weights, intercept) of the evidence score (with AUM on runs that have it); ``fit_12``: the same without
-    AUM, on runs that have it (what AUM adds)."""
+def scores(run: Run, weight: float, weight_shared: float, fits: dict | None = None) -> dict[str, np.ndarray]:
+    """Each ranker's mislabel score per row (higher = more likely wrong); ``fits``: name -> (weights, intercept,
+    ``evidence_features`` options) of the evidence scores fitted on the other runs (``crossfits``)."""
     from cleanlab.rank import get_label_quality_scores
 
     from labeler.flag import scoring
@@ -156,19 +166,30 @@ def scores(run: Run, weight: float, weight_shared: float, fit=None, fit_12=None)
     shared = weight_shared * run.pred_probs + (1 - weight_shared) * run.votes_parts["groups_only"]
     out["blend_shared_crossfit"] = 1 - get_label_quality_scores(run.labels, shared)  # flag --vote-space shared
     out["smoothed_only"] = 1 - run.smoothed[rows, run.labels]
+    out["probe_only"] = 1 - run.probe[rows, run.labels]
     out["evidence"] = scoring.mislabel_score(evidence_features(run, aum=False))  # flag's default, shipped weights
-    if fit is not None:
-        x = evidence_features(run, aum=len(fit[0]) == len(scoring.FEATURES_AUM))
-        out["evidence_crossfit"] = scoring.mislabel_score(x, *fit)
+    for name, (coef, intercept, options) in (fits or {}).items():
+        out[name] = scoring.mislabel_score(evidence_features(run, **options), coef, intercept)
     if run.aum is not None:
         out["aum"] = scoring.aum_doubt(run.aum)  # training's area under the margin alone
-        if fit_12 is not None:
-            out["evidence_without_aum_crossfit"] = scoring.mislabel_score(evidence_features(run, aum=False), *fit_12)
     if run.plain is not None:  # the same models without test-time augmentation
         out["self_confidence_no_tta"] = 1 - run.plain[rows, run.labels]
-        x_plain = scoring.features(run.labels, run.plain, run.smoothed_plain, run.votes_parts["groups_only"])
+        x_plain = scoring.features(run.labels, run.plain, run.smoothed_plain, run.votes_parts["groups_only"], run.probe)
         out["evidence_no_tta"] = scoring.mislabel_score(x_plain)
     return out
+
+
+def crossfits(run: Run, others: list[Run]) -> dict[str, tuple]:
+    """``CROSSFIT``'s scores for ``run``, each fitted on ``others`` (none when no other run has a flip; the AUM
+    one only when ``run`` and every other run recorded AUM): name -> (weights, intercept, options)."""
+    if not others or not any(r.truth.any() for r in others):
+        return {}
+    with_aum = run.aum is not None and all(r.aum is not None for r in others)
+    return {
+        name: (*fitted_weights(others, **options), options)
+        for name, options in CROSSFIT.items()
+        if with_aum or not options["aum"]
+    }
 
 
 def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -183,7 +204,7 @@ def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str,
         "cleanlab_filter": find_label_issues(run.labels, run.pred_probs),
         "blend_filter": find_label_issues(run.labels, blend),
     }
-    for name in ("evidence", "evidence_crossfit"):
+    for name in ("evidence", "evidence_crossfit", "evidence_without_probe_crossfit"):
         if name in ranked:
             sets[f"{name}_filter"] = flagged_set(ranked[name], sets["cleanlab_filter"])
     return sets
@@ -232,10 +253,8 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
         others = [r for j, r in enumerate(runs) if j != i]
         weight = best_weight(others) if others else 0.5
         weight_shared = best_weight(others, "shared") if others else 0.5
-        can_fit = others and any(r.truth.any() for r in others)
-        fit = fitted_weights(others, aum=run.aum is not None) if can_fit else None
-        fit_12 = fitted_weights(others, aum=False) if fit is not None and run.aum is not None else None
-        ranked = scores(run, weight, weight_shared, fit, fit_12)
+        fits = crossfits(run, others)
+        ranked = scores(run, weight, weight_shared, fits)
         base = ranked[BASELINE]
         rows = {}
         for name, score in ranked.items():
@@ -259,7 +278,9 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
             "rankers": rows,
             "f1": f1s,
             "f1_ratio_ci": f1_ci,
-            "evidence_fit": None if fit is None else [list(map(float, fit[0])), fit[1]],
+            "evidence_fit": [list(map(float, fits["evidence_crossfit"][0])), fits["evidence_crossfit"][1]]
+            if fits
+            else None,
             "queue_kinds": queue_kinds(folders[i]),
         }
         log(

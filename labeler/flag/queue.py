@@ -1,9 +1,10 @@
 """The review queue: every signal merged into one ranked, explained list.
 
-Three out-of-sample views judge each label: the cross-validated CNN (``pred_probs``), the CNN's
-probabilities averaged over the image's nearest neighbours, and the neighbours' given labels
-(a k-nearest-neighbour vote; never the image's own label, nor its group's). The default score
-(``rank_by="evidence"``, ``labeler.flag.scoring``) combines the three with weights that `labeler
+Four out-of-sample views judge each label: the cross-validated CNN (``pred_probs``), the CNN's
+probabilities averaged over the image's nearest neighbours, the neighbours' given labels
+(a k-nearest-neighbour vote; never the image's own label, nor its group's), and a logistic
+regression on the embeddings cross-validated by group (``probe``). The default score
+(``rank_by="evidence"``, ``labeler.flag.scoring``) combines the four with weights that `labeler
 bench rank` fitted and measures cross-fitted against cleanlab alone. The other ``rank_by``
 choices are cleanlab's rank methods on the *blend* ``(1 - vote_weight) x CNN + vote_weight x
 vote`` (the previous default).
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeler.flag import detect, neighbors, reasons, scoring
+from labeler.flag import detect, neighbors, probe, reasons, scoring
 from labeler.flag.reasons import Signals
 from labeler.store.records import Flag
 
@@ -134,7 +135,7 @@ def build_queue(
 
 @dataclass
 class _Views:
-    """The three views of each label and cleanlab's verdicts on them (row-aligned)."""
+    """The views of each label and cleanlab's verdicts on them (row-aligned)."""
 
     votes: np.ndarray  # (N, K) the neighbour vote
     merged_probs: np.ndarray  # (N, K) the blend: (1 - vote_weight) x CNN + vote_weight x vote
@@ -156,7 +157,8 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes))  # no AUM: measured no gain
+    probed = probe.probe_probs(ev.embeddings, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
+    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, probed))  # no AUM: no gain
     evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 
