@@ -54,3 +54,20 @@ def test_a_single_class_or_a_single_group_does_not_fail():
     assert np.allclose(one_class[:, 0], 1)
     one_group = probe_probs(emb, labels, 3, groups=np.zeros(20))  # nothing to cross-validate over: uniform
     assert np.allclose(one_group, 1 / 3)
+
+
+def test_the_probe_is_fitted_only_for_the_evidence_ranking(monkeypatch):
+    """`flag --rank-by self_confidence` (etc.) never reads the probe: it must not pay for its fits (2 min at 289k)."""
+    from labeler.flag import probe
+    from labeler.flag.queue import Evidence, build_queue
+    from tests.helpers import synthetic_evidence
+
+    _, given, probs, emb, _, _ = synthetic_evidence(n=200, k=4, seed=2)
+    ev = Evidence(np.arange(len(given)), given, probs, emb, [str(c) for c in range(4)])
+    calls = []
+    real = probe.probe_probs
+    monkeypatch.setattr(probe, "probe_probs", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for rank_by in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
+        assert build_queue(ev, rank_by=rank_by).flags
+    assert calls == []
+    assert "evidence" in build_queue(ev).scores and calls == [1]

@@ -141,8 +141,8 @@ class _Views:
     merged_probs: np.ndarray  # (N, K) the blend: (1 - vote_weight) x CNN + vote_weight x vote
     model: detect.LabelIssues  # cleanlab on the CNN alone
     merged: detect.LabelIssues  # cleanlab on the blend
-    evidence: np.ndarray  # (N,) the evidence score
-    evidence_flagged: np.ndarray  # (N,) bool: the top-evidence rows with the best expected F1 (floored), per part
+    evidence: np.ndarray | None  # (N,) the evidence score (None unless ranking by it)
+    evidence_flagged: np.ndarray | None  # (N,) bool: the top-evidence rows with the best expected F1 (floored)
 
     @property
     def doubted(self) -> np.ndarray:
@@ -157,9 +157,11 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
     model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    probed = probe.probe_probs(ev.embeddings, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
-    evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, probed))  # no AUM: no gain
-    evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
+    evidence = evidence_flagged = None  # the probe's fits cost minutes at scale: only for the ranking that reads them
+    if rank_by == "evidence":
+        probed = probe.probe_probs(ev.embeddings, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
+        evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, probed))  # no AUM
+        evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 
 
@@ -171,7 +173,6 @@ def _detectors(v: _Views, labels, pred_probs, score, flagged_merged) -> tuple[di
         "self_confidence": 1 - pred_probs[rows, labels],
         "neighbours": 1 - v.votes[rows, labels],
         "blend": 1 - v.merged.quality,
-        "evidence": v.evidence,
         "merged": score,  # the queue's own score (rank_by)
     }
     flagged = {
@@ -179,9 +180,10 @@ def _detectors(v: _Views, labels, pred_probs, score, flagged_merged) -> tuple[di
         "self_confidence": _top_n(scores["self_confidence"], int(v.model.is_issue.sum())),
         "neighbours": v.votes.argmax(axis=1) != labels,
         "blend": v.merged.is_issue,
-        "evidence": v.evidence_flagged,
         "merged": flagged_merged,
     }
+    if v.evidence is not None:
+        scores["evidence"], flagged["evidence"] = v.evidence, v.evidence_flagged
     return scores, flagged
 
 
