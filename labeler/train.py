@@ -123,6 +123,8 @@ def _crossval_arrays(result, codes, frame, groups) -> dict:
         "embed_ids": result.embed_ids.astype(np.int64),
         "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
     }
+    if result.fold_embeddings is not None:  # rows as embed_ids: every fold model's space, for the probe (flag)
+        arrays["fold_embeddings"] = result.fold_embeddings
     if result.pred_probs_plain is not None:  # --tta: the probabilities without it, for `bench rank`
         arrays["pred_probs_plain"] = result.pred_probs_plain
         if result.test_probs_plain is not None:

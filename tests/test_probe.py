@@ -71,3 +71,17 @@ def test_the_probe_is_fitted_only_for_the_evidence_ranking(monkeypatch):
         assert build_queue(ev, rank_by=rank_by).flags
     assert calls == []
     assert "evidence" in build_queue(ev).scores and calls == [1]
+
+
+def test_several_spaces_are_one_probe_each_averaged_and_stay_out_of_sample():
+    labels, a = _blobs(3)
+    b = a + np.random.default_rng(4).normal(size=a.shape).astype(np.float32)  # a second, noisier space
+    groups = np.arange(len(labels))
+    groups[1] = groups[0]
+    both = probe_probs(np.stack([a, b]), labels, 3, groups=groups)
+    assert np.allclose(both, (probe_probs(a, labels, 3, groups=groups) + probe_probs(b, labels, 3, groups=groups)) / 2)
+    assert np.allclose(both.sum(axis=1), 1, atol=1e-5)
+    changed = labels.copy()
+    changed[[0, 1]] = (labels[0] + 1) % 3
+    after = probe_probs(np.stack([a, b]), changed, 3, groups=groups)
+    assert np.allclose(both[[0, 1]], after[[0, 1]])  # in no space does a row's own (or its copy's) label reach it

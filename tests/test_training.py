@@ -96,6 +96,9 @@ def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
         embeddings = ws.load_array(1, "embeddings")
         assert embeddings.shape == (len(items), 512)
         assert np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-4)
+        spaces = ws.load_array(1, "fold_embeddings")  # every fold model's space (the probe's), rows as embed_ids
+        assert spaces.shape == (2, len(items), 512) and spaces.dtype == np.float16
+        assert np.allclose(spaces[0], embeddings, atol=1e-3) and not np.allclose(spaces[1], embeddings, atol=1e-3)
         # out-of-sample neighbours: per train/valid row, from the model that held it out; never itself
         nbr, sims = ws.load_array(1, "oos_neighbour_ids"), ws.load_array(1, "oos_neighbour_sims")
         assert nbr.shape == (len(ids), 10) and sims.shape == (len(ids), 10)
@@ -106,6 +109,22 @@ def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
         for g in np.unique(groups[:, 1]):
             members = set(groups[groups[:, 1] == g, 0].tolist()) & set(ids.tolist())
             assert len({int(folds[ids.tolist().index(m)]) for m in members}) <= 1  # a group in one fold
+
+
+def test_flag_fits_the_probe_in_every_fold_models_space(trained, monkeypatch):
+    from labeler.flag import load_evidence, probe
+    from labeler.flag.queue import build_queue
+
+    path, _ = trained
+    with Workspace.open(path, readonly=True) as ws:
+        ev = load_evidence(ws, 1)
+    assert ev.fold_embeddings.shape == (2, len(ev.item_ids), 512)
+    assert np.allclose(ev.fold_embeddings[0], ev.embeddings, atol=1e-3)  # row-aligned with the evidence
+    seen = []
+    real = probe.probe_probs
+    monkeypatch.setattr(probe, "probe_probs", lambda x, *a, **kw: seen.append(np.shape(x)) or real(x, *a, **kw))
+    build_queue(ev)
+    assert seen[0] == ev.fold_embeddings.shape
 
 
 def test_rare_class_keeps_its_column_when_a_fold_trains_without_it(trained):

@@ -6,7 +6,8 @@ fold k, which it never trained on; fold k also serves as its validation set, use
 report a loss (no early stopping, no model selection), so the predictions stay out-of-fold.
 Every fold model also predicts the test split; their mean is the round's test prediction.
 Embeddings (input of the final linear layer: 512 numbers, L2-normalised) of every image
-come from the fold-0 model.
+come from the fold-0 model; every fold model's embeddings of every image are kept too (float16,
+``fold_embeddings``): the linear probe of `labeler flag` is fitted in each model's space and averaged.
 
 Each finished fold is written to ``run_dir/fold-K.npz`` (+ ``fold-K.pth`` weights) through
 a temporary file and a rename (``training.runs``), so an interrupted run resumes from the last
@@ -42,6 +43,8 @@ class CrossvalResult:
     embed_ids: np.ndarray  # (M,) every image
     embeddings: np.ndarray  # (M, D) float32, L2-normalised, from the fold-0 model
     lr: float
+    # every fold model's embeddings of the same M images (float16; None when a fold was saved by an older labeler)
+    fold_embeddings: np.ndarray | None = None  # (F, M, D)
     folds: list[FoldSummary] = field(default_factory=list)
     seconds: float = 0.0
     # out-of-sample neighbours: row i's nearest images (item ids, cosine similarity) in the embedding
@@ -200,13 +203,15 @@ def _train_fold(job: FoldJob, fold: int) -> None:
 
 
 def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_seconds, margins=None) -> None:
-    """Predict the held-out fold and the test split (fold 0: embeddings too), then save the fold (with the
+    """Predict the held-out fold and the test split, embed every image, then save the fold (with the
     training images' area under the margin when ``margins`` recorded it)."""
     from training.learner import plot_losses
 
     config = job.config
     plot_losses(learn.loss_history, job.run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
-    arrays = _predict_fold(learn, job.fit_frame, job.test_frame, valid_idx, embed=fold == 0, tta=config.tta)
+    arrays = _predict_fold(learn, job.fit_frame, job.test_frame, valid_idx, tta=config.tta)
+    if fold:  # fold 0's are the round's embeddings (float32); the others serve the probe only
+        arrays["embeddings"] = arrays["embeddings"].astype(np.float16)
     given = label_codes(job.fit_frame["label"][valid_idx], job.vocab)
     accuracy = float((arrays["probs"].argmax(1) == given).mean())
     trained = len(job.fit_frame) - len(valid_idx)
@@ -225,10 +230,10 @@ def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_sec
     )
 
 
-def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: int = 0) -> dict:
-    """Held-out and test probabilities (+ which ids the model trained on and held out, for audit), and the
-    held-out images' nearest neighbours in this model's embedding space (one pass over every image);
-    with ``embed``, the embeddings of every image too. With ``tta`` > 0 the held-out and test
+def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, tta: int = 0) -> dict:
+    """Held-out and test probabilities (+ which ids the model trained on and held out, for audit), the
+    held-out images' nearest neighbours in this model's embedding space and the embeddings of every image
+    (one pass over every image). With ``tta`` > 0 the held-out and test
     probabilities average ``tta`` augmented passes in (fastai's ``tta``), and the plain ones are kept
     as ``probs_plain`` / ``test_probs_plain`` so the two can be compared on the same models."""
     import pandas as pd
@@ -251,8 +256,7 @@ def _predict_fold(learn, fit_frame, test_frame, valid_idx, *, embed: bool, tta: 
         augmented = predict_tta(learn, both.iloc[rows], tta, plain=probs[rows])
         out.update(probs_plain=out["probs"], test_probs_plain=out["test_probs"])
         out.update(probs=augmented[: len(valid_idx)], test_probs=augmented[len(valid_idx) :])
-    if embed:
-        out.update(embeddings=features, embed_ids=ids)
+    out.update(embeddings=features, embed_ids=ids)
     return out
 
 
@@ -261,7 +265,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
     nbr_ids = np.full((len(fit_frame), NEIGHBOURS), -1, dtype=np.int64)
     nbr_sims = np.zeros((len(fit_frame), NEIGHBOURS), dtype=np.float32)
     have_neighbours = True
-    margins = _FoldMargins(fit_frame["id"].to_numpy())
+    margins, spaces = _FoldMargins(fit_frame["id"].to_numpy()), _FoldSpaces(config.folds)
     for fold in range(config.folds):
         with np.load(run_dir / f"fold-{fold}.npz") as data:
             if not np.array_equal(data["held_out_ids"], fit_frame["id"].to_numpy()[fold_of == fold]):
@@ -281,8 +285,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
             test_folds.append(data["test_probs"])
             summaries.append(FoldSummary(**json.loads(str(data["summary"]))))
             lrs.append(float(data["lr"]))
-            if fold == 0:
-                embed = (data["embed_ids"], data["embeddings"])
+            spaces.add(fold, data)
     if np.isnan(pred_probs).any():
         raise TrainingError(f"some images got no out-of-fold prediction in {run_dir}; rerun with --restart")
     test_probs_folds = np.stack(test_folds).astype(np.float32)  # (F, T, K), T may be 0
@@ -293,8 +296,9 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
         test_ids=test_frame["id"].to_numpy(),
         test_probs=test_probs_folds.mean(axis=0).astype(np.float32),
         test_probs_folds=test_probs_folds,
-        embed_ids=embed[0],
-        embeddings=embed[1],
+        embed_ids=spaces.ids,
+        embeddings=spaces.first,
+        fold_embeddings=spaces.stacked(),
         lr=float(np.mean(lrs)),
         folds=summaries,
         margins=margins.by_epoch() if margins.folds == config.folds else None,
@@ -332,3 +336,21 @@ class _FoldMargins:
             np.add.at(total[:, : margins.shape[1]], rows, np.where(seen, margins, 0.0))
             np.add.at(count[:, : margins.shape[1]], rows, seen)
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+class _FoldSpaces:
+    """Every fold model's embeddings of every image: fold 0's as they are, all of them stacked (float16)."""
+
+    def __init__(self, folds: int):
+        self.folds, self.ids, self.first, self.parts = folds, None, None, []
+
+    def add(self, fold: int, data) -> None:
+        """One fold's npz; folds saved by an older labeler kept embeddings in fold 0 only."""
+        if fold == 0:
+            self.ids, self.first = data["embed_ids"], data["embeddings"]
+        if "embeddings" in data.files and np.array_equal(data["embed_ids"], self.ids):
+            self.parts.append(data["embeddings"].astype(np.float16))
+
+    def stacked(self) -> np.ndarray | None:
+        """(F, M, D) float16, or None unless every fold embedded the same images."""
+        return np.stack(self.parts) if self.parts and len(self.parts) == self.folds else None

@@ -100,7 +100,8 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )
     run.aum = None if aum is None else aum[fit]
-    run.probe = probe.probe_probs(ev.embeddings, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
+    spaces = ev.embeddings if ev.fold_embeddings is None else ev.fold_embeddings  # as `flag` takes them
+    run.probe = probe.probe_probs(spaces, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
     if plain is not None:
         run.plain = plain[fit]
         run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]

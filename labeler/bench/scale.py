@@ -6,7 +6,7 @@ ActiveLab runs too), status, the first review screen, export with its audit; and
 of flag's k-NN graph against exact search on a sample of rows.
 
 ``bench flag`` builds a synthetic workspace of 289,222 items (DeepFashion-shaped annotations,
-no images), records a synthetic round (pred_probs N x 46 and clustered embeddings N x 512),
+no images), records a synthetic round (pred_probs N x 46, clustered embeddings N x 512 and 5 fold models' N x 512),
 and times `labeler flag` in a child process (wall time, peak memory); then times the k-NN
 graph alone, approximate vs exact on a subset, and against scikit-learn's brute force.
 ``bench review`` times "decision -> next item ready" on such a workspace, and runs concurrent
@@ -51,6 +51,7 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
         emb = centres[believed * 8 + rng.integers(0, 8, len(codes))]
         emb += rng.normal(scale=0.7, size=emb.shape).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        spaces = np.stack([_perturbed(emb, rng) for _ in range(FOLDS)])  # each fold model's space, as train keeps
         ids = frame["id"].to_numpy()
         fit = (frame["split"] != "test").to_numpy()
         arrays = {
@@ -61,10 +62,21 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
             "test_ids": ids[~fit],
             "embeddings": emb,
             "embed_ids": ids,
+            "fold_embeddings": spaces,
         }
         ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {}, arrays)
     log(f"synthetic workspace: {rows:,} items, {len(vocab)} classes, embeddings {dim}-d")
     return ws_path
+
+
+FOLDS = 5  # the fold models of the synthetic round (the gpu preset's)
+
+
+def _perturbed(emb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``emb`` moved a little and renormalised, float16: one more fold model's embedding space."""
+    out = emb + rng.normal(scale=0.02, size=emb.shape).astype(np.float32)
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float16)
 
 
 def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sample: int = 2_000, log=print) -> dict:

@@ -105,7 +105,12 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
-    return Evidence(ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types)
+    spaces = None
+    if "fold_embeddings" in ws.store.arrays(round_id):  # rounds before it: the probe fits fold 0's space only
+        spaces = ws.load_array(round_id, "fold_embeddings")[:, position]
+    return Evidence(
+        ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types, spaces
+    )
 
 
 def load_aum(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray | None:
