@@ -6,9 +6,10 @@ ActiveLab runs too), status, the first review screen, export with its audit; and
 of flag's k-NN graph against exact search on a sample of rows.
 
 ``bench flag`` builds a synthetic workspace of 289,222 items (DeepFashion-shaped annotations,
-no images), records a synthetic round (pred_probs N x 46, clustered embeddings N x 512 and 5 fold models' N x 512),
-and times `labeler flag` in a child process (wall time, peak memory); then times the k-NN
-graph alone, approximate vs exact on a subset, and against scikit-learn's brute force.
+no images), records a synthetic round (pred_probs N x 46, clustered embeddings N x 512, and
+N x 512 for each of 5 fold models), and times `labeler flag` in a child process (wall time, peak
+memory); then times the k-NN graph alone, approximate vs exact on a subset, and against
+scikit-learn's brute force.
 ``bench review`` times "decision -> next item ready" on such a workspace, and runs concurrent
 simulated reviewers against a live `labeler review` server over HTTP.
 """

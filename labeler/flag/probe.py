@@ -8,10 +8,10 @@ on a shared embedding space, its mistakes differ from the CNN's. Fitted in each 
 wrong labels better than the CNN (mean AP 0.615 against self-confidence's 0.512 on the 13 `labeler
 bench rank` runs; one space 0.506), and it carries most of the evidence score's weight
 (``labeler.flag.scoring``). In K-1 of the K spaces the model trained on the image's label: a network
-that memorises its training labels would pull a wrong label's image toward its given class there, so
-the probe's doubt is honest only as long as the models do not memorise (short training, README). Like the neighbour vote, it learns
-a wrong label that a tight cluster of look-alike images shares when they are not one group. Test
-rows (scored apart by the queue) get a model fitted on every train/valid row.
+that memorises its training labels would pull a wrong label's image toward its given class there and
+blunt the probe's doubt (README: the runs behind the weights trained briefly). Like the neighbour
+vote, it learns a wrong label that a tight cluster of look-alike images shares when they are not one
+group. Test rows (scored apart by the queue) get a model fitted on every train/valid row.
 """
 
 from __future__ import annotations
