@@ -517,7 +517,9 @@ def group_ws(cli, tmp_path):
             probs[pred_ids.index(member)] = [0.98, 0.01, 0.01]
         arrays["pred_probs"] = probs
         w.record_round("train", w.store.rounds()[0].params, {}, arrays)
-    cli("flag", ws_path)
+    # ranked by cleanlab on the CNN (+ vote) alone, which this fixture sets: the evidence score's probe is fitted on
+    # the synthetic embeddings at flag time, so its weights would decide what leads
+    cli("flag", ws_path, "--rank-by", "self_confidence")
     return ws_path, members
 
 
