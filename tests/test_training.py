@@ -111,19 +111,23 @@ def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
             assert len({int(folds[ids.tolist().index(m)]) for m in members}) <= 1  # a group in one fold
 
 
-def test_flag_fits_the_probe_in_every_fold_models_space(trained, monkeypatch):
-    from labeler.flag import load_evidence, probe
-    from labeler.flag.queue import build_queue
+def test_flag_fits_the_probe_in_every_fold_models_space(trained, monkeypatch, tmp_path):
+    import shutil
+
+    from labeler.flag import flag_round, load_evidence, probe
 
     path, _ = trained
     with Workspace.open(path, readonly=True) as ws:
-        ev = load_evidence(ws, 1)
+        ev = load_evidence(ws, 1, fold_spaces=True)
+        assert load_evidence(ws, 1).fold_embeddings is None  # 1.5 GB at scale: read only when asked
     assert ev.fold_embeddings.shape == (2, len(ev.item_ids), 512)
     assert np.allclose(ev.fold_embeddings[0], ev.embeddings, atol=1e-3)  # row-aligned with the evidence
     seen = []
     real = probe.probe_probs
     monkeypatch.setattr(probe, "probe_probs", lambda x, *a, **kw: seen.append(np.shape(x)) or real(x, *a, **kw))
-    build_queue(ev)
+    shutil.copytree(path, tmp_path / "ws")  # `flag` writes its queue: not into the shared workspace
+    with Workspace.open(tmp_path / "ws") as ws:
+        flag_round(ws)
     assert seen[0] == ev.fold_embeddings.shape
 
 

@@ -64,7 +64,7 @@ def load_truth(folder: str | Path, *, extras: bool = False):
     flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
     with Workspace.open(folder / "workspace", readonly=True) as ws:
         round_id = latest_round(ws).id
-        ev = load_evidence(ws, round_id)
+        ev = load_evidence(ws, round_id, fold_spaces=True)  # as `flag` takes them
         items = {i.id: i for i in ws.store.items()}
         untouched, aum = None, load_aum(ws, round_id, ev) if extras else None
         if extras and "pred_probs_plain" in ws.store.arrays(round_id):
@@ -100,8 +100,7 @@ def load_run(folder: str | Path, *, k: int = 10) -> Run:
         folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
     )
     run.aum = None if aum is None else aum[fit]
-    spaces = ev.embeddings if ev.fold_embeddings is None else ev.fold_embeddings  # as `flag` takes them
-    run.probe = probe.probe_probs(spaces, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
+    run.probe = probe.probe_probs(ev.probe_spaces, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
     if plain is not None:
         run.plain = plain[fit]
         run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]

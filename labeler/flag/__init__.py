@@ -64,8 +64,9 @@ def latest_round(ws: Workspace, round_id: int | None = None):
     return chosen
 
 
-def load_evidence(ws: Workspace, round_id: int) -> Evidence:
-    """Row-aligned labels, probabilities and embeddings of every item the round predicted."""
+def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) -> Evidence:
+    """Row-aligned labels, probabilities and embeddings of every item the round predicted; with ``fold_spaces``,
+    every fold model's embeddings too (the probe's; 1.5 GB at DeepFashion's size, so only when asked)."""
     params = next(r.params for r in ws.store.rounds() if r.id == round_id)
     vocab = params.get("vocab") or ws.store.classes()
     pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
@@ -96,8 +97,8 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     reviewed = {i: (d.reviewer, d.action, d.label) for i, d in ws.store.effective_decisions().items()}
     root = str(ws.root)
     files = [os.path.join(root, f) for f in table["file"].to_numpy()[row]]
-    groups = None
-    if "groups" in ws.store.arrays(round_id):  # rounds before group-aware folds have none
+    groups, have = None, ws.store.arrays(round_id)
+    if "groups" in have:  # rounds before group-aware folds have none
         pairs = ws.load_array(round_id, "groups").astype(np.int64)
         at = _lookup(pairs[:, 0], ids.astype(np.int64))
         groups = np.where(at >= 0, pairs[np.maximum(at, 0), 1], -1 - np.arange(len(ids))).astype(np.int64)
@@ -106,7 +107,7 @@ def load_evidence(ws: Workspace, round_id: int) -> Evidence:
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
     spaces = None
-    if "fold_embeddings" in ws.store.arrays(round_id):  # rounds before it: the probe fits fold 0's space only
+    if fold_spaces and "fold_embeddings" in have:  # rounds before it: the probe fits fold 0's space only
         spaces = ws.load_array(round_id, "fold_embeddings")[:, position]
     return Evidence(
         ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types, spaces
@@ -159,7 +160,7 @@ def flag_round(
 ) -> FlagResult:
     """Build, store and report the queue of a round (the latest by default)."""
     chosen = latest_round(ws, round_id)
-    evidence = load_evidence(ws, chosen.id)
+    evidence = load_evidence(ws, chosen.id, fold_spaces=options.get("rank_by", "evidence") == "evidence")
     queue = build_queue(evidence, **options)
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     active = None

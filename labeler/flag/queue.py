@@ -72,6 +72,11 @@ class Evidence:
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
     fold_embeddings: np.ndarray | None = None  # (F, N, D) every fold model's embeddings: the probe's spaces
 
+    @property
+    def probe_spaces(self) -> np.ndarray:
+        """What the probe is fitted in: every fold model's space, or fold 0's for rounds that kept no others."""
+        return self.embeddings if self.fold_embeddings is None else self.fold_embeddings
+
 
 @dataclass
 class Queue:
@@ -160,8 +165,7 @@ def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by:
     merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     evidence = evidence_flagged = None  # the probe's fits cost minutes at scale: only for the ranking that reads them
     if rank_by == "evidence":
-        spaces = ev.embeddings if ev.fold_embeddings is None else ev.fold_embeddings  # rounds before: one space
-        probed = probe.probe_probs(spaces, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
+        probed = probe.probe_probs(ev.probe_spaces, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
         evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, probed))  # no AUM
         evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
