@@ -1,5 +1,8 @@
 """`labeler bench noise`: plant label flips (pairs, confusion, clustered, uniform) in a dataset, train and flag
-once, and score every detector against the planted flips; ``plant_and_flag`` is shared by `bench loop`."""
+once, and score every detector against the planted flips; ``plant_and_flag`` is shared by `bench loop`.
+
+``kind="real"`` plants nothing: the source's labels are the noisy ones (real human mistakes) and ``truth`` (a CSV
+image,true_label) is the answer key, so the same runs, `bench rank` and `bench loop` measure real label noise."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labeler.boxes import BOX_COLUMNS
-from labeler.errors import LabelerError
+from labeler.errors import InputError, LabelerError
 
 KNOWN_CONFUSIONS = [
     ("Top", "Blouse"),
@@ -26,6 +29,7 @@ KNOWN_CONFUSIONS = [
     ("Jeans", "Jeggings"),
     ("Shorts", "Skirt"),
 ]
+KINDS = ("uniform", "pairs", "confusion", "clustered", "real")  # "real": nothing planted, --truth is the key
 DETECTORS = ("cleanlab", "self_confidence", "neighbours", "merged")
 LOOP_ORDERS = ("merged", "activelab", "cleanlab", "random")  # the review orders `bench loop` compares
 
@@ -193,14 +197,19 @@ def plant_and_flag(
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     try:
-        frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log)
+        if kind == "real" and not truth:
+            raise InputError("--kind real measures the source's own labels against --truth CSV (image,true_label)")
+        frame, root, vocab, confusion = _bench_base(Path(source), out_dir, truth, log, keep_labels=kind == "real")
         partners = confusion_partners(vocab, pairs) if kind in ("pairs", "clustered") else None
     except LabelerError:
         if created:  # a refused benchmark leaves nothing behind
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
     frame, planted, flipped = _write_planted(frame, out_dir, root, vocab, confusion, partners, rate, kind, seed)
-    log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
+    if kind == "real":
+        log(f"{int(flipped.sum())} labels differ from the truth ({flipped.mean():.1%} of all images) in {planted}")
+    else:
+        log(f"planted {int(flipped.sum())} flips ({flipped.mean():.1%} of all images, {kind}) in {planted}")
     ws_path = out_dir / "workspace"
     if not (resume and (ws_path / "labeler.db").exists()):
         _import_planted(ws_path, planted, root)
@@ -219,6 +228,11 @@ def _write_planted(frame, out_dir: Path, root, vocab, confusion, partners, rate:
     import numpy as np
 
     codes = np.array([vocab.index(label) for label in frame["label"]])
+    if kind == "real":  # the labels are the noisy ones already; ``true`` came from --truth
+        planted = out_dir / "planted.csv"
+        frame[["file", "label", "split", *[c for c in BOX_COLUMNS if c in frame.columns]]].to_csv(planted, index=False)
+        frame[["file", "true", "label"]].to_csv(out_dir / "flips.csv", index=False)
+        return frame, planted, (frame["true"] != frame["label"]).to_numpy()
     features, groups = _look_alikes(frame, root, vocab) if kind == "clustered" else (None, None)
     new, flipped = plant_flips(
         codes,
@@ -284,8 +298,10 @@ def bench_noise(source, out_dir, config, **options) -> dict:
     }
 
 
-def _bench_base(source: Path, out_dir: Path, truth, log):
-    """(table with file/label/split, image root, vocab, OOF confusion counts or None) of the base dataset."""
+def _bench_base(source: Path, out_dir: Path, truth, log, *, keep_labels: bool = False):
+    """(table with file/label/split, image root, vocab, OOF confusion counts or None) of the base dataset; the
+    labels are ``truth``'s where given, or with ``keep_labels`` the source's, ``truth``'s then in a ``true`` column
+    (every labelled image must be in it: a real-noise key with holes would count mistakes as right)."""
     import pandas as pd
 
     from labeler.labels import label_table
@@ -318,6 +334,18 @@ def _bench_base(source: Path, out_dir: Path, truth, log):
         clean = pd.read_csv(truth, dtype=str, keep_default_na=False)
         image_col, label_col = clean.columns[0], next(c for c in clean.columns if "label" in c)
         mapping = dict(zip(clean[image_col], clean[label_col]))
-        frame["label"] = [mapping.get(p, label) for p, label in zip(frame["path"], frame["label"])]
-        log(f"base labels from {truth} ({sum(p in mapping for p in frame['path'])} images)")
+        known = [mapping.get(p, label) for p, label in zip(frame["path"], frame["label"])]
+        covered = sum(p in mapping for p in frame["path"])
+        if keep_labels:
+            missing = [p for p in frame["path"] if p not in mapping]
+            if missing:
+                raise InputError(f"{truth} has no true label for {len(missing)} images, e.g. {missing[0]}")
+            unknown = sorted(set(known) - set(vocab))
+            if unknown:
+                raise InputError(f"{truth} names classes the dataset does not have: {', '.join(unknown[:5])}")
+            frame["true"] = known
+            log(f"true labels from {truth} ({covered} images); the source's labels are measured against them")
+        else:
+            frame["label"] = known
+            log(f"base labels from {truth} ({covered} images)")
     return frame, root, vocab, confusion

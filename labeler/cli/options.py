@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from labeler.bench.noise import KINDS
+
 POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is refused before any work
 SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)
 
@@ -90,6 +92,12 @@ def train_options(func):
         click.option("--workers", type=click.IntRange(0), help="DataLoader worker processes [min(4, cores)]."),
         click.option("--verify-images/--no-verify-images", default=None, help="Check images before training [verify]."),
         click.option(
+            "--frozen-view/--no-frozen-view",
+            default=None,
+            help="Also embed every image with a frozen ImageNet network (EfficientNet-Lite0, offline, cached): "
+            "flag's label-free view [on].",
+        ),
+        click.option(
             "--tta",
             type=click.IntRange(0),
             help="Test-time augmentation: augmented passes averaged into the out-of-fold and test "
@@ -127,7 +135,8 @@ def noise_options(func):
             "--kind",
             default="pairs",
             show_default=True,
-            type=click.Choice(["uniform", "pairs", "confusion", "clustered"]),
+            type=click.Choice(KINDS),
+            help="How flips are planted; real: none, the source's own labels are measured against --truth.",
         ),
         click.option(
             "--pairs",
@@ -137,7 +146,7 @@ def noise_options(func):
         click.option(
             "--truth",
             type=click.Path(exists=True, dir_okay=False),
-            help="CSV image,true_label: start from clean labels.",
+            help="CSV image,true_label: start from clean labels (with --kind real: the answer key).",
         ),
         click.option("--noise-seed", default=0, show_default=True, help="Seed of the planted flips."),
     ]
