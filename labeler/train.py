@@ -77,14 +77,47 @@ def train_round(
     )
     if result is None:
         return None
+    frozen = _frozen_view(ws, frame, result.embed_ids, config, log)  # before the models move: a failure resumes
     round_id, model_dir = _claim_model_dir(ws, run_dir)
     leaks = find_split_leaks(ws, frame, result.embed_ids, result.embeddings, groups)
     codes = label_codes(frame.set_index("id").loc[result.fit_ids, "label"], vocab)
     metrics = _crossval_metrics(ws, frame, vocab, result, round_id, codes, leaks, started, log)
     params = {"config": asdict(config), "model_dir": model_dir, "vocab": vocab, "grouping": grouping}
-    recorded = _record(ws, kind, params, metrics, _crossval_arrays(result, codes, frame, groups), leaks, log)
+    arrays = _crossval_arrays(result, codes, frame, groups)
+    if frozen is not None:  # rows as embed_ids
+        arrays["frozen_embeddings"] = frozen
+    recorded = _record(ws, kind, params, metrics, arrays, leaks, log)
     assert recorded == round_id, (recorded, round_id)  # its models folder was named for this id
     return recorded
+
+
+def _frozen_view(ws: Workspace, frame, embed_ids: np.ndarray, config, log) -> np.ndarray | None:
+    """(len(embed_ids), D) float16: every image embedded by the frozen ImageNet network (``training.frozen``),
+    None with ``--no-frozen-view``; cached by file, so a later round embeds only new images."""
+    if not getattr(config, "frozen_view", True):
+        return None
+    from tqdm.auto import tqdm
+
+    from training import frozen
+    from training.learner import pick_device
+
+    why = frozen.available()
+    if why:
+        log(f"note: no frozen view this round ({why}); flag ranks without it")
+        return None
+    file_of = dict(zip(frame["id"].to_numpy(np.int64), frame["file"]))
+    files = [str(ws.root / file_of[int(i)]) for i in embed_ids]
+    with tqdm(total=len(files), desc="frozen view (ImageNet embeddings)", unit="img", leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        out = frozen.embed_files(
+            files, device=str(pick_device(config.device)), workers=config.workers or 0, progress=progress
+        )
+    log(f"frozen view: {len(files):,} images embedded by {frozen.BACKBONE} (cache: {frozen.cache_folder()})")
+    return out
 
 
 def _crossval_metrics(ws: Workspace, frame, vocab, result, round_id: int, codes, leaks, started: float, log) -> dict:

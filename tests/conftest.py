@@ -10,6 +10,20 @@ from click.testing import CliRunner
 from tests.helpers import write_labels_csv
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_embedding_cache(tmp_path_factory):
+    """The frozen view's embedding cache (training.frozen) in a folder of this test session, never the user's."""
+    import os
+
+    old = os.environ.get("LABELER_CACHE")
+    os.environ["LABELER_CACHE"] = str(tmp_path_factory.mktemp("labeler-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LABELER_CACHE", None)
+    else:
+        os.environ["LABELER_CACHE"] = old
+
+
 @pytest.fixture
 def runner():
     return CliRunner()

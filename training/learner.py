@@ -45,6 +45,7 @@ class TrainConfig:
     tta: int = 0  # augmented passes averaged into the held-out and test predictions (0: none)
     crop: str | None = None  # "bbox": train and predict on each image's garment box (+ crop_margin)
     crop_margin: float = 0.1
+    frozen_view: bool = True  # also embed every image with a frozen ImageNet network (training.frozen), for flag
 
 
 # The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.
