@@ -124,8 +124,9 @@ class Workspace:
             np.save(fh, array)
         return ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
 
-    def load_array(self, round_id: int, name: str):
-        """Load a recorded array, refusing one whose file changed since it was recorded."""
+    def load_array(self, round_id: int, name: str, *, mmap: bool = False):
+        """Load a recorded array, refusing one whose file changed since it was recorded; with ``mmap``, memory-mapped
+        read-only (large embedding spaces: read a chunk at a time, never all in memory)."""
         import numpy as np
 
         rec = self.store.arrays(round_id).get(name)
@@ -138,7 +139,7 @@ class Workspace:
             raise ArrayError(
                 f"{target} changed since round {round_id} recorded it (sha256 differs); refusing to use it"
             )
-        return np.load(target)
+        return np.load(target, mmap_mode="r" if mmap else None)
 
 
 def _sha256(path: Path) -> str:

@@ -80,12 +80,13 @@ def synthetic_evidence(
     return true, given, probs.astype(np.float32), emb.astype(np.float32), flipped, pairs
 
 
-def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15) -> int:
+def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15, frozen: bool = False) -> int:
     """Record a round for every item of ``ws`` from synthetic arrays (no training).
 
     The "model" agrees with the given label except for a ``doubt`` share of train/valid
     items, where it is confident in the next class; embeddings cluster by the label the
-    model believes.
+    model believes. With ``frozen``, also two fold models' spaces and a frozen view (float16, 24-d: clusters by
+    the given label, blurred), as `train` records them.
     """
     import numpy as np
 
@@ -118,6 +119,10 @@ def record_synthetic_round(ws, *, seed: int = 0, doubt: float = 0.15) -> int:
         "embeddings": emb,
         "embed_ids": ids,
     }
+    if frozen:
+        arrays["fold_embeddings"] = np.stack([emb, emb[:, ::-1]]).astype(np.float16)
+        look = rng.normal(size=(k, 24))[codes] + rng.normal(scale=0.8, size=(len(codes), 24))
+        arrays["frozen_embeddings"] = (look / np.linalg.norm(look, axis=1, keepdims=True)).astype(np.float16)
     return ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {"oof_top1": 0.85}, arrays)
 
 

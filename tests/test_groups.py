@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,69 +125,6 @@ def test_clustered_noise_flips_look_alikes_and_whole_groups_together():
     assert np.mean(flipped[nearest]) > 0.3  # uniform planting would give about 0.15
 
 
-def _bench_folder(cli, tmp_path, name: str, seed: int) -> Path:
-    """A folder shaped like `bench noise`'s: a workspace with a round, and flips.csv."""
-    from tests.helpers import flagged_workspace
-
-    folder = tmp_path / name
-    folder.mkdir()
-    ws = flagged_workspace(
-        cli, folder, train={"a": 30, "b": 30, "c": 30}, test={"a": 2, "b": 2, "c": 2}, seed=seed, doubt=0.2, flag=False
-    )
-    ws.rename(folder / "workspace")
-    from labeler.flag import latest_round, load_evidence
-    from labeler.workspace import Workspace
-
-    with Workspace.open(folder / "workspace") as w:
-        ev = load_evidence(w, latest_round(w).id)
-        items = {i.id: i for i in w.store.items()}
-    # the "model" doubts 20% of the labels; call the doubted ones with p < 0.5 the planted flips
-    rows = np.arange(len(ev.labels))
-    wrong = ev.pred_probs[rows, ev.labels] < 0.5
-    lines = ["file,true,label"] + [
-        f"{items[int(i)].file},{'x' if w_ else items[int(i)].label},{items[int(i)].label}"
-        for i, w_ in zip(ev.item_ids, wrong)
-    ]
-    (folder / "flips.csv").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def test_bench_rank_scores_every_ranker_with_intervals(cli, tmp_path):
-    from labeler.flag.scoring import FEATURES
-
-    folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
-    out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
-    import json
-
-    result = json.loads((tmp_path / "rank.json").read_text())
-    assert set(result) == {"run1", "run2"}
-    for run in result.values():
-        assert run["weight"] in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-        assert {
-            "self_confidence",
-            "normalized_margin_adjusted",
-            "neighbours",
-            "blend_crossfit",
-            "probe_only",
-            "evidence",
-            "evidence_crossfit",
-            "evidence_without_probe_crossfit",
-        } <= set(run["rankers"])
-        assert len(run["evidence_fit"][0]) == len(FEATURES) and set(run["f1"]) == {
-            "cleanlab_filter",
-            "blend_filter",
-            "evidence_filter",
-            "evidence_crossfit_filter",
-            "evidence_without_probe_crossfit_filter",
-        }
-        for name, m in run["rankers"].items():
-            assert 0 <= m["ap"] <= 1 + 1e-9 and 0 <= m["recall_10"] <= 1  # (sklearn's AP can round to 1 + 2e-16)
-            if name != "self_confidence":
-                lo, hi = m["ap_ratio_ci"]
-                assert lo <= hi
-    assert "blend_crossfit" in out and "flagged set F1" in out and "fitted on all these runs" in out
-
-
 @pytest.mark.parametrize("rank_by", ["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"])
 def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
     from tests.helpers import flagged_workspace
@@ -261,32 +197,3 @@ def test_average_precision_matches_scikit_learn_with_ties():
         truth = rng.random(n) < 0.2
         score = rng.integers(0, levels, n) / levels  # many tied scores
         assert abs(average_precision(truth, score) - average_precision_score(truth, score)) < 1e-12
-
-
-def test_bench_rank_with_aum_scores_it_alone_and_without_it(cli, tmp_path):
-    """Runs whose rounds recorded the area under the margin: AUM is ranked alone, and the cross-fitted evidence
-    with it is scored beside the default's (without it), for what AUM adds."""
-    import json
-
-    import pandas as pd
-
-    from labeler.flag.scoring import FEATURES
-    from labeler.workspace import Workspace
-
-    folders = [_bench_folder(cli, tmp_path, f"run{s}", s) for s in (1, 2)]
-    rng = np.random.default_rng(0)
-    for folder in folders:
-        flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
-        flipped = set(flips.loc[flips["true"] != flips["label"], "file"])
-        with Workspace.open(folder / "workspace") as ws:
-            files = {i.id: i.file for i in ws.store.items()}
-            ids = ws.load_array(1, "pred_ids")
-            aum = np.array([-1.0 if files[int(i)] in flipped else 2.0 for i in ids]) + rng.normal(0, 1, len(ids))
-            ws.add_arrays(1, {"margins_by_epoch": aum.astype(np.float32)[:, None]})
-    out = cli("bench", "rank", *folders, "--json", tmp_path / "rank.json").output
-    result = json.loads((tmp_path / "rank.json").read_text())
-    for run in result.values():
-        assert {"aum", "evidence_crossfit", "evidence_with_aum_crossfit"} <= set(run["rankers"])
-        assert len(run["evidence_fit"][0]) == len(FEATURES)  # the default's score: no AUM
-        assert run["rankers"]["aum"]["ap"] > 0.5  # the planted AUM separates the flips
-    assert "with AUM fitted on all these runs" in out and "aum_doubt" in out

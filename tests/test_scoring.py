@@ -1,6 +1,7 @@
 """The queue's default score (labeler.flag.scoring) and the neighbour-smoothed probabilities it reads."""
 
 import numpy as np
+import pytest
 from sklearn.metrics import average_precision_score
 
 from labeler.flag import neighbors, scoring
@@ -10,22 +11,36 @@ from labeler.flag.queue import Evidence, build_queue
 def test_features_and_score_move_the_right_way():
     labels = np.array([0, 0, 0])
     model = np.array([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
-    x = scoring.features(labels, model, model, model, model)
-    assert x.shape == (3, len(scoring.FEATURES)) and (x >= 0).all()
-    assert all(w >= 0 for w in scoring.WEIGHTS)
-    score = scoring.mislabel_score(x)
-    assert ((score > 0) & (score < 1)).all()
-    assert score[0] < score[1] < score[2]  # the less any view believes the given label, the higher the score
-    weights = np.reshape(scoring.WEIGHTS, (len(scoring.VIEWS), -1))
-    assert (weights.sum(axis=1) > 0).sum() >= 3  # the fit uses the CNN, the vote and the probe (not the smoothed view)
-    for view in range(len(scoring.VIEWS)):  # each view on its own pushes the same way, or not at all
-        views = [model[[0, 0, 0]]] * len(scoring.VIEWS)
-        views[view] = model
-        s = scoring.mislabel_score(scoring.features(labels, *views))
-        if weights[view].sum() > 0:
-            assert s[0] <= s[1] < s[2], view  # (a 50/50 view has no margin against the label; its doubt may weigh 0)
-        else:
-            assert np.allclose(s, s[0]), view
+    for frozen in (model, None):  # the score with the frozen view, and the one for rounds without it
+        named = scoring.views(model, model, model, model, frozen)
+        x = scoring.features(labels, named)
+        assert x.shape == (3, len(scoring.feature_names(scoring.variant(named)))) and (x >= 0).all()
+        score = scoring.evidence_score(labels, named)
+        assert ((score > 0) & (score < 1)).all()
+        assert score[0] < score[1] < score[2]  # the less every view believes the given label, the higher the score
+        weights, _ = scoring.fitted(scoring.variant(named))
+        for view in named:  # each view on its own pushes the same way, or not at all
+            if view == "mean":
+                continue
+            alone = {v: model[[0, 0, 0]] for v in ("model", "smoothed", "vote", "probe", "frozen") if v in named}
+            alone[view] = model
+            s = scoring.evidence_score(labels, scoring.views(**alone))
+            assert s[0] <= s[1] <= s[2], view
+
+
+def test_a_narrow_lead_for_the_given_label_counts_as_more_margin_doubt_than_a_wide_one():
+    # Both images give their label 0.40 and it is the view's top class; one runner-up is at 0.39, the other at 0.30
+    labels = np.array([0, 0])
+    p = np.array([[0.40, 0.39, 0.21], [0.40, 0.30, 0.30]])
+    named = scoring.views(p, p, p, p)
+    x = scoring.features(labels, named, ("model_margin_p", "model_doubt_p", "model_margin"))
+    assert x[0, 0] > x[1, 0] and x[0, 1] == x[1, 1] and x[0, 2] == x[1, 2] == pytest.approx(0, abs=1e-9)
+
+
+def test_the_mean_view_averages_the_cnn_and_the_probes():
+    a, b, c = (np.array([[0.8, 0.2]]), np.array([[0.5, 0.5]]), np.array([[0.2, 0.8]]))
+    assert np.allclose(scoring.views(a, a, a, b, c)["mean"], [[0.5, 0.5]])
+    assert np.allclose(scoring.views(a, a, a, b)["mean"], [[0.65, 0.35]])
 
 
 def test_smoothed_probs_never_read_the_row_itself_nor_its_group():
@@ -87,62 +102,6 @@ def test_the_default_queue_ranks_flips_among_look_alikes_above_cleanlab_alone():
     # One embedding space (a round trained before fold spaces were kept): 1.24-1.41x with today's weights, which
     # lean on the probe fitted in every fold model's space (1.62-1.76x with the previous weights).
     assert min(_gains(whole=False)) > 1.15
-
-
-def test_a_narrow_lead_for_the_given_label_is_doubted_more_than_a_wide_one():
-    # Both images give their label 0.40 and it is the model's top class; one runner-up is at 0.39, the other
-    # at 0.30. A weak model's probabilities are this flat (clothing-small from scratch), and there the narrow
-    # lead is the likelier wrong label (cleanlab's normalized margin beat self-confidence 1.25-1.38x).
-    labels = np.array([0, 0])
-    model = np.array([[0.40, 0.39, 0.21], [0.40, 0.30, 0.30]])
-    x = scoring.features(labels, model, model, model, model)
-    score = scoring.mislabel_score(x)
-    assert score[0] > score[1], score
-
-
-def test_aum_feature_rises_as_the_margin_falls_and_rows_without_one_take_the_median():
-    labels = np.array([0, 0, 0, 0])
-    model = np.array([[0.6, 0.4]] * 4)
-    aum = np.array([3.0, 0.0, -3.0, np.nan])
-    x = scoring.features(labels, model, model, model, model, aum=aum)
-    assert x.shape == (4, len(scoring.FEATURES_AUM)) and (x >= 0).all()
-    doubt = x[:, -1]
-    assert doubt[0] < doubt[1] < doubt[2] and doubt[3] == np.median(doubt[:3])
-    assert np.allclose(x[:, :-1], scoring.features(labels, model, model, model, model))  # the sixteen are unchanged
-    score = scoring.mislabel_score(x, np.r_[scoring.WEIGHTS, 0.5], scoring.INTERCEPT)  # weights as bench rank fits
-    assert score[0] < score[1] < score[2]
-
-
-def test_the_rounds_aum_is_read_only_for_train_rows_whose_label_is_unchanged(tmp_path):
-    from labeler.flag import load_aum, load_evidence
-    from labeler.workspace import Workspace
-    from tests.helpers import make_class_folders, record_synthetic_round
-
-    make_class_folders(tmp_path / "ds", {"a": 6, "b": 6}, split="train")
-    make_class_folders(tmp_path / "ds", {"a": 2, "b": 2}, split="test")
-    from click.testing import CliRunner
-
-    from labeler.cli import main
-
-    assert CliRunner().invoke(main, ["import", str(tmp_path / "ws"), str(tmp_path / "ds")]).exit_code == 0
-    with Workspace.open(tmp_path / "ws") as ws:
-        round_id = record_synthetic_round(ws, seed=1)
-        pred_ids = ws.load_array(round_id, "pred_ids")
-        assert load_aum(ws, round_id, load_evidence(ws, round_id)) is None  # a round without AUM
-        margins = np.arange(len(pred_ids), dtype=np.float32)[:, None] + np.array([[-1.0, 1.0]], dtype=np.float32)
-        ws.add_arrays(round_id, {"margins_by_epoch": margins})  # two epochs; their mean is the AUM
-        relabelled = int(pred_ids[3])
-        old = next(i.label for i in ws.store.items() if i.id == relabelled)
-        new = "b" if old == "a" else "a"
-        ws.store.add_decision(relabelled, reviewer="ann", action="relabel", label=new, old_label=old)
-        ev = load_evidence(ws, round_id)
-        aum = load_aum(ws, round_id, ev)
-    expected = {int(i): float(r) for r, i in enumerate(pred_ids)}
-    for item, value, test in zip(ev.item_ids, aum, ev.is_test):
-        if test or int(item) == relabelled:
-            assert np.isnan(value), item  # no AUM: a test image, or AUM of a label it no longer has
-        else:
-            assert value == expected[int(item)]
 
 
 def test_the_flagged_count_is_near_the_best_f1_when_the_score_is_a_probability():

@@ -363,16 +363,15 @@ def test_area_under_the_margin_is_recorded_and_low_for_flipped_labels(tmp_path, 
     ws = tmp_path / "ws"
     cli("import", ws, labels, "--min-per-class", "1")
     cli("train", ws, *[{"1": "4", "3e-3": "1e-2"}.get(v, v) for v in FAST], "--bs", "8")
-    from labeler.flag import load_aum, load_evidence
+    import warnings
 
     with Workspace.open(ws) as w:
         ids, by_epoch = w.load_array(1, "pred_ids"), w.load_array(1, "margins_by_epoch")
         files = {i.id: i.file for i in w.store.items()}
-        ev = load_evidence(w, 1)
-        aum = load_aum(w, 1, ev)[~ev.is_test]  # the mean of each image's epochs; train/valid rows are pred_ids'
     assert by_epoch.shape == (len(ids), 4) and by_epoch.dtype == np.float32  # one column per epoch
-    assert np.array_equal(ev.item_ids[~ev.is_test], ids)
-    assert aum.shape == ids.shape and aum.dtype == np.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a row no fold trained on: all NaN
+        aum = np.nanmean(by_epoch, axis=1)  # the area under the margin: the mean of each image's epochs
     seen = ~np.isnan(aum)
     assert seen.mean() > 0.8  # with --bs 8, at most 7 rows per fold and epoch are dropped
     is_flip = np.array([any(files[int(i)] == table[r].split(",")[0] for r in flipped) for i in ids])

@@ -20,7 +20,7 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
     from labeler.bench.rank import load_truth
     from labeler.flag.queue import build_queue
 
-    ev, fit, truth = load_truth(folder)
+    ev, fit, truth, _ = load_truth(folder)
     queue = build_queue(ev)
     row_of = {int(i): r for r, i in enumerate(ev.item_ids)}
     fit_rows = np.flatnonzero(fit)

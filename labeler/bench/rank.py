@@ -1,60 +1,74 @@
-"""`labeler bench rank`: which ranking of the same out-of-fold evidence finds planted flips best.
+"""`labeler bench rank`: which ranking of the same out-of-fold evidence finds the wrong labels best.
 
-Reads folders written by `labeler bench noise` (each a workspace with a trained round, and
-``flips.csv`` with the true and planted label of every image) and scores, on the train/valid
-images, every ranker below against the planted flips: average precision, the share of flips
-found when reviewing the top 5% / 10% of images, and (for the flagged sets) F1. Intervals are
-paired bootstrap 95% intervals over images of the ratio to cleanlab's self-confidence rank.
-The blend weight and the evidence score's weights (``labeler.flag.scoring``) are cross-fitted: for
-each run they are the ones that did best on the *other* runs, never on the items they are scored
-on. ``evidence`` (the default ranking of `flag`) uses the weights shipped in ``labeler.flag.scoring``;
-``fitted_weights`` prints the weights fitted on all the runs given, which is how those were chosen.
-``probe_only`` is the linear probe on the embeddings alone (``labeler.flag.probe``), and
-``evidence_without_probe_crossfit`` the cross-fitted score on the other three views: what the probe adds.
+Reads folders written by `labeler bench noise` (each a workspace with a trained round, and ``flips.csv`` with
+the true and the given label of every image: flips it planted, or with ``--kind real`` real human mistakes
+measured against a truth file) and scores, on the train/valid images, every ranker below: average precision,
+the share of wrong labels found when reviewing the top 5% / 10% of images, and (for the flagged sets) F1.
+Intervals are paired bootstrap 95% intervals over images of the ratio to cleanlab's self-confidence rank on the
+same CNN.
+
+The evidence score (``labeler.flag.scoring``) is scored two ways: ``evidence`` with the weights `flag` ships,
+and ``evidence_crossfit`` with weights that never saw the run or the photos scored: each run's photos are split
+in two seeded halves (by file, so the same photo falls in the same half in every run, whatever its labels),
+and each half is scored with weights fitted on the other half of every *other* run. ``--write-weights`` fits
+the weights on every run given and writes them where `flag` reads them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from labeler.bench.metrics import bootstrap_f1_ratio, bootstrap_ratios, f1, ranking_metrics
+from labeler.flag import scoring
 
 BASELINE = "self_confidence"
-BLEND_WEIGHTS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # share of the CNN in CNN + neighbour vote
-CROSSFIT = {  # the evidence scores fitted on the other runs: name -> ``evidence_features`` options
-    "evidence_crossfit": {"aum": False},  # the default's score (flag takes no AUM)
-    "evidence_with_aum_crossfit": {"aum": True},  # what AUM adds (runs that recorded it, fitted on such runs)
-    "evidence_without_probe_crossfit": {"aum": False, "probe": False},  # what the probe adds
-}
+HALF_SEED = "labeler-bench-rank"  # the photo halves of the cross-fit
 
 
 @dataclass
 class Run:
     name: str
-    labels: np.ndarray  # (N,) planted label codes of the train/valid rows
-    truth: np.ndarray  # (N,) bool: the label was flipped
-    pred_probs: np.ndarray  # (N, K) out-of-fold
-    votes: np.ndarray  # (N, K) neighbour vote as `flag` takes it (out-of-sample lists, same group left out)
-    votes_before: np.ndarray  # (N, K) the vote before group-aware, out-of-sample neighbours (fold-0 space)
-    votes_parts: dict  # the two changes one at a time: {"oos_only": ..., "groups_only": ...}
-    smoothed: np.ndarray  # (N, K) neighbours' pred_probs as `flag` takes them (shared space, same group left out)
-    plain: np.ndarray | None = None  # (N, K) pred_probs without test-time augmentation (rounds trained with --tta)
-    smoothed_plain: np.ndarray | None = None
-    aum: np.ndarray | None = None  # (N,) area under the margin (rounds that recorded it; NaN where none)
-    probe: np.ndarray | None = None  # (N, K) the linear probe on the embeddings (``flag.probe``), as `flag` takes it
+    kind: str  # how the wrong labels came: "real", or the planted kind ("pairs", ...)
+    photos: np.ndarray  # (N,) image file of each train/valid row (the key of the cross-fit's photo halves)
+    labels: np.ndarray  # (N,) given label codes
+    truth: np.ndarray  # (N,) bool: the given label is wrong
+    pred_probs: np.ndarray  # (N, K) the CNN, out-of-fold
+    votes: np.ndarray  # (N, K) the neighbour vote as `flag` takes it
+    smoothed: np.ndarray  # (N, K) neighbours' pred_probs as `flag` takes them
+    probe: np.ndarray  # (N, K) the probe in every fold model's space (``flag.probe``)
+    frozen: np.ndarray | None = None  # (N, K) the probe in the frozen view's space (rounds that have it)
+    probe_logistic: np.ndarray | None = None  # (N, K) the previous probe (a logistic regression), --compare-probe
+
+    def views(self, frozen: bool = True, logistic: bool = False) -> dict:
+        probe = self.probe_logistic if logistic else self.probe
+        return scoring.views(self.pred_probs, self.smoothed, self.votes, probe, self.frozen if frozen else None)
+
+    @property
+    def half(self) -> np.ndarray:
+        """(N,) 0 or 1: the photo's half, the same in every run."""
+        return np.array([hashlib.sha1(f"{HALF_SEED}{p}".encode()).digest()[0] & 1 for p in self.photos])
 
 
-def load_truth(folder: str | Path, *, extras: bool = False):
-    """(evidence of the latest round, train/valid mask, flipped mask) of one `bench noise` folder; with
-    ``extras``, also the round's pred_probs without test-time augmentation, row-aligned (None without --tta),
-    and its area under the margin (``flag.load_aum``; None where not recorded)."""
+# the cross-fitted evidence scores: name -> ``Run.views`` options (each fitted on its own features)
+CROSSFIT = {
+    "evidence_crossfit": {},
+    "evidence_without_frozen_crossfit": {"frozen": False},
+}
+COMPARE_PROBE = {"evidence_logistic_probe_crossfit": {"logistic": True}}
+
+
+def load_truth(folder: str | Path):
+    """(evidence of the latest round, train/valid mask, wrong-label mask) of one `bench noise` folder."""
     import pandas as pd
 
     from labeler.errors import InputError
-    from labeler.flag import latest_round, load_aum, load_evidence
+    from labeler.flag import latest_round, load_evidence
     from labeler.workspace import Workspace
 
     folder = Path(folder)
@@ -63,68 +77,84 @@ def load_truth(folder: str | Path, *, extras: bool = False):
     flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
     flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
     with Workspace.open(folder / "workspace", readonly=True) as ws:
-        round_id = latest_round(ws).id
-        ev = load_evidence(ws, round_id, fold_spaces=True)  # as `flag` takes them
+        ev = load_evidence(ws, latest_round(ws).id, fold_spaces=True)  # as `flag` takes them
         items = {i.id: i for i in ws.store.items()}
-        untouched, aum = None, load_aum(ws, round_id, ev) if extras else None
-        if extras and "pred_probs_plain" in ws.store.arrays(round_id):
-            row_of = {int(i): r for r, i in enumerate(ws.load_array(round_id, "pred_ids"))}
-            stored = ws.load_array(round_id, "pred_probs_plain")
-            untouched = ev.pred_probs.copy()  # test rows keep theirs; only train/valid rows are scored
-            for r, i in enumerate(ev.item_ids):
-                if int(i) in row_of:
-                    untouched[r] = stored[row_of[int(i)]]
     fit = np.array([items[int(i)].split != "test" for i in ev.item_ids])
     truth = np.array([bool(flipped.get(items[int(i)].file, False)) for i in ev.item_ids])
-    return (ev, fit, truth, untouched, aum) if extras else (ev, fit, truth)
+    files = np.array([items[int(i)].file for i in ev.item_ids])
+    return ev, fit, truth, files
 
 
-def load_run(folder: str | Path, *, k: int = 10) -> Run:
-    """The evidence of one `bench noise` folder, row-aligned, and its planted flips."""
-    from labeler.flag import neighbors, probe
+def load_run(folder: str | Path, *, k: int = 10, compare_probe: bool = False) -> Run:
+    """The evidence of one `bench noise` folder as `flag` builds it, row-aligned, and its wrong labels."""
+    from labeler.flag import neighbors
 
     folder = Path(folder)
-    ev, fit, truth, plain, aum = load_truth(folder, extras=True)
-    from labeler.flag.queue import _out_of_sample
-
-    nn = neighbors.knn(ev.embeddings, k=k)
-    voters = nn if ev.oos_neighbours is None else _out_of_sample(nn, ev.oos_neighbours)
-    votes = neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab), groups=ev.groups)
-    before = neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab))
-    parts = {
-        "oos_only": neighbors.neighbour_votes(voters, ev.labels, len(ev.vocab))[fit],
-        "groups_only": neighbors.neighbour_votes(nn, ev.labels, len(ev.vocab), groups=ev.groups)[fit],
-    }
+    ev, fit, truth, files = load_truth(folder)
+    nn = neighbors.knn(ev.embeddings, k=k)  # flag's default vote space ("shared")
+    k_classes = len(ev.vocab)
+    votes = neighbors.neighbour_votes(nn, ev.labels, k_classes, groups=ev.groups)
     smoothed = neighbors.smoothed_probs(nn, ev.pred_probs, groups=ev.groups)
+    probe, frozen = ev.probe(ev.labels, k_classes)
+    meta = folder / "bench-noise.json"
+    kind = json.loads(meta.read_text()).get("kind", "planted") if meta.exists() else "planted"
     run = Run(
-        folder.name, ev.labels[fit], truth[fit], ev.pred_probs[fit], votes[fit], before[fit], parts, smoothed[fit]
+        name=folder.name,
+        kind=kind,
+        photos=files[fit],
+        labels=ev.labels[fit],
+        truth=truth[fit],
+        pred_probs=ev.pred_probs[fit],
+        votes=votes[fit],
+        smoothed=smoothed[fit],
+        probe=probe[fit],
+        frozen=None if frozen is None else frozen[fit],
     )
-    run.aum = None if aum is None else aum[fit]
-    run.probe = probe.probe_probs(ev.probe_spaces, ev.labels, len(ev.vocab), groups=ev.groups, held_out=~fit)[fit]
-    if plain is not None:
-        run.plain = plain[fit]
-        run.smoothed_plain = neighbors.smoothed_probs(nn, plain, groups=ev.groups)[fit]
+    if compare_probe:
+        run.probe_logistic = logistic_probe(ev)[fit]
     return run
 
 
-def evidence_features(run: Run, aum: bool = True, probe: bool = True) -> np.ndarray:
-    """The evidence score's features of ``run`` (with ``aum_doubt`` when the run has AUM and ``aum``; without the
-    probe's four when not ``probe``: the score before the probe, to measure what it adds)."""
-    from labeler.flag import scoring
+def logistic_probe(ev) -> np.ndarray:
+    """The probe `flag` used before the closed-form one: a logistic regression (C=10, at most 20,000 rows and 200
+    lbfgs steps per fit) per fold model's space, cross-validated on the same folds, averaged. For comparison."""
+    import warnings
 
-    views = [run.pred_probs, run.smoothed, run.votes_parts["groups_only"]] + ([run.probe] if probe else [])
-    return scoring.features(run.labels, *views, aum=run.aum if aum else None)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from labeler.flag.probe import FOLDS, assign_folds
+
+    k = len(ev.vocab)
+    groups = np.arange(len(ev.labels)) if ev.groups is None else ev.groups
+    fold_of = assign_folds(groups, ev.is_test, FOLDS, 0)
+    if ev.fold_embeddings is None:
+        spaces, rows = [ev.embeddings], np.arange(len(ev.labels))
+    else:
+        spaces, rows = ev.fold_embeddings, ev.space_rows
+    rng = np.random.default_rng(0)
+    out = np.zeros((len(ev.labels), k))
+    for space in spaces:
+        x = np.asarray(space[rows], dtype=np.float32)
+        for f in range(fold_of.max() + 1):
+            train = np.flatnonzero((fold_of >= 0) & (fold_of != f))
+            train = rng.choice(train, size=min(20_000, len(train)), replace=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model = LogisticRegression(C=10.0, max_iter=200).fit(x[train], ev.labels[train])
+            here = fold_of == f
+            out[np.ix_(here, model.classes_)] += model.predict_proba(x[here])
+    return (out / len(spaces)).astype(np.float32)
 
 
-def fitted_weights(runs: list[Run], aum: bool = True, probe: bool = True) -> tuple[np.ndarray, float]:
-    """Logistic regression of "flipped" on the evidence features of ``runs`` (with AUM when every run has it and
-    ``aum``; with the probe's unless not ``probe``), every weight >= 0 (more doubt from a view never lowers the
-    score): (weights, intercept)."""
+def fitted_weights(runs: list[Run], masks: list[np.ndarray] | None = None, **options) -> tuple[np.ndarray, float]:
+    """Logistic regression of "wrong label" on the evidence features of ``runs`` (the rows in ``masks``), every
+    weight >= 0 (more doubt from a view never lowers the score): (weights in ``names`` order, intercept)."""
     from scipy.optimize import minimize
 
-    aum = aum and all(r.aum is not None for r in runs)
-    x = np.vstack([evidence_features(r, aum, probe) for r in runs])
-    y = np.concatenate([r.truth for r in runs]).astype(np.float64)
+    masks = masks or [np.ones(len(r.labels), bool) for r in runs]
+    x = np.vstack([_features(r, **options)[m] for r, m in zip(runs, masks)])
+    y = np.concatenate([r.truth[m] for r, m in zip(runs, masks)]).astype(np.float64)
 
     def loss(p):  # mean negative log-likelihood and its gradient
         z = x @ p[:-1] + p[-1]
@@ -137,124 +167,80 @@ def fitted_weights(runs: list[Run], aum: bool = True, probe: bool = True) -> tup
     return fit.x[:-1], float(fit.x[-1])
 
 
-def scores(run: Run, weight: float, weight_shared: float, fits: dict | None = None) -> dict[str, np.ndarray]:
-    """Each ranker's mislabel score per row (higher = more likely wrong); ``fits``: name -> (weights, intercept,
-    ``evidence_features`` options) of the evidence scores fitted on the other runs (``crossfits``)."""
-    from cleanlab.rank import get_label_quality_scores
+def _features(run: Run, frozen: bool = True, logistic: bool = False) -> np.ndarray:
+    named = run.views(frozen=frozen, logistic=logistic)
+    return scoring.features(run.labels, named, _names(named))
 
-    from labeler.flag import scoring
+
+def _names(named: dict) -> tuple[str, ...]:
+    return scoring.feature_names(scoring.variant(named))
+
+
+def crossfit_score(run: Run, others: list[Run], frozen: bool = True, logistic: bool = False) -> np.ndarray | None:
+    """``run``'s evidence score (the frozen view's features only when ``frozen`` and the run has it; the logistic
+    probe with ``logistic``), each photo half scored with weights fitted on the other half of ``others`` (those that
+    have the same views); None when none of them holds a wrong label."""
+    frozen = frozen and run.frozen is not None
+    usable = [
+        r for r in others if (not frozen or r.frozen is not None) and (not logistic or r.probe_logistic is not None)
+    ]
+    if (logistic and run.probe_logistic is None) or not any(r.truth.any() for r in usable):
+        return None
+    score = np.zeros(len(run.labels))
+    x = _features(run, frozen, logistic)
+    half = run.half
+    for h in (0, 1):
+        coef, intercept = fitted_weights(usable, [r.half != h for r in usable], frozen=frozen, logistic=logistic)
+        score[half == h] = scoring.mislabel_score(x[half == h], coef, intercept)
+    return score
+
+
+def scores(run: Run, others: list[Run]) -> dict[str, np.ndarray]:
+    """Each ranker's mislabel score per row (higher = more likely wrong)."""
+    from cleanlab.rank import get_label_quality_scores
 
     rows = np.arange(len(run.labels))
     out = {}
     for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
-        for adjust in (False, True) if method != "confidence_weighted_entropy" else (False,):  # cleanlab: no adjust
-            name = method + ("_adjusted" if adjust else "")
-            quality = get_label_quality_scores(run.labels, run.pred_probs, method=method, adjust_pred_probs=adjust)
-            out[name] = 1 - quality
-    prior = np.bincount(run.labels, minlength=run.votes.shape[1]) / len(run.labels)
-    out["neighbours"] = 1 - run.votes[rows, run.labels]
-    corrected = run.votes / np.maximum(prior, 1e-6)  # a vote relative to how common the class is
-    corrected /= corrected.sum(axis=1, keepdims=True)
-    out["neighbours_class_corrected"] = 1 - corrected[rows, run.labels]
-    out["neighbours_before"] = 1 - run.votes_before[rows, run.labels]
-    for name, votes in run.votes_parts.items():
-        out[f"neighbours_{name}"] = 1 - votes[rows, run.labels]
-    out["merged_equal_before"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes_before) / 2)
-    out["merged_equal"] = 1 - get_label_quality_scores(run.labels, (run.pred_probs + run.votes) / 2)
-    blend = weight * run.pred_probs + (1 - weight) * run.votes
-    out["blend_crossfit"] = 1 - get_label_quality_scores(run.labels, blend)
-    shared = weight_shared * run.pred_probs + (1 - weight_shared) * run.votes_parts["groups_only"]
-    out["blend_shared_crossfit"] = 1 - get_label_quality_scores(run.labels, shared)  # flag --vote-space shared
-    out["smoothed_only"] = 1 - run.smoothed[rows, run.labels]
-    out["probe_only"] = 1 - run.probe[rows, run.labels]
-    out["evidence"] = scoring.mislabel_score(evidence_features(run, aum=False))  # flag's default, shipped weights
-    for name, (coef, intercept, options) in (fits or {}).items():
-        out[name] = scoring.mislabel_score(evidence_features(run, **options), coef, intercept)
-    if run.aum is not None:
-        out["aum"] = scoring.aum_doubt(run.aum)  # training's area under the margin alone
-    if run.plain is not None:  # the same models without test-time augmentation
-        out["self_confidence_no_tta"] = 1 - run.plain[rows, run.labels]
-        x_plain = scoring.features(run.labels, run.plain, run.smoothed_plain, run.votes_parts["groups_only"], run.probe)
-        out["evidence_no_tta"] = scoring.mislabel_score(x_plain)
+        out[method] = 1 - get_label_quality_scores(run.labels, run.pred_probs, method=method)
+    named = run.views()
+    for view in ("vote", "smoothed", "probe", "frozen", "mean"):
+        if view in named:
+            out[f"{view}_only"] = 1 - named[view][rows, run.labels]
+    if run.probe_logistic is not None:
+        out["probe_logistic_only"] = 1 - run.probe_logistic[rows, run.labels]
+    out["evidence"] = scoring.evidence_score(run.labels, named)  # flag's default, shipped weights
+    crossfits = {**CROSSFIT, **(COMPARE_PROBE if run.probe_logistic is not None else {})}
+    for name, options in crossfits.items():
+        fitted = crossfit_score(run, others, **options)
+        if fitted is not None:
+            out[name] = fitted
     return out
 
 
-def crossfits(run: Run, others: list[Run]) -> dict[str, tuple]:
-    """``CROSSFIT``'s scores for ``run``, each fitted on ``others`` (none when no other run has a flip; the AUM
-    one only when ``run`` and every other run recorded AUM): name -> (weights, intercept, options)."""
-    if not others or not any(r.truth.any() for r in others):
-        return {}
-    with_aum = run.aum is not None and all(r.aum is not None for r in others)
-    return {
-        name: (*fitted_weights(others, **options), options)
-        for name, options in CROSSFIT.items()
-        if with_aum or not options["aum"]
-    }
-
-
-def flagged(run: Run, weight: float, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """cleanlab's default flagged set on the CNN alone and on the cross-fitted blend; the set `flag` takes by
-    default (``queue.flagged_set`` of ``evidence``) and the same rule on the cross-fitted score."""
+def flagged(run: Run, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """cleanlab's default flagged set on the CNN, and the set `flag` takes (``queue.flagged_set``) of each
+    evidence score."""
     from cleanlab.filter import find_label_issues
 
     from labeler.flag.queue import flagged_set
 
-    blend = weight * run.pred_probs + (1 - weight) * run.votes
-    sets = {
-        "cleanlab_filter": find_label_issues(run.labels, run.pred_probs),
-        "blend_filter": find_label_issues(run.labels, blend),
-    }
-    for name in ("evidence", "evidence_crossfit", "evidence_without_probe_crossfit"):
-        if name in ranked:
-            sets[f"{name}_filter"] = flagged_set(ranked[name], sets["cleanlab_filter"])
+    sets = {"cleanlab_filter": find_label_issues(run.labels, run.pred_probs)}
+    for name, score in ranked.items():
+        if name.startswith("evidence"):
+            sets[f"{name}_filter"] = flagged_set(score, sets["cleanlab_filter"])
     return sets
 
 
-def best_weight(runs: list[Run], space: str = "oos") -> float:
-    """The blend weight with the best mean AP over ``runs`` (``space``: the vote flag uses, or "shared")."""
-    from cleanlab.rank import get_label_quality_scores
-    from sklearn.metrics import average_precision_score
-
-    def ap(run, w):
-        votes = run.votes if space == "oos" else run.votes_parts["groups_only"]
-        blend = w * run.pred_probs + (1 - w) * votes
-        return average_precision_score(run.truth, 1 - get_label_quality_scores(run.labels, blend))
-
-    return max(BLEND_WEIGHTS, key=lambda w: np.mean([ap(r, w) for r in runs]))
-
-
-def queue_kinds(folder: str | Path) -> dict[str, dict]:
-    """For the queue `flag` stored: per main reason, how many train/valid entries and how many hold a flip."""
-    import pandas as pd
-
-    from labeler.workspace import Workspace
-
-    folder = Path(folder)
-    flips = pd.read_csv(folder / "flips.csv", dtype=str, keep_default_na=False)
-    flipped = dict(zip(flips["file"], flips["true"] != flips["label"]))
-    out: dict[str, dict] = {}
-    with Workspace.open(folder / "workspace", readonly=True) as ws:
-        items = {i.id: i for i in ws.store.items()}
-        for f in ws.store.flags(ws.store.flagged_round()):
-            item = items[f.item_id]
-            if item.split == "test":
-                continue
-            row = out.setdefault(f.kind, {"entries": 0, "wrong": 0})
-            row["entries"] += 1
-            row["wrong"] += bool(flipped.get(item.file, False))
-    return out
-
-
-def bench_rank(folders: list[str | Path], *, log=print) -> dict:
+def bench_rank(folders: list[str | Path], *, compare_probe: bool = False, log=print) -> dict:
     """Score every ranker on every run; see the module docstring."""
-    runs = [load_run(f) for f in folders]
+    from tqdm.auto import tqdm
+
+    runs = [load_run(f, compare_probe=compare_probe) for f in tqdm(folders, desc="loading runs", unit="run")]
     results = {}
-    for i, run in enumerate(runs):
-        others = [r for j, r in enumerate(runs) if j != i]
-        weight = best_weight(others) if others else 0.5
-        weight_shared = best_weight(others, "shared") if others else 0.5
-        fits = crossfits(run, others)
-        ranked = scores(run, weight, weight_shared, fits)
+    for run in tqdm(runs, desc="scoring runs", unit="run"):
+        others = [r for r in runs if r is not run]
+        ranked = scores(run, others)
         base = ranked[BASELINE]
         rows = {}
         for name, score in ranked.items():
@@ -263,49 +249,49 @@ def bench_rank(folders: list[str | Path], *, log=print) -> dict:
                 ci = bootstrap_ratios(run.truth, score, base, ("ap", "recall_5", "recall_10"))
                 m.update({f"{metric}_ratio_ci": v for metric, v in ci.items()})
             rows[name] = m
-        sets = flagged(run, weight, ranked)
-        f1s = {k: f1(run.truth, v) for k, v in sets.items()}
-        f1_ci = {
-            k: bootstrap_f1_ratio(run.truth, v, sets["cleanlab_filter"])
-            for k, v in sets.items()
-            if k != "cleanlab_filter"
-        }
+        sets = flagged(run, ranked)
         results[run.name] = {
-            "weight": weight,
-            "weight_shared": weight_shared,
-            "flips": int(run.truth.sum()),
+            "kind": run.kind,
+            "wrong": int(run.truth.sum()),
             "images": len(run.truth),
             "rankers": rows,
-            "f1": f1s,
-            "f1_ratio_ci": f1_ci,
-            "evidence_fit": [list(map(float, fits["evidence_crossfit"][0])), fits["evidence_crossfit"][1]]
-            if fits
-            else None,
-            "queue_kinds": queue_kinds(folders[i]),
+            "f1": {name: f1(run.truth, s) for name, s in sets.items()},
+            "flagged": {name: int(s.sum()) for name, s in sets.items()},
+            "f1_ratio_ci": {
+                name: bootstrap_f1_ratio(run.truth, s, sets["cleanlab_filter"])
+                for name, s in sets.items()
+                if name != "cleanlab_filter"
+            },
         }
-        log(
-            f"{run.name}: {int(run.truth.sum())} flips in {len(run.truth)} images, CNN share of the blend "
-            f"{weight} (out-of-sample vote), {weight_shared} (shared-space vote), chosen on the other runs"
-        )
-    if any(r.truth.any() for r in runs):
-        _log_fitted(runs, log)
+        log(f"{run.name}: {int(run.truth.sum())} wrong labels in {len(run.truth)} train/valid images ({run.kind})")
     return results
 
 
-def _log_fitted(runs: list[Run], log) -> None:
-    """The evidence weights fitted on all ``runs`` (without AUM, and with it when every run has it)."""
-    from labeler.flag.scoring import FEATURES, FEATURES_AUM
-
-    with_aum = (False, True) if all(r.aum is not None for r in runs) else (False,)
-    for aum in with_aum:
-        coef, intercept = fitted_weights(runs, aum=aum)
-        names = FEATURES_AUM if aum else FEATURES
-        source = "(not in flag's score; measured here)" if aum else "(labeler.flag.scoring takes them from here)"
-        log(
-            f"evidence weights {'with' if aum else 'without'} AUM fitted on all these runs {source}: "
-            + ", ".join(f"{n} {c:.3f}" for n, c in zip(names, coef))
-            + f", intercept {intercept:.3f}"
-        )
+def write_weights(folders: list[str | Path], path: str | Path, *, log=print) -> dict:
+    """Fit each score variant on every run of ``folders`` and write them (with their provenance) to ``path``."""
+    runs = [load_run(f) for f in folders]
+    scores_out = {}
+    for variant, options in (("frozen", {}), ("no_frozen", {"frozen": False})):
+        usable = [r for r in runs if variant == "no_frozen" or r.frozen is not None]
+        if not usable:
+            continue
+        coef, intercept = fitted_weights(usable, **options)
+        names = _names(usable[0].views(**options))
+        scores_out[variant] = {
+            "weights": {n: round(float(c), 4) for n, c in zip(names, coef)},
+            "intercept": round(intercept, 4),
+            "runs": [r.name for r in usable],
+        }
+        shown = ", ".join(f"{n} {c:.3f}" for n, c in zip(names, coef) if c > 1e-3)
+        log(f"{variant}: {shown}, intercept {intercept:.3f} ({len(usable)} runs)")
+    out = {
+        "fitted_by": "labeler bench rank RUNS --write-weights " + str(path),
+        "date": date.today().isoformat(),
+        "runs": {r.name: r.kind for r in runs},
+        "scores": scores_out,
+    }
+    Path(path).write_text(json.dumps(out, indent=1) + "\n")
+    return out
 
 
 def _ratio(value: float, base: float, ci) -> str:
@@ -313,57 +299,55 @@ def _ratio(value: float, base: float, ci) -> str:
 
 
 def summary_lines(results: dict) -> list[str]:
-    """`bench rank`'s printed table: each ranker's mean (sd) over the runs that have it (``*_no_tta`` only on
-    runs trained with --tta), each run's ratio to the baseline, the flagged sets' F1 and the stored queue."""
-    runs = list(results.values())
-    names = list(dict.fromkeys(name for run in runs for name in run["rankers"]))
-    lines = [
-        f"mean over {len(runs)} run(s) (sd between runs); AP ratio to {BASELINE} with the paired-bootstrap "
-        "95% interval of each run",
-        f"{'ranker':<34}{'AP':>13}{'recall@5%':>15}{'recall@10%':>15}  AP / {BASELINE} [95% interval]",
-    ]
-    for name in names:
-        having = [run for run in runs if name in run["rankers"]]
-        cells = []
-        for metric in ("ap", "recall_5", "recall_10"):
-            values = [run["rankers"][name][metric] for run in having]
-            cells.append(f"{np.mean(values):.3f} ({np.std(values):.3f})")
-        ratios = "; ".join(
-            _ratio(run["rankers"][name]["ap"], run["rankers"][BASELINE]["ap"], run["rankers"][name]["ap_ratio_ci"])
-            for run in having
-            if "ap_ratio_ci" in run["rankers"][name]
-        )
-        lines.append(f"{name:<34}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
-    for name in runs[0]["f1"]:
-        values = [run["f1"][name] for run in runs]
-        ratios = "; ".join(
-            _ratio(run["f1"][name], run["f1"]["cleanlab_filter"], run["f1_ratio_ci"][name])
-            for run in runs
-            if name in run["f1_ratio_ci"]
-        )
-        lines.append(f"flagged set F1 {name:<25}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
-    for metric in ("recall_5", "recall_10"):
-        ratios = "; ".join(
-            _ratio(
-                run["rankers"]["evidence"][metric],
-                run["rankers"][BASELINE][metric],
-                run["rankers"]["evidence"][metric + "_ratio_ci"],
+    """`bench rank`'s printed tables, one per kind of noise (real, planted): each ranker's mean (sd) over the
+    runs, each run's ratio to the baseline with its interval, the flagged sets' F1."""
+    lines = []
+    for label, runs in _by_kind(results).items():
+        names = list(dict.fromkeys(name for run in runs for name in run["rankers"]))
+        lines += [
+            f"{label}: mean over {len(runs)} run(s) (sd between runs); each run's ratio to {BASELINE} "
+            "[paired-bootstrap 95% interval]",
+            f"{'ranker':<36}{'AP':>13}{'recall@5%':>15}{'recall@10%':>15}  AP / {BASELINE}",
+        ]
+        for name in names:
+            having = [run for run in runs if name in run["rankers"]]
+            cells = []
+            for metric in ("ap", "recall_5", "recall_10"):
+                values = [run["rankers"][name][metric] for run in having]
+                cells.append(f"{np.mean(values):.3f} ({np.std(values):.3f})")
+            ratios = "; ".join(
+                _ratio(run["rankers"][name]["ap"], run["rankers"][BASELINE]["ap"], run["rankers"][name]["ap_ratio_ci"])
+                for run in having
+                if "ap_ratio_ci" in run["rankers"][name]
             )
-            for run in runs
-        )
-        lines.append(f"evidence {metric} / {BASELINE} [95% interval]: {ratios}")
-    lines.append(_queue_line(runs))
+            lines.append(f"{name:<36}{cells[0]:>13}{cells[1]:>15}{cells[2]:>15}  {ratios}")
+        for name in runs[0]["f1"]:
+            having = [run for run in runs if name in run["f1"]]
+            values = [run["f1"][name] for run in having]
+            ratios = "; ".join(
+                _ratio(run["f1"][name], run["f1"]["cleanlab_filter"], run["f1_ratio_ci"][name])
+                for run in having
+                if name in run["f1_ratio_ci"]
+            )
+            lines.append(f"flagged set F1 {name:<21}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+        for metric in ("recall_10",):
+            for name in ("evidence", "evidence_crossfit"):
+                having = [run for run in runs if name in run["rankers"]]
+                ratios = "; ".join(
+                    _ratio(
+                        run["rankers"][name][metric],
+                        run["rankers"][BASELINE][metric],
+                        run["rankers"][name][metric + "_ratio_ci"],
+                    )
+                    for run in having
+                )
+                if ratios:
+                    lines.append(f"{name} {metric} / {BASELINE}: {ratios}")
+        lines.append("")
     return lines
 
 
-def _queue_line(runs: list[dict]) -> str:
-    """The stored queues' items by main reason, and how many of them held a planted flip, over all runs."""
-    kinds: dict[str, list[int]] = {}
-    for run in runs:
-        for kind, c in run["queue_kinds"].items():
-            kinds.setdefault(kind, [0, 0])
-            kinds[kind][0] += c["entries"]
-            kinds[kind][1] += c["wrong"]
-    return "the stored queue by main reason (all runs): " + "; ".join(
-        f"{kind} {wrong}/{n} wrong ({wrong / max(n, 1):.0%})" for kind, (n, wrong) in kinds.items()
-    )
+def _by_kind(results: dict) -> dict[str, list[dict]]:
+    real = [r for r in results.values() if r["kind"] == "real"]
+    planted = [r for r in results.values() if r["kind"] != "real"]
+    return {k: v for k, v in (("real mistakes", real), ("planted flips", planted)) if v}

@@ -231,7 +231,9 @@ def flag(workspace, csv_path, round_id, **options):
     from labeler.workspace import Workspace
 
     with Workspace.open(workspace) as ws:
-        result = flag_round(ws, round_id=round_id, csv_path=csv_path, **options)
+        result = flag_round(
+            ws, round_id=round_id, csv_path=csv_path, log=lambda line: click.echo(line, err=True), **options
+        )
     click.echo(format_summary(result))
     if csv_path:
         click.echo(f"  queue CSV: {csv_path}")

@@ -82,7 +82,10 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
         resume=resume,
         log=click.echo,
     )
-    click.echo(f"{r['planted']} planted flips among {r['images']} train/valid images ({kind}, rate {rate})")
+    if kind == "real":
+        click.echo(f"{r['planted']} wrong labels (against --truth) among {r['images']} train/valid images")
+    else:
+        click.echo(f"{r['planted']} planted flips among {r['images']} train/valid images ({kind}, rate {rate})")
     click.echo(f"{'detector':<16}{'flagged':>8}{'precision':>10}{'recall':>8}{'F1':>7}{'AP':>7}{'P@n':>7}{'P@100':>7}")
     for name, m in r["detectors"].items():
         click.echo(
@@ -93,7 +96,7 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
     from pathlib import Path
 
     (Path(out_dir) / "bench-noise.json").write_text(json.dumps(r, indent=2))
-    click.echo(f"(n = number of planted flips; results in {Path(out_dir) / 'bench-noise.json'})")
+    click.echo(f"(n = number of wrong labels; results in {Path(out_dir) / 'bench-noise.json'})")
 
 
 @bench.command("loop")
@@ -218,14 +221,27 @@ def bench_estimate(runs, budgets, audits, json_out):
 @bench.command("rank")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
-def bench_rank(runs, json_out):
-    """Rank the same out-of-fold evidence many ways; score each against the flips planted by `bench noise` (RUNS)."""
+@click.option(
+    "--compare-probe", is_flag=True, help="Also score the previous probe (a logistic regression per fold; slow)."
+)
+@click.option(
+    "--write-weights",
+    type=click.Path(dir_okay=False),
+    help="Fit the evidence score on all RUNS and write it here (flag reads labeler/flag/weights.json).",
+)
+def bench_rank(runs, json_out, compare_probe, write_weights):
+    """Rank the same out-of-fold evidence many ways; score each against the wrong labels of `bench noise` RUNS
+    (planted flips, or real mistakes with --kind real)."""
     import json
 
     from labeler.bench.rank import bench_rank as run_bench
     from labeler.bench.rank import summary_lines
+    from labeler.bench.rank import write_weights as fit_and_write
 
-    r = run_bench(list(runs), log=click.echo)
+    if write_weights:
+        fit_and_write(list(runs), write_weights, log=click.echo)
+        return
+    r = run_bench(list(runs), compare_probe=compare_probe, log=click.echo)
     for line in summary_lines(r):
         click.echo(line)
     if json_out:

@@ -9,8 +9,8 @@ current labels).
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from labeler.errors import ArrayError, LabelerError
 from labeler.files import write_csv
 from labeler.flag.detect import NOISE_RATE_CAVEAT
 from labeler.flag.queue import Evidence, Queue, build_queue
+from labeler.flag.stages import Stages
 from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
 from labeler.store import Flag
 from labeler.workspace import Workspace
@@ -66,7 +67,8 @@ def latest_round(ws: Workspace, round_id: int | None = None):
 
 def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) -> Evidence:
     """Row-aligned labels, probabilities and embeddings of every item the round predicted; with ``fold_spaces``,
-    every fold model's embeddings too (the probe's; 1.5 GB at DeepFashion's size, so only when asked)."""
+    the probe's spaces too: every fold model's embeddings and the frozen view's, memory-mapped (2.2 GB of float16
+    at DeepFashion's size: read a chunk at a time by the probe, and only when asked)."""
     params = next(r.params for r in ws.store.rounds() if r.id == round_id)
     vocab = params.get("vocab") or ws.store.classes()
     pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
@@ -106,27 +108,27 @@ def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) ->
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
     class_types = [types.get(name) for name in vocab] if types else None
-    spaces = None
+    spaces = frozen = None
     if fold_spaces and "fold_embeddings" in have:  # rounds before it: the probe fits fold 0's space only
-        spaces = ws.load_array(round_id, "fold_embeddings")[:, position]
+        spaces = ws.load_array(round_id, "fold_embeddings", mmap=True)
+    if fold_spaces and "frozen_embeddings" in have:  # rows as embed_ids; rounds before it, or --no-frozen-view: none
+        frozen = ws.load_array(round_id, "frozen_embeddings", mmap=True)
     return Evidence(
-        ids, labels, probs, embedded, list(vocab), reviewed, files, groups, is_test, oos, class_types, spaces
+        item_ids=ids,
+        labels=labels,
+        pred_probs=probs,
+        embeddings=embedded,
+        vocab=list(vocab),
+        reviewed=reviewed,
+        files=files,
+        groups=groups,
+        is_test=is_test,
+        oos_neighbours=oos,
+        class_types=class_types,
+        fold_embeddings=spaces,
+        frozen_embeddings=frozen,
+        space_rows=position if spaces is not None or frozen is not None else None,
     )
-
-
-def load_aum(ws: Workspace, round_id: int, ev: Evidence) -> np.ndarray | None:
-    """The round's area under the margin (mean of ``margins_by_epoch`` over epochs) as ``ev``'s rows: NaN for
-    test rows and where the label changed since the round trained (its AUM is about the old label); None for
-    rounds that did not record it. `bench rank` reads it; the default score does not use it."""
-    if "margins_by_epoch" not in ws.store.arrays(round_id):
-        return None
-    at = _lookup(ws.load_array(round_id, "pred_ids").astype(np.int64), ev.item_ids.astype(np.int64))
-    margins, trained = ws.load_array(round_id, "margins_by_epoch"), ws.load_array(round_id, "labels")
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a row no fold trained on: all NaN, mean NaN
-        aum = np.nanmean(margins, axis=1)
-    same = (at >= 0) & (trained[np.maximum(at, 0)] == ev.labels)
-    return np.where(same, aum[np.maximum(at, 0)], np.nan).astype(np.float32)
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -156,17 +158,25 @@ def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.
 
 
 def flag_round(
-    ws: Workspace, *, round_id: int | None = None, csv_path: str | Path | None = None, **options
+    ws: Workspace,
+    *,
+    round_id: int | None = None,
+    csv_path: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    **options,
 ) -> FlagResult:
-    """Build, store and report the queue of a round (the latest by default)."""
+    """Build, store and report the queue of a round (the latest by default); ``log`` hears each stage's time."""
+    stage = Stages(log)
     chosen = latest_round(ws, round_id)
-    evidence = load_evidence(ws, chosen.id, fold_spaces=options.get("rank_by", "evidence") == "evidence")
-    queue = build_queue(evidence, **options)
+    with stage("load"):
+        evidence = load_evidence(ws, chosen.id, fold_spaces=options.get("rank_by", "evidence") == "evidence")
+    queue = build_queue(evidence, stages=stage, **options)
     row_of = {int(i): r for r, i in enumerate(evidence.item_ids)}
     active = None
     if evidence.reviewed:  # the effective decisions, read once by load_evidence
         top = queue.flags[:ACTIVE_FOCUS]  # flags are in priority order
-        active = active_scores(ws, chosen.id, evidence, focus=[row_of[f.item_id] for f in top])
+        with stage("ActiveLab"):
+            active = active_scores(ws, chosen.id, evidence, focus=[row_of[f.item_id] for f in top])
     flags = queue.flags
     if active is not None:
         flags = [replace(f, active_score=float(active[row_of[f.item_id]])) for f in flags]
@@ -178,16 +188,18 @@ def flag_round(
     classes = {name: c for c, name in enumerate(ws.store.classes())}
     codes = np.array([classes.get(name, -1) for name in evidence.vocab], dtype=np.float64)[evidence.labels]
     scores = np.stack([evidence.item_ids.astype(np.float64), queue.scores["merged"], codes], axis=1)
-    ws.add_arrays(chosen.id, {"scores": scores})
-    ws.store.replace_flags(chosen.id, flags)
-    # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
-    metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
-    ws.store.set_round_metrics(chosen.id, metrics)
+    with stage("store"):
+        ws.add_arrays(chosen.id, {"scores": scores})
+        ws.store.replace_flags(chosen.id, flags)
+        # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
+        metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
+        ws.store.set_round_metrics(chosen.id, metrics)
     from labeler.errors import explain
     from labeler.report import write_flag_report
 
     try:
-        report = write_flag_report(ws, chosen.id, queue, evidence)
+        with stage("report"):
+            report = write_flag_report(ws, chosen.id, queue, evidence)
     except OSError as exc:
         why = explain(exc) or exc
         raise LabelerError(

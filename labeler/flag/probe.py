@@ -1,96 +1,201 @@
-"""A linear probe on the embeddings: a second, out-of-sample opinion of every label. scikit-learn only.
+"""A linear probe on embeddings: a second, out-of-sample opinion of every label from each embedding space.
 
-A logistic regression on the embeddings, cross-validated over the train/valid rows (same group in
-the same fold, so neither an image's own label nor a copy's reaches its prediction), is a cheap
-second classifier beside the CNN's out-of-fold head: fitted on 4/5 of the rows rather than (K-1)/K,
-on a shared embedding space, its mistakes differ from the CNN's. Fitted in each fold model's space
-(every model of a K-fold round embeds every image) and averaged, it is an ensemble that alone ranks
-wrong labels better than the CNN (mean AP 0.615 against self-confidence's 0.512 on the 13 `labeler
-bench rank` runs; one space 0.506), and it carries most of the evidence score's weight
-(``labeler.flag.scoring``). In K-1 of the K spaces the model trained on the image's label: a network
-that memorises its training labels would pull a wrong label's image toward its given class there and
-blunt the probe's doubt (README: the runs behind the weights trained briefly). Like the neighbour
-vote, it learns a wrong label that a tight cluster of look-alike images shares when they are not one
-group. Test rows (scored apart by the queue) get a model fitted on every train/valid row.
+The probe is a ridge regression of the one-hot labels on the embeddings (with an intercept), its outputs turned
+into probabilities by a softmax with a fitted temperature. It is closed-form: one pass over a space accumulates
+each fold's Gram matrix ``X'X`` and ``X'Y``; the model that predicts fold f is solved from the totals minus fold
+f's share, so every train/valid row is used (no sample) and a 289,222 x 512 space costs seconds, not the minutes
+of a logistic regression fitted per fold (`labeler bench flag`; `docs/benchmarks.md` compares the two).
+
+Out of sample, strictly: train/valid rows are predicted by ``folds``-fold cross-validation among themselves, a
+``groups`` id never split across folds, so neither a row's own label nor a near-copy's reaches its prediction.
+The ridge strength (one of ``ALPHAS``) and the temperature predicting fold f are chosen on another fold's
+rows, from models that never saw fold f either (nested). ``held_out`` rows (test) are predicted by a model
+fitted on every train/valid row; their labels reach no model.
+
+Spaces: every fold model's embeddings (each trained on (K-1)/K of the labels: a memorising network would pull
+a wrong label's image toward its given class there) and the frozen ImageNet network's (``training.frozen``),
+which no label of the dataset shaped. Spaces are read a chunk of rows at a time (memory-mapped float16 is fine),
+never cast whole to float32. numpy (and scikit-learn's GroupKFold).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 FOLDS = 5
-C = 10.0  # inverse regularisation: the best of 0.1, 1, 10 and 100 on the bench runs, left-one-run-out (README)
-MAX_FIT_ROWS = 20_000  # each fit sees at most this many rows (a seeded sample): one space at 289k x 512 x 46 took
-# 117 s with 50,000, 52 s with 20,000 (`labeler bench flag`, two cores); five spaces fit five times. The
-# benchmarks' sets (<= 3,409 rows) never reach it.
-MAX_ITER = 200
+ALPHAS = (0.01, 0.1, 1.0, 10.0)  # ridge strength, in units of the Gram matrix's mean diagonal / 100
+CALIBRATION_ROWS = 3000  # rows of a fold that choose the ridge strength and the temperature
+CHUNK = 16384  # rows read (and cast to float32) at a time
 
 
 def probe_probs(
-    embeddings: np.ndarray,
+    spaces,
     labels: np.ndarray,
     k_classes: int,
     *,
+    rows: np.ndarray | None = None,
     groups: np.ndarray | None = None,
     held_out: np.ndarray | None = None,
     folds: int = FOLDS,
-    c: float = C,
     seed: int = 0,
 ) -> np.ndarray:
-    """(N, k_classes) float32: each row's class probabilities from a logistic regression that never saw its label.
+    """(N, k_classes) float32: each row's class probabilities from a probe that never saw its label.
 
-    Rows not ``held_out`` (train/valid) are predicted by ``folds``-fold cross-validation among themselves, a
-    ``groups`` id never split across folds; ``held_out`` rows (test) by a model fitted on all the others.
-    ``embeddings`` (N, D), or (F, N, D): one space per fold model, a probe fitted in each and their
-    probabilities averaged (what `labeler train` keeps: on the 13 `bench rank` runs this ensemble took the
-    cross-fitted mean AP from 0.683, one space, to 0.758)."""
-    if np.ndim(embeddings) == 3:
-        spaces = [
-            probe_probs(space, labels, k_classes, groups=groups, held_out=held_out, folds=folds, c=c, seed=seed)
-            for space in embeddings
-        ]
-        return np.mean(spaces, axis=0, dtype=np.float32)
-    x = np.asarray(embeddings, dtype=np.float32)
-    labels = np.asarray(labels)
+    ``spaces``: one (M, D) array, or several ((F, M, D) or a list): a probe in each, probabilities averaged.
+    Row i of ``labels`` is row ``rows[i]`` of each space (default: row i)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    spaces = [spaces] if np.ndim(spaces[0]) == 1 else list(spaces)
+    rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
     held_out = np.zeros(len(labels), bool) if held_out is None else np.asarray(held_out, bool)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
-    out = np.full((len(labels), k_classes), 1.0 / k_classes, dtype=np.float32)
-    fit_rows, test_rows = np.flatnonzero(~held_out), np.flatnonzero(held_out)
-    rng = np.random.default_rng(seed)
-    for train, predict in _splits(fit_rows, groups, folds, seed):
-        out[predict] = _fit_predict(x, labels, train, predict, k_classes, c, rng)
-    if len(test_rows) and len(fit_rows):
-        out[test_rows] = _fit_predict(x, labels, fit_rows, test_rows, k_classes, c, rng)
-    return out
+    fold_of = assign_folds(groups, held_out, folds, seed)
+    out = np.zeros((len(labels), k_classes), dtype=np.float64)
+    for space in spaces:
+        out += _ridge_probe(space, rows, labels, k_classes, fold_of, seed)
+    return (out / len(spaces)).astype(np.float32)
 
 
-def _splits(rows: np.ndarray, groups: np.ndarray, folds: int, seed: int):
-    """(train rows, predicted rows) per fold of scikit-learn's shuffled GroupKFold over ``rows``."""
+def assign_folds(groups: np.ndarray, held_out: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """(N,) fold of each train/valid row (scikit-learn's shuffled GroupKFold), -1 for ``held_out`` rows, -2 for
+    all rows when there are fewer than two groups to cross-validate over."""
     from sklearn.model_selection import GroupKFold
 
-    n_groups = len(np.unique(groups[rows]))
+    fold_of = np.full(len(groups), -1, dtype=np.int64)
+    fit = np.flatnonzero(~held_out)
+    n_groups = len(np.unique(groups[fit]))
     if n_groups < 2:
-        return
+        fold_of[fit] = -2
+        return fold_of
     split = GroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=seed)
-    for train, predict in split.split(rows, groups=groups[rows]):
-        yield rows[train], rows[predict]
+    for f, (_, predict) in enumerate(split.split(fit, groups=groups[fit])):
+        fold_of[fit[predict]] = f
+    return fold_of
 
 
-def _fit_predict(x, labels, train, predict, k_classes: int, c: float, rng: np.random.Generator) -> np.ndarray:
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
-    if len(train) > MAX_FIT_ROWS:
-        train = rng.choice(train, size=MAX_FIT_ROWS, replace=False)
-    present = np.unique(labels[train])
-    out = np.zeros((len(predict), k_classes), dtype=np.float32)
-    if len(present) < 2:  # one class only: it gets all the probability
-        out[:, present] = 1.0
+def _ridge_probe(space, rows, labels, k, fold_of, seed) -> np.ndarray:
+    """One space's out-of-sample probabilities (float64, N x k); rows no model can predict are uniform."""
+    n_folds = int(fold_of.max()) + 1
+    out = np.full((len(labels), k), 1.0 / k)
+    if n_folds < 2 or len(np.unique(labels[fold_of >= 0])) < 2:
+        if (fold_of >= 0).any() and n_folds >= 1:  # one class only: it gets all the probability
+            out[:] = 0.0
+            out[:, labels[fold_of >= 0][0]] = 1.0
         return out
-    with warnings.catch_warnings():  # a few hundred lbfgs steps rank as well as full convergence
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x[train], labels[train])
-    out[:, model.classes_] = model.predict_proba(x[predict])
+    gram, cross, calibration = _accumulate(space, rows, labels, k, fold_of, n_folds, seed)
+    with threadpool_limits(1, user_api="blas"):  # ~35 small solves: one thread is up to 10x faster on busy cores
+        scale = np.trace(gram.sum(axis=0)[:-1, :-1]) / max(gram.shape[1] - 1, 1) / 100  # mean diagonal / 100
+        choices, weights = _models(gram, cross, calibration, n_folds, scale)
+    for start in range(0, len(labels), CHUNK):
+        part = slice(start, start + CHUNK)
+        x = _with_intercept(space, rows[part])
+        for f, w in weights.items():
+            here = np.flatnonzero(fold_of[part] == f)
+            if len(here):
+                out[start + here] = _softmax(x[here] @ w, choices[f][1])
     return out
+
+
+def _models(gram, cross, calibration, n_folds: int, scale: float) -> tuple[dict, dict]:
+    """Per fold f (and -1: the test rows): the (alpha, temperature) chosen without fold f, and its ridge weights."""
+    total_gram, total_cross = gram.sum(axis=0), cross.sum(axis=0)
+    choices = {}
+    for f in range(n_folds):  # the model for fold f: its strength and temperature chosen on the next fold's rows,
+        # predicted by models that saw neither fold (one fold's calibration rows are enough to choose two numbers)
+        choices[f] = _choose(gram, cross, calibration, [(f + 1) % n_folds], exclude=[f], scale=scale)
+    choices[-1] = _choose(gram, cross, calibration, [0], exclude=[], scale=scale)  # test rows: from fold 0's
+    weights = {}
+    for f, (alpha, _) in choices.items():
+        drop = [f] if f >= 0 else []
+        weights[f] = _solve(total_gram - gram[drop].sum(axis=0), total_cross - cross[drop].sum(axis=0), alpha * scale)
+    return choices, weights
+
+
+def _accumulate(space, rows, labels, k, fold_of, n_folds, seed):
+    """Per fold: X'X and X'Y (float64) over its rows, and a seeded calibration sample (its x and labels)."""
+    d = np.shape(space)[1] + 1
+    gram = np.zeros((n_folds, d, d))
+    cross = np.zeros((n_folds, d, k))
+    rng = np.random.default_rng(seed)
+    picked = np.zeros(len(labels), dtype=bool)
+    for f in range(n_folds):
+        members = np.flatnonzero(fold_of == f)
+        picked[rng.choice(members, size=min(CALIBRATION_ROWS, len(members)), replace=False)] = True
+    calibration = {f: ([], []) for f in range(n_folds)}
+    for start in range(0, len(labels), CHUNK):
+        part = slice(start, start + CHUNK)
+        x = _with_intercept(space, rows[part])
+        fold, y = fold_of[part], labels[part]
+        for f in range(n_folds):
+            here = fold == f
+            if here.any():
+                xf = x[here]
+                gram[f] += xf.T @ xf
+                onehot = np.zeros((len(xf), k), dtype=np.float32)
+                onehot[np.arange(len(xf)), y[here]] = 1
+                cross[f] += xf.T @ onehot
+                chosen = here & picked[part]
+                calibration[f][0].append(x[chosen])
+                calibration[f][1].append(y[chosen])
+    calibration = {f: (np.concatenate(xs), np.concatenate(ys)) for f, (xs, ys) in calibration.items()}
+    return gram, cross, calibration
+
+
+def _choose(gram, cross, calibration, predicted: list[int], *, exclude: list[int], scale: float):
+    """(alpha, temperature) with the lowest log-loss on ``predicted`` folds' calibration rows, each predicted by
+    a model fitted on the folds neither in ``exclude`` nor itself."""
+    total_gram, total_cross = gram.sum(axis=0), cross.sum(axis=0)
+    best = None
+    for alpha in ALPHAS:
+        scores, ys = [], []
+        for g in predicted:
+            drop = [*exclude, g]
+            w = _solve(total_gram - gram[drop].sum(axis=0), total_cross - cross[drop].sum(axis=0), alpha * scale)
+            x, y = calibration[g]
+            scores.append(x @ w)
+            ys.append(y)
+        s, y = np.concatenate(scores), np.concatenate(ys)
+        temperature, loss = _fit_temperature(s, y)
+        if best is None or loss < best[2]:
+            best = (alpha, temperature, loss)
+    return best[0], best[1]
+
+
+def _solve(gram: np.ndarray, cross: np.ndarray, ridge: float) -> np.ndarray:
+    """Ridge weights (D+1, k): the intercept (last row) unpenalised (a Cholesky solve; least squares if singular)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    a = gram.copy()
+    idx = np.arange(a.shape[0] - 1)
+    a[idx, idx] += max(ridge, 1e-9)
+    try:
+        return cho_solve(cho_factor(a, check_finite=False), cross, check_finite=False)
+    except LinAlgError:
+        return np.linalg.lstsq(a, cross, rcond=None)[0]
+
+
+def _fit_temperature(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """The softmax temperature (scale of the ridge outputs) with the lowest mean log-loss, and that loss."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(labels))
+
+    def loss(log_t: float) -> float:
+        z = scores * np.exp(log_t)
+        z = z - z.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, labels]))
+
+    fit = minimize_scalar(loss, bounds=(-3.0, 6.0), method="bounded")
+    return float(np.exp(fit.x)), float(fit.fun)
+
+
+def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = scores * temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _with_intercept(space, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of ``space`` as float32 with a column of ones (the intercept)."""
+    x = np.asarray(space[rows], dtype=np.float32)
+    return np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])

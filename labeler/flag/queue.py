@@ -38,6 +38,7 @@ import numpy as np
 
 from labeler.flag import detect, neighbors, probe, reasons, scoring
 from labeler.flag.reasons import Signals
+from labeler.flag.stages import Stages
 from labeler.store.records import Flag
 
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
@@ -70,12 +71,22 @@ class Evidence:
     is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
-    fold_embeddings: np.ndarray | None = None  # (F, N, D) every fold model's embeddings: the probe's spaces
+    fold_embeddings: np.ndarray | None = None  # (F, M, D) every fold model's embeddings: the probe's spaces
+    frozen_embeddings: np.ndarray | None = None  # (M, D') the frozen ImageNet network's (training.frozen)
+    space_rows: np.ndarray | None = None  # (N,) row of each evidence row in those two (None: row-aligned)
 
-    @property
-    def probe_spaces(self) -> np.ndarray:
-        """What the probe is fitted in: every fold model's space, or fold 0's for rounds that kept no others."""
-        return self.embeddings if self.fold_embeddings is None else self.fold_embeddings
+    def probe(self, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The probe's out-of-sample probabilities (``flag.probe``) in every fold model's space (fold 0's for rounds
+        that kept no others), and in the frozen view's (None when the round has none): (N, k) each."""
+        options = {"groups": self.groups, "held_out": self.is_test}
+        if self.fold_embeddings is None:
+            fold_probs = probe.probe_probs(self.embeddings, labels, k, **options)
+        else:
+            fold_probs = probe.probe_probs(self.fold_embeddings, labels, k, rows=self.space_rows, **options)
+        frozen = None
+        if self.frozen_embeddings is not None:
+            frozen = probe.probe_probs(self.frozen_embeddings, labels, k, rows=self.space_rows, **options)
+        return fold_probs, frozen
 
 
 @dataclass
@@ -97,18 +108,24 @@ def build_queue(
     outlier_share: float = 0.01,
     vote_space: str = "shared",
     vote_weight: float = VOTE_WEIGHT,
+    stages: Stages | None = None,
 ) -> Queue:
-    """Rank every row by the merged evidence; see the module docstring for the order."""
+    """Rank every row by the merged evidence; see the module docstring for the order. ``stages`` times each step."""
+    stage = stages or Stages()
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     _check_options(rank_by, vote_space, vote_weight)
-    nn = neighbors.knn(ev.embeddings, k=k)
+    with stage("k-NN graph"):
+        nn = neighbors.knn(ev.embeddings, k=k)
     voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
-    views = _views(ev, labels, pred_probs, voters, filter_by=filter_by, rank_by=rank_by, vote_weight=vote_weight)
+    views = _views(
+        ev, labels, pred_probs, voters, filter_by=filter_by, rank_by=rank_by, vote_weight=vote_weight, stage=stage
+    )
     if rank_by == "evidence":
         score, is_issue = views.evidence, views.evidence_flagged
     else:
         score, is_issue = 1 - views.merged.quality, views.merged.is_issue
-    groups = _duplicate_groups(ev, nn, duplicate_radius)
+    with stage("near-duplicates"):
+        groups = _duplicate_groups(ev, nn, duplicate_radius)
     conflict = _conflicting_groups(groups, labels)
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
@@ -133,9 +150,10 @@ def build_queue(
     )
     context = (views.merged.top, views.merged_probs, score, nn)
     candidates = flagged["merged"] | views.doubted | is_outlier
-    flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
-    flags.sort(key=lambda f: -f.priority)
-    summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
+    with stage("reasons"):
+        flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
+        flags.sort(key=lambda f: -f.priority)
+        summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
     return Queue(flags, scores, flagged, summary, nn)
 
 
@@ -156,18 +174,26 @@ class _Views:
         return self.model.is_issue | self.merged.is_issue
 
 
-def _views(ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float) -> _Views:
-    votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
-    smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
-    merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
+def _views(
+    ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float, stage: Stages
+) -> _Views:
+    with stage("neighbour vote"):
+        votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
+        smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
+        merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
-    model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    merged = detect.find_issues_by_part(labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-    evidence = evidence_flagged = None  # the probe's fits cost minutes at scale: only for the ranking that reads them
+    with stage("cleanlab filters"):
+        model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
+        merged = detect.find_issues_by_part(
+            labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank
+        )
+    evidence = evidence_flagged = None  # the probe is only for the ranking that reads it
     if rank_by == "evidence":
-        probed = probe.probe_probs(ev.probe_spaces, labels, pred_probs.shape[1], groups=ev.groups, held_out=ev.is_test)
-        evidence = scoring.mislabel_score(scoring.features(labels, pred_probs, smoothed, votes, probed))  # no AUM
-        evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
+        with stage("probe"):
+            probed, frozen = ev.probe(labels, pred_probs.shape[1])
+        with stage("score"):
+            evidence = scoring.evidence_score(labels, scoring.views(pred_probs, smoothed, votes, probed, frozen))
+            evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
     return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
 
 

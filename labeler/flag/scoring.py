@@ -1,89 +1,94 @@
-"""The queue's default mislabel score: one number per image from four out-of-sample views of its label.
+"""The queue's default mislabel score: one number per image from out-of-sample views of its label. numpy only.
 
 The views, each an (N, K) distribution over classes that never saw the image's own label:
   model     the CNN's out-of-fold probabilities (cleanlab's ``pred_probs``);
-  smoothed  the same probabilities averaged over the image's nearest neighbours (same group left
-            out): what the model thinks of images that look like this one. Unlike the vote it does
-            not echo a wrong label that a cluster of look-alike images shares;
-  vote      the neighbours' given labels (``neighbors.neighbour_votes``);
-  probe     a logistic regression on the embeddings, cross-validated by group (``probe.probe_probs``): a
-            second, linear classifier that sees more of the labels per fit than a fold's CNN head.
-From each view four features, two on a log scale and two on the probability scale:
+  smoothed  the same probabilities averaged over the image's nearest neighbours (same group left out);
+  vote      the neighbours' labels (``neighbors.neighbour_votes``);
+  probe     a linear probe on every fold model's embeddings, cross-validated by group (``probe.probe_probs``);
+  frozen    the same probe on a frozen ImageNet network's embeddings (``training.frozen``): no label of the
+            dataset shaped that space, so a wrong label that look-alike images share cannot pull it;
+  mean      the plain average of model, probe and frozen (of model and probe without the frozen view).
+From each view four features, each higher where the view doubts the given label more:
   doubt      ``-log(share of the given label)``;
   margin     ``log(top share) - log(share of the given label)`` (0 when the given label is on top);
   doubt_p    ``1 - share of the given label`` (cleanlab's self-confidence, as a doubt);
-  margin_p   ``1 + best other share - share of the given label`` (cleanlab's normalized margin, as a
-             doubt, shifted to be >= 0): unlike the margin it still orders images whose given label
-             is on top, by how narrowly.
-Training's area under the margin (``aum``, ``training.margins``: how readily the fold models that
-trained on the image fitted its given label) gives one more feature, ``aum_doubt`` (``softplus(-aum)``:
-near 0 for a label learnt at once, about ``-aum`` for one fitted late or never). `labeler bench rank`
-measures it (``FEATURES_AUM``); it is not in the default score, which it did not improve (README). The
-log features separate confident models' doubts; the probability features matter where the model
-is weak and its probabilities flat (clothing-small from scratch: normalized margin alone beats
-self-confidence by 1.25-1.38x there, while the log-only score reached 1.03-1.17x). The score is a
-logistic model of "this label is wrong" on those sixteen features (four views x four),
-``sigmoid(WEIGHTS . x + INTERCEPT)`` with every weight >= 0, so more doubt from any view never
-lowers the score. The weights were fitted by `labeler bench rank` (non-negative logistic
-regression over the planted flips of its runs; it prints them) and are benchmarked cross-fitted:
-each run is scored with weights fitted on the other runs only. numpy only.
+  margin_p   ``1 + best other share - share of the given label`` (cleanlab's normalized margin, as a doubt).
+The score is a logistic model of "this label is wrong", ``sigmoid(weights . features + intercept)`` with every
+weight >= 0 (more doubt from any view never lowers the score). Its weights live in ``weights.json`` beside this
+file, with the runs and the command that fitted them (`labeler bench rank RUNS --write-weights`): one score with
+the frozen view, one for rounds without it.
 """
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
+
 import numpy as np
 
-VIEWS = ("model", "smoothed", "vote", "probe")
-FEATURES = tuple(f"{v}_{f}" for v in VIEWS for f in ("doubt", "margin", "doubt_p", "margin_p"))
-FEATURES_AUM = (*FEATURES, "aum_doubt")
-# Fitted by `labeler bench rank` on 13 bench noise runs (README): the demo (pairs seeds 0-5, clustered seeds 0-2,
-# `--truth ... --preset demo`) and clothing-small (pairs seeds 1-2, clustered seeds 0 and 3; `--preset cpu
-# --no-pretrained --folds 3`), the probe fitted in every fold model's space and averaged (``flag.probe``). The
-# README's ranking table scores each run with weights fitted on the other runs only. On these weak from-scratch
-# models the weight goes to the normalized margin of the CNN, the vote and, most, the probe; the smoothed view gets
-# none. Models that train longer may want the log-scale features back (refit with `bench rank` on such runs).
-WEIGHTS = (0.0, 0.002, 0.0, 0.791) + (0.0, 0.0, 0.0, 0.0) + (0.0, 0.0, 0.0, 0.668) + (0.0, 0.0, 0.0, 5.030)
-INTERCEPT = -8.982  # model, smoothed, vote, probe: doubt, margin, doubt_p, margin_p each
+VIEWS = ("model", "smoothed", "vote", "probe", "frozen", "mean")
+KINDS = ("doubt", "margin", "doubt_p", "margin_p")
+FEATURES = tuple(f"{v}_{k}" for v in VIEWS for k in KINDS)
+_VIEW_OF = {f"{v}_{k}": v for v in VIEWS for k in KINDS}
+WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 EPS = 1e-4
 
 
-def features(labels: np.ndarray, *views: np.ndarray, aum=None) -> np.ndarray:
-    """(N, 4 x views) features, each >= 0 and higher where the view doubts the label more: ``FEATURES`` order
-    for the four ``VIEWS`` (model, smoothed, vote, probe), or the first of them; with
-    ``aum`` ((N,), NaN where a row has none: test images, labels changed since training), one more column, in
-    ``FEATURES_AUM`` order, a row without AUM taking the median of the others' ``aum_doubt`` (no evidence either
-    way)."""
+def views(model, smoothed, vote, probe, frozen=None) -> dict[str, np.ndarray]:
+    """The named views (``frozen`` None: a round without the frozen view), ``mean`` included."""
+    out = {"model": model, "smoothed": smoothed, "vote": vote, "probe": probe}
+    if frozen is not None:
+        out["frozen"] = frozen
+    out["mean"] = np.mean([out[v] for v in ("model", "probe", "frozen") if v in out], axis=0)
+    return out
+
+
+def variant(named: dict) -> str:
+    """Which fitted score applies: "frozen" when the views include the frozen one, else "no_frozen"."""
+    return "frozen" if "frozen" in named else "no_frozen"
+
+
+def feature_names(variant_name: str) -> tuple[str, ...]:
+    return FEATURES if variant_name == "frozen" else tuple(f for f in FEATURES if not f.startswith("frozen_"))
+
+
+def features(labels: np.ndarray, named: dict, names: tuple[str, ...] | None = None) -> np.ndarray:
+    """(N, len(names)) features of the ``named`` views (``views``), by name (default: the variant's)."""
+    names = feature_names(variant(named)) if names is None else names
     labels = np.asarray(labels)
     rows = np.arange(len(labels))
-    cols = []
-    for view in views:
-        view = np.array(view, dtype=np.float64)
-        if not len(view):
-            cols += [np.zeros(0)] * 4
-            continue
-        share, top = view[rows, labels], view.max(axis=1)
-        view[rows, labels] = -np.inf
-        other = view.max(axis=1) if view.shape[1] > 1 else np.zeros(len(view))
-        cols += [-np.log(share + EPS), np.log(top + EPS) - np.log(share + EPS), 1 - share, 1 + other - share]
-    if aum is not None:
-        cols.append(aum_doubt(aum))
-    return np.column_stack(cols)
+    cols = {}
+    for view in dict.fromkeys(_VIEW_OF[n] for n in names):
+        p = np.array(named[view], dtype=np.float64)
+        share, top = p[rows, labels], p.max(axis=1) if len(p) else np.zeros(0)
+        p[rows, labels] = -np.inf
+        other = p.max(axis=1) if p.shape[1] > 1 else np.zeros(len(p))
+        cols[f"{view}_doubt"] = -np.log(share + EPS)
+        cols[f"{view}_margin"] = np.log(top + EPS) - np.log(share + EPS)
+        cols[f"{view}_doubt_p"] = 1 - share
+        cols[f"{view}_margin_p"] = 1 + other - share
+    return np.column_stack([cols[n] for n in names]) if names else np.zeros((len(labels), 0))
 
 
-def aum_doubt(aum) -> np.ndarray:
-    """``softplus(-aum)`` per row, NaN (no AUM) replaced by the median of the rest (0 when none has one)."""
-    aum = np.asarray(aum, dtype=np.float64)
-    known = np.isfinite(aum)
-    doubt = np.zeros(len(aum))
-    doubt[known] = np.logaddexp(0.0, -aum[known])
-    doubt[~known] = np.median(doubt[known]) if known.any() else 0.0
-    return doubt
+@cache
+def fitted(variant_name: str) -> tuple[dict[str, float], float]:
+    """({feature: weight}, intercept) of a score variant, from ``weights.json``."""
+    score = json.loads(WEIGHTS_FILE.read_text())["scores"][variant_name]
+    return dict(score["weights"]), float(score["intercept"])
 
 
-def mislabel_score(x: np.ndarray, weights=WEIGHTS, intercept: float = INTERCEPT) -> np.ndarray:
+def mislabel_score(x: np.ndarray, weights, intercept: float) -> np.ndarray:
     """(N,) in (0, 1), higher = more likely a wrong label."""
     z = np.asarray(x, dtype=np.float64) @ np.asarray(weights, dtype=np.float64) + intercept
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def evidence_score(labels: np.ndarray, named: dict) -> np.ndarray:
+    """The default score of the ``named`` views with the shipped weights of its variant."""
+    weights, intercept = fitted(variant(named))
+    names = tuple(weights)
+    return mislabel_score(features(labels, named, names), [weights[n] for n in names], intercept)
 
 
 def expected_f1_count(score: np.ndarray) -> int:
@@ -91,8 +96,7 @@ def expected_f1_count(score: np.ndarray) -> int:
     score is read as the probability that the label is wrong. Flagging the top k is expected to catch
     ``sum of their scores`` of the ``sum of all scores`` wrong labels, so its plug-in F1 is
     ``2 * that catch / (k + sum of all scores)`` (Lipton et al. 2014: the F1-optimal set is a top-k of
-    calibrated scores). The score is fitted on planted flips at about 11-13% noise; at a much lower or higher
-    rate it, and so this count, is off in the same direction."""
+    calibrated scores). It is only as right as the score's calibration (`docs/benchmarks.md` measures it)."""
     p = np.sort(np.asarray(score, dtype=np.float64))[::-1]
     if not len(p) or p.sum() <= 0:
         return 0
