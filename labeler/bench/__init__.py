@@ -38,7 +38,7 @@ def timed_labeler(args: list[str]) -> dict:
         "import resource, subprocess, sys, time, json; t = time.perf_counter(); "
         "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
         "print(json.dumps({'seconds': time.perf_counter() - t, 'rc': r.returncode, "
-        "'out': r.stdout[-3000:] + r.stderr[-3000:], "
+        "'out': r.stdout[-3000:] + r.stderr[-20000:], "
         "'peak_mib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))"
     )
     argv = [sys.executable, "-c", code, sys.executable, "-m", "labeler", *map(str, args)]

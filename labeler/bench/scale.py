@@ -6,9 +6,9 @@ ActiveLab runs too), status, the first review screen, export with its audit; and
 of flag's k-NN graph against exact search on a sample of rows.
 
 ``bench flag`` builds a synthetic workspace of 289,222 items (DeepFashion-shaped annotations,
-no images), records a synthetic round (pred_probs N x 46, clustered embeddings N x 512, and
-N x 512 for each of 5 fold models), and times `labeler flag` in a child process (wall time, peak
-memory); then times the k-NN graph alone, approximate vs exact on a subset, and against
+no images), records a synthetic round (pred_probs N x 46, clustered embeddings N x 512, N x 512 for
+each of 5 fold models, and the frozen view's N x 1,280), and times `labeler flag` in a child process (wall
+time, peak memory, and each stage's as flag prints them); then times the k-NN graph alone, approximate vs exact on a subset, and against
 scikit-learn's brute force.
 ``bench review`` times "decision -> next item ready" on such a workspace, and runs concurrent
 simulated reviewers against a live `labeler review` server over HTTP.
@@ -53,6 +53,7 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
         emb += rng.normal(scale=0.7, size=emb.shape).astype(np.float32)
         emb /= np.linalg.norm(emb, axis=1, keepdims=True)
         spaces = np.stack([_perturbed(emb, rng) for _ in range(FOLDS)])  # each fold model's space, as train keeps
+        frozen = _frozen_view(codes, len(vocab), rng)
         ids = frame["id"].to_numpy()
         fit = (frame["split"] != "test").to_numpy()
         arrays = {
@@ -64,6 +65,7 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
             "embeddings": emb,
             "embed_ids": ids,
             "fold_embeddings": spaces,
+            "frozen_embeddings": frozen,
         }
         ws.record_round("train", {"config": {"arch": "synthetic"}, "vocab": vocab}, {}, arrays)
     log(f"synthetic workspace: {rows:,} items, {len(vocab)} classes, embeddings {dim}-d")
@@ -71,6 +73,18 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
 
 
 FOLDS = 5  # the fold models of the synthetic round (the gpu preset's)
+FROZEN_DIM = 1280  # the frozen view's width (training.frozen: EfficientNet-Lite0's pooled features)
+
+
+def _frozen_view(codes: np.ndarray, k: int, rng: np.random.Generator, chunk: int = 50_000) -> np.ndarray:
+    """(N, FROZEN_DIM) float16 unit vectors clustered by class: the frozen view's array, built a chunk at a time."""
+    centres = rng.normal(size=(k, FROZEN_DIM)).astype(np.float32)
+    out = np.empty((len(codes), FROZEN_DIM), dtype=np.float16)
+    for start in range(0, len(codes), chunk):
+        part = centres[codes[start : start + chunk]]
+        part += rng.normal(scale=1.5, size=part.shape).astype(np.float32)
+        out[start : start + chunk] = part / np.linalg.norm(part, axis=1, keepdims=True)
+    return out
 
 
 def _perturbed(emb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -228,16 +242,23 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
 def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=print) -> dict:
     """Wall time and peak memory of `labeler flag`, and the k-NN graph alone (see the module docstring)."""
     from labeler.flag import neighbors
+    from labeler.flag.stages import parse as parse_stages
     from labeler.workspace import Workspace
 
     ws_path = synthetic_workspace(folder, rows, log=log)
     from labeler.bench import timed_labeler
 
     flag = timed_labeler(["flag", ws_path])
-    log(flag["out"].strip().splitlines()[0] if flag["rc"] == 0 else flag["out"])
+    if flag["rc"] != 0:
+        raise RuntimeError(f"labeler flag failed:\n{flag['out']}")
+    out = {"rows": rows, "flag_seconds": flag["seconds"], "flag_peak_mib": flag["peak_mib"], "flag_rc": flag["rc"]}
+    out["stages"] = [{"stage": n, "seconds": s, "peak_mib": p} for n, s, p in parse_stages(flag["out"])]
+    log(f"labeler flag: {flag['seconds']:.1f} s, peak {flag['peak_mib']:,.0f} MiB")
+    log(f"{'stage':<20}{'seconds':>9}{'peak MiB so far':>17}")
+    for row in out["stages"]:
+        log(f"{row['stage']:<20}{row['seconds']:>9.1f}{row['peak_mib']:>17,.0f}")
     with Workspace.open(ws_path) as ws:
         emb = ws.load_array(1, "embeddings")
-    out = {"rows": rows, "flag_seconds": flag["seconds"], "flag_peak_mib": flag["peak_mib"], "flag_rc": flag["rc"]}
     started = time.perf_counter()
     neighbors.knn(emb, 10)  # the automatic choice: approximate past EXACT_MAX
     out["knn_all_seconds"] = time.perf_counter() - started
