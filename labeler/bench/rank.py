@@ -153,7 +153,7 @@ def fitted_weights(runs: list[Run], masks: list[np.ndarray] | None = None, **opt
     from scipy.optimize import minimize
 
     masks = masks or [np.ones(len(r.labels), bool) for r in runs]
-    x = np.vstack([_features(r, **options)[m] for r, m in zip(runs, masks)])
+    x = np.vstack([evidence_features(r, **options)[m] for r, m in zip(runs, masks)])
     y = np.concatenate([r.truth[m] for r, m in zip(runs, masks)]).astype(np.float64)
 
     def loss(p):  # mean negative log-likelihood and its gradient
@@ -167,7 +167,7 @@ def fitted_weights(runs: list[Run], masks: list[np.ndarray] | None = None, **opt
     return fit.x[:-1], float(fit.x[-1])
 
 
-def _features(run: Run, frozen: bool = True, logistic: bool = False) -> np.ndarray:
+def evidence_features(run: Run, frozen: bool = True, logistic: bool = False) -> np.ndarray:
     named = run.views(frozen=frozen, logistic=logistic)
     return scoring.features(run.labels, named, _names(named))
 
@@ -187,7 +187,7 @@ def crossfit_score(run: Run, others: list[Run], frozen: bool = True, logistic: b
     if (logistic and run.probe_logistic is None) or not any(r.truth.any() for r in usable):
         return None
     score = np.zeros(len(run.labels))
-    x = _features(run, frozen, logistic)
+    x = evidence_features(run, frozen, logistic)
     half = run.half
     for h in (0, 1):
         coef, intercept = fitted_weights(usable, [r.half != h for r in usable], frozen=frozen, logistic=logistic)

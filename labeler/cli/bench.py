@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from labeler.bench.noise import LOOP_ORDERS
-from labeler.cli.options import POSITIVE, CommaList, noise_options, train_options
+from labeler.cli.options import POSITIVE, SHARE, CommaList, noise_options, train_options
+from labeler.flag.adapt import PRIOR as ADAPT_PRIOR
 
 
 @click.group()
@@ -246,6 +247,41 @@ def bench_rank(runs, json_out, compare_probe, write_weights):
         click.echo(line)
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2))
+
+
+@bench.command("adapt")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--budget", default=0.10, show_default=True, type=SHARE, help="Share of the images reviewed in queue order."
+)
+@click.option(
+    "--batch", default=0.025, show_default=True, type=SHARE, help="Share reviewed between two re-rankings (flag runs)."
+)
+@click.option(
+    "--audits",
+    default="0,100",
+    show_default=True,
+    type=CommaList(click.IntRange(0)),
+    help="Random images decided first (labeler sample), as many per run.",
+)
+@click.option(
+    "--priors",
+    default=str(ADAPT_PRIOR),
+    show_default=True,
+    type=CommaList(click.FloatRange(0, min_open=True)),
+    help="Pull of the refit toward the shipped weights (pseudo-observations per weight).",
+)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
+def bench_adapt(runs, budget, batch, audits, priors, json_out):
+    """Simulated reviews on `bench noise` RUNS: wrong labels found with and without refitting the score on them."""
+    from labeler.bench.adapt import bench_adapt as run_bench
+    from labeler.bench.adapt import summary_lines, write_json
+
+    r = run_bench(list(runs), budget=budget, batch=batch, audits=audits, priors=priors, log=click.echo)
+    for line in summary_lines(r):
+        click.echo(line)
+    if json_out:
+        write_json(r, json_out)
 
 
 @bench.command("flag")
