@@ -53,9 +53,12 @@ def train_round(
     ``only_fold``: train one fold, return None; ``merge``: assemble folds trained as separate jobs. Under
     torchrun only rank 0 records the round."""
     from training.crossval import run_crossval
+    from training.learner import check_weights, pick_device
 
     started = time.perf_counter()
     log = _quiet if int(os.environ.get("RANK", "0")) != 0 else log  # under torchrun, rank 0 speaks for all
+    pick_device(config.device)  # a bad device or missing weights are said before the minutes of image checks
+    check_weights(config)
     vocab, frame, run_dir = _prepare(ws, config, restart, log)
     if config.folds == 0:
         return _final_round(

@@ -106,10 +106,39 @@ def pick_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda asked for, but torch sees no CUDA GPU; use --device cpu")
+        raise TrainingError(f"--device {name} asked for, but torch sees no CUDA GPU; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise TrainingError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError(f"--device {name} asked for, but this machine has no Apple MPS device; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise TrainingError(f"--device {name}: labeler trains on cpu, cuda or mps")
     return device
+
+
+def check_weights(config: TrainConfig) -> None:
+    """Before any other work: the ImageNet weights ``config`` starts from can be had (downloaded now, or already in
+    torchvision's cache), else a TrainingError naming the fixes. Nothing to check with ``--weights`` or from
+    scratch."""
+    if not config.pretrained or config.weights:
+        return
+    weights = torchvision.models.get_model_weights(config.arch).DEFAULT
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if cached.exists():
+        return
+    try:
+        weights.get_state_dict(progress=True)  # what fastai would download at the first fold: fetched now, cached
+    except Exception as exc:  # urllib's URLError, an SSL or HTTP error, a half-written file: all mean "not here"
+        raise TrainingError(
+            f"cannot get the ImageNet weights of {config.arch} ({weights.url}): {exc}. Fixes: copy that file to "
+            f"{cached} (torchvision reads it from there), or pass --weights FILE (a torchvision {config.arch} "
+            "state_dict), or train from scratch with --no-pretrained (on a laptop: --preset cpu --no-pretrained)"
+        ) from None
 
 
 class LossHistory(Callback):

@@ -1,0 +1,57 @@
+"""`labeler train` (labeler.train): what it checks before any work."""
+
+from __future__ import annotations
+
+import urllib.error
+
+import pytest
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No internet and an empty torchvision cache, as on a fresh machine behind a firewall."""
+    import torch
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torch-hub"))
+
+    def refuse(self, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", refuse)
+
+
+def test_default_train_without_the_weights_says_how_to_fix_it_before_any_work(cli, tmp_path, offline):
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 1, "b": 1}, flag=False)
+    result = cli("train", ws, expect=2)
+    out = result.output
+    assert "cannot get the ImageNet weights of resnet34" in out and "Temporary failure" in out
+    for fix in ("--weights FILE", "--no-pretrained", "torch-hub/checkpoints/resnet34"):
+        assert fix in out
+    assert "Traceback" not in out and "checking images" not in out and "groups" not in out  # said first
+
+
+def test_cached_weights_are_enough(cli, tmp_path, offline, monkeypatch):
+    import torchvision
+
+    from training.learner import check_weights, make_config
+
+    url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
+    cached = tmp_path / "torch-hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"weights")
+    check_weights(make_config("cpu"))  # resnet18, pretrained: found in the cache, nothing downloaded
+    check_weights(make_config("cpu", pretrained=False))
+    check_weights(make_config(None, weights=str(cached)))
+
+
+@pytest.mark.parametrize(("device", "says"), [("gpu", "not a device"), ("mps", "no Apple MPS"), ("cuda:3", "CUDA")])
+def test_a_device_this_machine_lacks_is_refused_with_the_fix(cli, tmp_path, device, says):
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 1, "b": 1}, flag=False)
+    out = cli("train", ws, "--no-pretrained", "--device", device, expect=2).output
+    assert says in out and "--device" in out and "Traceback" not in out
+    assert not (ws / "models" / "pending" / "state.json").exists()
