@@ -195,3 +195,20 @@ def test_flag_refuses_a_round_without_embeddings(cli, tmp_path, small_csv_datase
     with Workspace.open(tmp_path / "ws") as ws:
         ws.record_round("train", {}, {}, {"pred_probs": np.full((3, 3), 1 / 3, dtype=np.float32)})
     assert "round 1 has no embeddings" in cli("flag", tmp_path / "ws", expect=2).output
+
+
+@pytest.mark.parametrize(
+    "options",
+    [("--outlier-share", "7"), ("--duplicate-radius", "-5"), ("-k", "500"), ("--outlier-share", "-0.1")],
+)
+def test_options_out_of_range_are_refused_and_the_stored_queue_stays(cli, tmp_path, options):
+    from labeler.workspace import Workspace
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 12, "b": 12}, test={"a": 2, "b": 2})
+    with Workspace.open(ws) as w:
+        before = [(f.item_id, f.priority) for f in w.store.flags(w.store.flagged_round())]
+    out = cli("flag", ws, *options, expect=2).output
+    assert options[0] in out and "Traceback" not in out
+    with Workspace.open(ws) as w:
+        assert [(f.item_id, f.priority) for f in w.store.flags(w.store.flagged_round())] == before

@@ -196,8 +196,9 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
     default="evidence",
     show_default=True,
     type=click.Choice(["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
-    help="evidence: CNN, neighbour-smoothed CNN and neighbour vote, weights measured by `bench rank`; "
-    "the others: cleanlab's rank of the CNN + vote blend (--vote-weight).",
+    help="evidence: one score from the CNN, the neighbour-smoothed CNN, the neighbour vote, a linear probe on every "
+    "fold model's embeddings and one on the frozen ImageNet view (weights: labeler/flag/weights.json, from `bench "
+    "rank`); the others: cleanlab's rank of the CNN + vote blend (--vote-weight).",
 )
 @click.option(
     "-k", "--neighbours", "k", default=10, show_default=True, type=POSITIVE, help="Nearest neighbours per image."
@@ -206,10 +207,15 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
     "--duplicate-radius",
     default=0.13,
     show_default=True,
+    type=click.FloatRange(0),
     help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.",
 )
 @click.option(
-    "--outlier-share", default=0.01, show_default=True, help="Share of most isolated images queued as outliers."
+    "--outlier-share",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of most isolated images queued as outliers.",
 )
 @click.option(
     "--vote-weight",

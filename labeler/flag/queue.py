@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labeler.errors import InputError
 from labeler.flag import detect, neighbors, probe, reasons, scoring
 from labeler.flag.reasons import Signals
 from labeler.flag.stages import Stages
@@ -114,6 +115,10 @@ def build_queue(
     stage = stages or Stages()
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     _check_options(rank_by, vote_space, vote_weight)
+    if not 1 <= k < len(labels):
+        raise InputError(
+            f"-k {k}: each of the round's {len(labels):,} images has at most {len(labels) - 1:,} neighbours"
+        )
     with stage("k-NN graph"):
         nn = neighbors.knn(ev.embeddings, k=k)
     voters = nn if ev.oos_neighbours is None or vote_space == "shared" else _out_of_sample(nn, ev.oos_neighbours)
