@@ -54,12 +54,18 @@ class Workspace:
             (path / sub).mkdir(parents=True, exist_ok=True)
         return cls(path, Store.open(path / DB_NAME, create=True))
 
-    @classmethod
-    def open(cls, path: str | Path, *, readonly: bool = False) -> Workspace:
-        """Open an imported workspace (``readonly``: for commands that only read it; works on read-only mounts)."""
+    @staticmethod
+    def check(path: str | Path) -> Path:
+        """``path``, refused (WorkspaceError) unless it holds a workspace: cheap, for commands to say it first."""
         path = Path(path)
         if not (path / DB_NAME).exists():
             raise WorkspaceError(f"{path} is not a labeler workspace (no {DB_NAME}); create one with `labeler import`")
+        return path
+
+    @classmethod
+    def open(cls, path: str | Path, *, readonly: bool = False) -> Workspace:
+        """Open an imported workspace (``readonly``: for commands that only read it; works on read-only mounts)."""
+        path = cls.check(path)
         store = Store.open(path / DB_NAME, readonly=readonly)
         if store.get_meta("source") is None:
             store.close()

@@ -28,3 +28,11 @@ def test_class_folders_only_get_a_split_and_odd_files_are_handled(tmp_path):
     with Workspace.open(tmp_path / "ws") as ws:
         assert dict(ws.store.quarantined()) == {"a/notes.txt": "not an image file (extension '.txt')"}
         assert ws.store.get_meta("split_assigned") is True
+
+
+def test_import_of_a_folder_as_csv_says_which_format_reads_it(cli, tmp_path):
+    from tests.helpers import make_class_folders
+
+    make_class_folders(tmp_path / "ds", {"a": 2, "b": 2})
+    out = cli("import", tmp_path / "ws", tmp_path / "ds", "--format", "csv", expect=2).output
+    assert "is a folder" in out and "--format folder" in out

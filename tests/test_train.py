@@ -55,3 +55,18 @@ def test_a_device_this_machine_lacks_is_refused_with_the_fix(cli, tmp_path, devi
     out = cli("train", ws, "--no-pretrained", "--device", device, expect=2).output
     assert says in out and "--device" in out and "Traceback" not in out
     assert not (ws / "models" / "pending" / "state.json").exists()
+
+
+def test_a_missing_workspace_is_said_before_torch_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    for verb in ("train", "retrain"):
+        code = (
+            "import sys; from click.testing import CliRunner; from labeler.cli import main; "
+            f"r = CliRunner().invoke(main, ['{verb}', sys.argv[1]]); "
+            "print(r.exit_code, 'torch' in sys.modules); print(r.output)"
+        )
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nope")], capture_output=True, text=True)
+        assert out.stdout.startswith("2 False"), out.stdout + out.stderr
+        assert "is not a labeler workspace" in out.stdout

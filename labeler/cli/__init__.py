@@ -155,8 +155,10 @@ def status(workspace, as_json, stop_below):
 @GROUP_BY
 def train(workspace, resume, restart, only_fold, merge, group_by, preset, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
-    from labeler.train import train_round
     from labeler.workspace import Workspace
+
+    Workspace.check(workspace)  # before torch's few seconds of import
+    from labeler.train import train_round
     from training.learner import make_config, pick_device
 
     config = make_config(preset, **options)
@@ -324,8 +326,10 @@ def sample(workspace, n, split, seed):
 @GROUP_BY
 def retrain(workspace, resume, restart, group_by, preset, **options):
     """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
-    from labeler.train import retrain_round
     from labeler.workspace import Workspace
+
+    Workspace.check(workspace)  # before torch's few seconds of import
+    from labeler.train import retrain_round
 
     if preset is not None:
         from training.learner import preset_values

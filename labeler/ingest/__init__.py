@@ -60,6 +60,13 @@ def read_source(source: str | Path, *, format: str | None = None, **csv_options)
         raise InputError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
     if not source.exists():
         raise InputError(f"{source} does not exist")
+    if format == "csv" and source.is_dir():
+        raise InputError(
+            f"{source} is a folder; --format csv reads a CSV file (image,label[,split]). For class folders use "
+            "--format folder, or leave --format out"
+        )
+    if format != "csv" and source.is_file():
+        raise InputError(f"{source} is a file; --format {format} reads a folder (a CSV file: --format csv)")
     if format == "csv":
         return csv.read(source, **csv_options)
     if any(v is not None for v in csv_options.values()):
