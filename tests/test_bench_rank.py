@@ -57,6 +57,7 @@ def test_bench_rank_scores_every_ranker_with_intervals_by_kind_of_noise(cli, tmp
             "evidence_filter",
             "evidence_crossfit_filter",
             "evidence_without_frozen_crossfit_filter",
+            "evidence_crossfit_no_floor_filter",
         }
         for name, m in run["rankers"].items():
             assert 0 <= m["ap"] <= 1 + 1e-9 and 0 <= m["recall_10"] <= 1
@@ -64,7 +65,7 @@ def test_bench_rank_scores_every_ranker_with_intervals_by_kind_of_noise(cli, tmp
                 lo, hi = m["ap_ratio_ci"]
                 assert lo <= hi
     assert "real mistakes: mean over 2 run(s)" in out and "planted flips: mean over 1 run(s)" in out
-    assert "flagged set F1" in out
+    assert "F1 evidence_crossfit_filter" in out
 
 
 def test_the_crossfit_never_fits_on_the_photos_or_the_run_it_scores(cli, tmp_path, monkeypatch):

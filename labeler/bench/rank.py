@@ -229,6 +229,10 @@ def flagged(run: Run, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for name, score in ranked.items():
         if name.startswith("evidence"):
             sets[f"{name}_filter"] = flagged_set(score, sets["cleanlab_filter"])
+    if "evidence_crossfit" in ranked:  # what the floor on the set's size does
+        sets["evidence_crossfit_no_floor_filter"] = flagged_set(
+            ranked["evidence_crossfit"], sets["cleanlab_filter"], floor=0
+        )
     return sets
 
 
@@ -329,7 +333,13 @@ def summary_lines(results: dict) -> list[str]:
                 for run in having
                 if name in run["f1_ratio_ci"]
             )
-            lines.append(f"flagged set F1 {name:<21}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+            lines.append(f"{'F1 ' + name:<36}{np.mean(values):>13.3f} ({np.std(values):.3f})  {ratios}")
+        sizes = "; ".join(
+            f"{run_name} {run['flagged'].get('evidence_crossfit_filter', run['flagged']['evidence_filter'])}/"
+            f"{run['wrong']}"
+            for run_name, run in _named(results, runs)
+        )
+        lines.append(f"flagged set size / wrong labels (evidence_crossfit): {sizes}")
         for metric in ("recall_10",):
             for name in ("evidence", "evidence_crossfit"):
                 having = [run for run in runs if name in run["rankers"]]
@@ -345,6 +355,10 @@ def summary_lines(results: dict) -> list[str]:
                     lines.append(f"{name} {metric} / {BASELINE}: {ratios}")
         lines.append("")
     return lines
+
+
+def _named(results: dict, runs: list[dict]) -> list[tuple[str, dict]]:
+    return [(name, run) for name, run in results.items() if any(run is r for r in runs)]
 
 
 def _by_kind(results: dict) -> dict[str, list[dict]]:

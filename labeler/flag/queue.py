@@ -243,15 +243,17 @@ def _duplicate_groups(ev: Evidence, nn: neighbors.Neighbours, radius: float) -> 
     return neighbors.duplicate_groups(nn, radius, confirm)
 
 
-def flagged_set(score: np.ndarray, cleanlab_flagged: np.ndarray, parts=None) -> np.ndarray:
+def flagged_set(
+    score: np.ndarray, cleanlab_flagged: np.ndarray, parts=None, *, floor: float = FILTER_FLOOR
+) -> np.ndarray:
     """The flagged set of the evidence ``score``: in each part, the top-``score`` rows of that part, as many as
     ``scoring.expected_f1_count`` says and at least ``FILTER_FLOOR`` x as many as cleanlab's filter on the CNN
     (``cleanlab_flagged``) flags there. `bench rank` measures this very set."""
     out = np.zeros(len(score), dtype=bool)
     for part in [None] if parts is None else np.unique(parts):
         rows = np.arange(len(score)) if part is None else np.flatnonzero(parts == part)
-        floor = int(FILTER_FLOOR * cleanlab_flagged[rows].sum())
-        out[rows] = _top_n(score[rows], max(scoring.expected_f1_count(score[rows]), floor))
+        least = int(floor * cleanlab_flagged[rows].sum())
+        out[rows] = _top_n(score[rows], max(scoring.expected_f1_count(score[rows]), least))
     return out
 
 
