@@ -130,9 +130,9 @@ class Workspace:
             np.save(fh, array)
         return ArrayRecord(round_id, name, rel, tuple(array.shape), str(array.dtype), _sha256(target))
 
-    def load_array(self, round_id: int, name: str, *, mmap: bool = False):
-        """Load a recorded array, refusing one whose file changed since it was recorded; with ``mmap``, memory-mapped
-        read-only (large embedding spaces: read a chunk at a time, never all in memory)."""
+    def load_array(self, round_id: int, name: str, *, blocks: bool = False):
+        """Load a recorded array, refusing one whose file changed since it was recorded; with ``blocks``, a
+        ``BlockReader`` instead (large embedding spaces: read a block of rows at a time, never all in memory)."""
         import numpy as np
 
         rec = self.store.arrays(round_id).get(name)
@@ -145,7 +145,7 @@ class Workspace:
             raise ArrayError(
                 f"{target} changed since round {round_id} recorded it (sha256 differs); refusing to use it"
             )
-        return np.load(target, mmap_mode="r" if mmap else None)
+        return BlockReader(target) if blocks else np.load(target)
 
 
 def _sha256(path: Path) -> str:
@@ -154,3 +154,49 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class BlockReader:
+    """A C-ordered .npy file read a block of leading-axis rows at a time with plain file reads: unlike a memory map,
+    what it has read does not stay in the process's memory. ``reader[i]`` of a 3-d array is the 2-d reader of its
+    i-th slice; ``reader.block(start, stop)`` reads rows ``start:stop`` into a new array."""
+
+    def __init__(self, path: Path, *, shape=None, dtype=None, offset: int | None = None):
+        import numpy as np
+
+        self.path = Path(path)
+        if shape is None:
+            with open(self.path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (
+                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                )
+                shape, fortran, dtype = read_header(fh)
+                if fortran:
+                    raise ArrayError(f"{self.path} is Fortran-ordered; re-run `labeler train`")
+                offset = fh.tell()
+        self.shape, self.dtype, self.offset = tuple(shape), np.dtype(dtype), offset
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: int) -> BlockReader:
+        import numpy as np
+
+        if self.ndim < 3:
+            raise TypeError("index a 3-d reader for a 2-d one; read rows with block(start, stop)")
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(i)
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        return BlockReader(self.path, shape=self.shape[1:], dtype=self.dtype, offset=self.offset + i * row_bytes)
+
+    def block(self, start: int, stop: int):
+        import numpy as np
+
+        stop = min(stop, self.shape[0])
+        per_row = int(np.prod(self.shape[1:], dtype=np.int64))
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset + start * per_row * self.dtype.itemsize)
+            data = np.fromfile(fh, dtype=self.dtype, count=max(stop - start, 0) * per_row)
+        return data.reshape((max(stop - start, 0), *self.shape[1:]))

@@ -39,7 +39,7 @@ def test_bench_flag_prints_each_stage_of_flag_with_the_frozen_view(cli, tmp_path
     from labeler.workspace import Workspace
 
     with Workspace.open(tmp_path / "f" / "workspace") as ws:
-        assert ws.load_array(1, "frozen_embeddings", mmap=True).shape == (3000, 1280)
+        assert ws.load_array(1, "frozen_embeddings", blocks=True).shape == (3000, 1280)
 
 
 def test_stage_lines_read_back():

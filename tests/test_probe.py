@@ -85,3 +85,23 @@ def test_several_spaces_are_one_probe_each_averaged_and_stay_out_of_sample():
     changed[[0, 1]] = (labels[0] + 1) % 3
     after = probe_probs(np.stack([a, b]), changed, 3, groups=groups)
     assert np.allclose(both[[0, 1]], after[[0, 1]])  # in no space does a row's own (or its copy's) label reach it
+
+
+def test_spaces_read_from_disk_a_block_at_a_time_give_the_same_probabilities(tmp_path, monkeypatch):
+    from labeler.flag import probe as module
+    from labeler.workspace import BlockReader
+
+    labels, a = _blobs(5)
+    b = np.ascontiguousarray(a[:, ::-1])
+    order = np.random.default_rng(0).permutation(len(labels))  # evidence row i is stored row order[i]
+    stored = np.zeros((2, len(labels), a.shape[1]), np.float16)
+    stored[0][order], stored[1][order] = a, b
+    np.save(tmp_path / "spaces.npy", stored)
+    monkeypatch.setattr(module, "CHUNK", 64)  # several blocks
+    reader = BlockReader(tmp_path / "spaces.npy")
+    from_disk = probe_probs(reader, labels, 3, rows=order)
+    in_memory = probe_probs(stored.astype(np.float32)[:, order], labels, 3)
+    assert np.allclose(from_disk, in_memory, atol=1e-4)
+    assert np.allclose(
+        probe_probs(reader[1], labels, 3, rows=order), probe_probs(b.astype(np.float16), labels, 3), atol=1e-4
+    )

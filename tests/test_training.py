@@ -121,14 +121,16 @@ def test_flag_fits_the_probe_in_every_fold_models_space(trained, monkeypatch, tm
         ev = load_evidence(ws, 1, fold_spaces=True)
         assert load_evidence(ws, 1).fold_embeddings is None  # 1.5 GB at scale: read only when asked
     assert ev.fold_embeddings.shape == (2, len(ev.item_ids), 512)
-    assert np.allclose(ev.fold_embeddings[0], ev.embeddings, atol=1e-3)  # row-aligned with the evidence
+    fold0 = ev.fold_embeddings[0].block(0, len(ev.item_ids))[ev.space_rows]  # read from disk a block at a time
+    assert np.allclose(fold0, ev.embeddings, atol=1e-3)  # row-aligned with the evidence
+    assert ev.frozen_embeddings.shape == (len(ev.item_ids), 1280)  # the frozen ImageNet view, recorded by train
     seen = []
     real = probe.probe_probs
-    monkeypatch.setattr(probe, "probe_probs", lambda x, *a, **kw: seen.append(np.shape(x)) or real(x, *a, **kw))
+    monkeypatch.setattr(probe, "probe_probs", lambda x, *a, **kw: seen.append(x.shape) or real(x, *a, **kw))
     shutil.copytree(path, tmp_path / "ws")  # `flag` writes its queue: not into the shared workspace
     with Workspace.open(tmp_path / "ws") as ws:
         flag_round(ws)
-    assert seen[0] == ev.fold_embeddings.shape
+    assert seen == [ev.fold_embeddings.shape, ev.frozen_embeddings.shape]
 
 
 def test_rare_class_keeps_its_column_when_a_fold_trains_without_it(trained):

@@ -131,11 +131,12 @@ def logistic_probe(ev) -> np.ndarray:
     if ev.fold_embeddings is None:
         spaces, rows = [ev.embeddings], np.arange(len(ev.labels))
     else:
-        spaces, rows = ev.fold_embeddings, ev.space_rows
+        spaces, rows = [ev.fold_embeddings[i] for i in range(len(ev.fold_embeddings))], ev.space_rows
     rng = np.random.default_rng(0)
     out = np.zeros((len(ev.labels), k))
     for space in spaces:
-        x = np.asarray(space[rows], dtype=np.float32)
+        whole = space.block(0, len(space)) if hasattr(space, "block") else space
+        x = np.asarray(whole[rows], dtype=np.float32)
         for f in range(fold_of.max() + 1):
             train = np.flatnonzero((fold_of >= 0) & (fold_of != f))
             train = rng.choice(train, size=min(20_000, len(train)), replace=False)

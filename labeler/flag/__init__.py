@@ -67,8 +67,8 @@ def latest_round(ws: Workspace, round_id: int | None = None):
 
 def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) -> Evidence:
     """Row-aligned labels, probabilities and embeddings of every item the round predicted; with ``fold_spaces``,
-    the probe's spaces too: every fold model's embeddings and the frozen view's, memory-mapped (2.2 GB of float16
-    at DeepFashion's size: read a chunk at a time by the probe, and only when asked)."""
+    the probe's spaces too: every fold model's embeddings and the frozen view's, as ``BlockReader``s (2.2 GB of
+    float16 at DeepFashion's size: read a block of rows at a time by the probe, and only when asked)."""
     params = next(r.params for r in ws.store.rounds() if r.id == round_id)
     vocab = params.get("vocab") or ws.store.classes()
     pred_ids, test_ids = ws.load_array(round_id, "pred_ids"), ws.load_array(round_id, "test_ids")
@@ -110,9 +110,9 @@ def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) ->
     class_types = [types.get(name) for name in vocab] if types else None
     spaces = frozen = None
     if fold_spaces and "fold_embeddings" in have:  # rounds before it: the probe fits fold 0's space only
-        spaces = ws.load_array(round_id, "fold_embeddings", mmap=True)
+        spaces = ws.load_array(round_id, "fold_embeddings", blocks=True)
     if fold_spaces and "frozen_embeddings" in have:  # rows as embed_ids; rounds before it, or --no-frozen-view: none
-        frozen = ws.load_array(round_id, "frozen_embeddings", mmap=True)
+        frozen = ws.load_array(round_id, "frozen_embeddings", blocks=True)
     return Evidence(
         item_ids=ids,
         labels=labels,

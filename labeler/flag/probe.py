@@ -42,10 +42,12 @@ def probe_probs(
 ) -> np.ndarray:
     """(N, k_classes) float32: each row's class probabilities from a probe that never saw its label.
 
-    ``spaces``: one (M, D) array, or several ((F, M, D) or a list): a probe in each, probabilities averaged.
+    ``spaces``: one (M, D) array, or several ((F, M, D) or a list), or a ``workspace.BlockReader`` of either (read
+    a block at a time): a probe in each, probabilities averaged.
     Row i of ``labels`` is row ``rows[i]`` of each space (default: row i)."""
     labels = np.asarray(labels, dtype=np.int64)
-    spaces = [spaces] if np.ndim(spaces[0]) == 1 else list(spaces)
+    ndim = spaces.ndim if hasattr(spaces, "ndim") else np.ndim(spaces[0]) + 1  # an array, a BlockReader, a list
+    spaces = [spaces] if ndim == 2 else [spaces[i] for i in range(len(spaces))]
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
     held_out = np.zeros(len(labels), bool) if held_out is None else np.asarray(held_out, bool)
     groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
@@ -86,14 +88,29 @@ def _ridge_probe(space, rows, labels, k, fold_of, seed) -> np.ndarray:
     with threadpool_limits(1, user_api="blas"):  # ~35 small solves: one thread is up to 10x faster on busy cores
         scale = np.trace(gram.sum(axis=0)[:-1, :-1]) / max(gram.shape[1] - 1, 1) / 100  # mean diagonal / 100
         choices, weights = _models(gram, cross, calibration, n_folds, scale)
-    for start in range(0, len(labels), CHUNK):
-        part = slice(start, start + CHUNK)
-        x = _with_intercept(space, rows[part])
+    for at, x in _blocks(space, rows):
         for f, w in weights.items():
-            here = np.flatnonzero(fold_of[part] == f)
-            if len(here):
-                out[start + here] = _softmax(x[here] @ w, choices[f][1])
+            here = fold_of[at] == f
+            if here.any():
+                out[at[here]] = _softmax(x[here] @ w, choices[f][1])
     return out
+
+
+def _blocks(space, rows: np.ndarray):
+    """(evidence rows, their float32 embeddings with a column of ones) per block of ``space``'s stored rows,
+    read in storage order (a ``workspace.BlockReader`` reads each block from disk, nothing else stays)."""
+    where = np.full(len(space), -1, dtype=np.int64)
+    where[rows] = np.arange(len(rows))
+    if len(np.unique(rows)) != len(rows):
+        raise ValueError("two evidence rows read the same embedding row")
+    for start in range(0, len(space), CHUNK):
+        at = where[start : start + CHUNK]
+        keep = at >= 0
+        if not keep.any():
+            continue
+        raw = space.block(start, start + CHUNK) if hasattr(space, "block") else space[start : start + CHUNK]
+        x = np.asarray(raw[keep], dtype=np.float32)
+        yield at[keep], np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
 
 
 def _models(gram, cross, calibration, n_folds: int, scale: float) -> tuple[dict, dict]:
@@ -113,7 +130,9 @@ def _models(gram, cross, calibration, n_folds: int, scale: float) -> tuple[dict,
 
 def _accumulate(space, rows, labels, k, fold_of, n_folds, seed):
     """Per fold: X'X and X'Y (float64) over its rows, and a seeded calibration sample (its x and labels)."""
-    d = np.shape(space)[1] + 1
+    from scipy.linalg.blas import ssyrk
+
+    d = np.shape(space)[-1] + 1
     gram = np.zeros((n_folds, d, d))
     cross = np.zeros((n_folds, d, k))
     rng = np.random.default_rng(seed)
@@ -122,22 +141,24 @@ def _accumulate(space, rows, labels, k, fold_of, n_folds, seed):
         members = np.flatnonzero(fold_of == f)
         picked[rng.choice(members, size=min(CALIBRATION_ROWS, len(members)), replace=False)] = True
     calibration = {f: ([], []) for f in range(n_folds)}
-    for start in range(0, len(labels), CHUNK):
-        part = slice(start, start + CHUNK)
-        x = _with_intercept(space, rows[part])
-        fold, y = fold_of[part], labels[part]
+    for at, x in _blocks(space, rows):
+        fold, y = fold_of[at], labels[at]
         for f in range(n_folds):
             here = fold == f
             if here.any():
-                xf = x[here]
-                gram[f] += xf.T @ xf
+                xf = np.ascontiguousarray(x[here])
+                gram[f] += ssyrk(1.0, xf, trans=1)  # X'X, upper triangle (half the work of a product)
                 onehot = np.zeros((len(xf), k), dtype=np.float32)
                 onehot[np.arange(len(xf)), y[here]] = 1
                 cross[f] += xf.T @ onehot
-                chosen = here & picked[part]
+                chosen = picked[at] & here
                 calibration[f][0].append(x[chosen])
                 calibration[f][1].append(y[chosen])
-    calibration = {f: (np.concatenate(xs), np.concatenate(ys)) for f, (xs, ys) in calibration.items()}
+    gram = np.triu(gram) + np.triu(gram, 1).transpose(0, 2, 1)  # the lower triangle from the upper
+    calibration = {
+        f: (np.concatenate(xs) if xs else np.zeros((0, d), np.float32), np.concatenate(ys) if ys else np.zeros(0, int))
+        for f, (xs, ys) in calibration.items()
+    }
     return gram, cross, calibration
 
 
@@ -193,9 +214,3 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     z = scores * temperature
     z = np.exp(z - z.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
-
-
-def _with_intercept(space, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` of ``space`` as float32 with a column of ones (the intercept)."""
-    x = np.asarray(space[rows], dtype=np.float32)
-    return np.hstack([x, np.ones((len(x), 1), dtype=np.float32)])
