@@ -105,3 +105,17 @@ def test_spaces_read_from_disk_a_block_at_a_time_give_the_same_probabilities(tmp
     assert np.allclose(
         probe_probs(reader[1], labels, 3, rows=order), probe_probs(b.astype(np.float16), labels, 3), atol=1e-4
     )
+
+
+def test_past_max_fit_rows_the_sums_take_a_sample_and_every_row_is_still_predicted_out_of_sample(monkeypatch):
+    from labeler.flag import probe as module
+
+    labels, emb = _blobs(6, n=400)
+    monkeypatch.setattr(module, "MAX_FIT_ROWS", 150)
+    groups = np.arange(len(labels))
+    before = probe_probs(emb, labels, 3, groups=groups)
+    assert (before.argmax(axis=1) == labels).mean() > 0.9  # every row predicted, well
+    changed = labels.copy()
+    changed[7] = (labels[7] + 1) % 3
+    after = probe_probs(emb, changed, 3, groups=groups)
+    assert np.allclose(before[7], after[7])  # its own label still never reaches it

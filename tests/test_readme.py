@@ -12,11 +12,18 @@ from tests.helpers import make_class_folders, make_image
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = [README, (ROOT / "docs" / "commands.md").read_text()]  # every console example of the README and the reference
 
 
 def _console_commands() -> list[str]:
-    blocks = re.findall(r"```console\n(.*?)```", README, flags=re.S)
+    blocks = [b for text in DOCS for b in re.findall(r"```console\n(.*?)```", text, flags=re.S)]
     return [line[2:] for block in blocks for line in block.splitlines() if line.startswith("$ labeler ")]
+
+
+def test_the_readme_is_a_short_guide_and_links_what_it_moved():
+    assert len(README.splitlines()) <= 250
+    for target in ("docs/commands.md", "docs/benchmarks.md", "docs/images/review.png", "docs/images/flag.png"):
+        assert target in README and (ROOT / target).exists(), target
 
 
 def test_readme_opens_with_exactly_the_two_setup_commands():
@@ -63,6 +70,8 @@ TRAINING = (
     "labeler predict",
     "labeler evaluate",
     "labeler sample",
+    "labeler bench rank",
+    "labeler bench adapt",
 )
 FAST_TRAINING = ["--size", "32", "--epochs", "1", "--folds", "2", "--lr", "3e-3", "--workers", "0"]
 
