@@ -125,22 +125,22 @@ def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
     def type_reasons(types, suggested: int) -> set[str]:  # a flagged Tee (class 0) the model calls ``suggested``
         one = np.ones(1)
         signals = Signals(
-            np.array([7]),
-            ["Tee", "Skirt", "Blouse", "Other"],
-            np.array([0]),
-            np.full((1, 4), 0.25),
-            np.array([suggested]),
-            0.9 * one,
-            one,
-            one > 0,
-            one < 0,
-            -one,
-            one < 0,
-            0 * one,
-            one < 0,
-            -np.ones((1, 1), int),
-            {},
-            types,
+            item_ids=np.array([7]),
+            vocab=["Tee", "Skirt", "Blouse", "Other"],
+            labels=np.array([0]),
+            pred_probs=np.full((1, 4), 0.25),
+            suggested=np.array([suggested]),
+            suggested_prob=0.9 * one,
+            votes=np.array([[1.0, 0, 0, 0]]),
+            is_issue=one > 0,
+            also_doubted=one < 0,
+            groups=-one,
+            conflict=one < 0,
+            outlier=0 * one,
+            is_outlier=one < 0,
+            neighbour_rows=-np.ones((1, 1), int),
+            reviewed={},
+            class_types=types,
         )
         return {r["code"] for r in explain(0, signals)} & {"cross_type", "within_type"}
 

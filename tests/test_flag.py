@@ -212,3 +212,31 @@ def test_options_out_of_range_are_refused_and_the_stored_queue_stays(cli, tmp_pa
     assert options[0] in out and "Traceback" not in out
     with Workspace.open(ws) as w:
         assert [(f.item_id, f.priority) for f in w.store.flags(w.store.flagged_round())] == before
+
+
+def test_the_neighbour_explanation_names_a_label_other_than_the_given_one():
+    """Three copies of the image (its own group: left out of the vote) say Blouse; the other voters say Dress 60%,
+    Skirt 40%. The text used to count the raw neighbours: "61% of the neighbour vote is not Blouse (mostly Blouse)"."""
+    from labeler.flag.reasons import Signals, explain
+
+    one = np.ones(1)
+    signals = Signals(
+        item_ids=np.array([1]),
+        vocab=["Blouse", "Dress", "Skirt"],
+        labels=np.array([0]),
+        pred_probs=np.array([[0.6, 0.3, 0.1]]),
+        suggested=np.array([1]),
+        suggested_prob=0.3 * one,
+        votes=np.array([[0.0, 0.6, 0.4]]),
+        is_issue=one < 0,
+        also_doubted=one < 0,
+        groups=-one,
+        conflict=one < 0,
+        outlier=0 * one,
+        is_outlier=one < 0,
+        neighbour_rows=np.array([[2, 3, 4, 5]]),  # rows of the copies: all Blouse in a raw count
+        reviewed={},
+        class_types=None,
+    )
+    text = next(r["text"] for r in explain(0, signals) if r["code"] == "neighbours_disagree")
+    assert text == "100% of the neighbour vote is for other labels (most: Dress 60%; Blouse 0%)"

@@ -136,22 +136,22 @@ def build_queue(
     is_outlier = outlier >= 1 - outlier_share
     scores, flagged = _detectors(views, labels, pred_probs, score, is_issue | conflict)
     signals = Signals(
-        ev.item_ids,
-        ev.vocab,
-        labels,
-        pred_probs,
-        views.merged.suggested,
-        views.merged.suggested_prob,
-        views.votes[np.arange(len(labels)), labels],
-        is_issue,
-        views.doubted & ~is_issue,
-        groups,
-        conflict,
-        outlier,
-        is_outlier,
-        nn.indices,
-        ev.reviewed,
-        ev.class_types,
+        item_ids=ev.item_ids,
+        vocab=ev.vocab,
+        labels=labels,
+        pred_probs=pred_probs,
+        suggested=views.merged.suggested,
+        suggested_prob=views.merged.suggested_prob,
+        votes=views.votes,
+        is_issue=is_issue,
+        also_doubted=views.doubted & ~is_issue,
+        groups=groups,
+        conflict=conflict,
+        outlier=outlier,
+        is_outlier=is_outlier,
+        neighbour_rows=nn.indices,
+        reviewed=ev.reviewed,
+        class_types=ev.class_types,
     )
     context = (views.merged.top, views.merged_probs, score, nn)
     candidates = flagged["merged"] | views.doubted | is_outlier

@@ -28,7 +28,7 @@ class Signals:
     pred_probs: np.ndarray  # the CNN's out-of-sample probabilities
     suggested: np.ndarray  # the suggested label code (cleanlab on the blend)
     suggested_prob: np.ndarray
-    vote_given: np.ndarray  # the neighbour vote's share for the given label
+    votes: np.ndarray  # (N, K) the neighbour vote (similarity-weighted shares, same group left out)
     is_issue: np.ndarray  # the flagged set
     also_doubted: np.ndarray  # outside the flagged set, but in cleanlab's filter (on the CNN or the blend)
     groups: np.ndarray  # near-duplicate group per row, -1 if none
@@ -144,12 +144,17 @@ def _within_type(row: int, s: Signals):
 
 @reason("neighbours_disagree", "its nearest images carry another label")
 def _neighbours_disagree(row: int, s: Signals):
-    if s.vote_given[row] >= 0.5:
+    vote = s.votes[row]
+    given = int(s.labels[row])
+    if vote[given] >= 0.5:
         return None
-    near = s.neighbour_rows[row][s.neighbour_rows[row] >= 0]
-    majority = s.vocab[int(np.bincount(s.labels[near], minlength=len(s.vocab)).argmax())] if len(near) else "?"
-    given = s.vocab[s.labels[row]]
-    return f"{1 - s.vote_given[row]:.0%} of the neighbour vote is not {given} (mostly {majority})"
+    others = vote.copy()
+    others[given] = -1.0
+    best = int(others.argmax())  # the same vote the share comes from: never the given label
+    return (
+        f"{1 - vote[given]:.0%} of the neighbour vote is for other labels "
+        f"(most: {s.vocab[best]} {vote[best]:.0%}; {s.vocab[given]} {vote[given]:.0%})"
+    )
 
 
 @reason("outlier", "unlike the other images (check it is usable)")
