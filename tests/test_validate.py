@@ -153,3 +153,17 @@ def test_no_verify_images_skips_file_checks_but_not_path_checks(tmp_path):
 
 def test_check_image_accepts_a_good_png(tmp_path):
     assert check_image(str(make_image(tmp_path / "ok.png", fmt="PNG"))) == ""
+
+
+def test_workers_0_checks_the_images_in_this_process(tmp_path, monkeypatch):
+    """`labeler train --workers 0` (no worker processes) crashed in the image check with ValueError once a set had
+    more images than the parallel threshold."""
+    import importlib
+
+    from tests.helpers import make_image
+
+    validate = importlib.import_module("labeler.ingest.validate")  # the package exports a function of that name
+    monkeypatch.setattr(validate, "_PARALLEL_MIN", 3)
+    paths = [str(make_image(tmp_path / f"{i}.jpg", seed=i)) for i in range(5)]
+    problems = validate.check_files(paths, str(tmp_path), workers=0, progress=False)
+    assert len(problems) == 5 and not any(problems)

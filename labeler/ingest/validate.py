@@ -316,7 +316,7 @@ def check_files(
 
     root_real = os.path.realpath(root)
     bar = dict(total=len(paths), desc="checking images", unit="img", disable=not progress, smoothing=0.1)
-    if len(paths) < _PARALLEL_MIN or workers == 1:
+    if len(paths) < _PARALLEL_MIN or workers in (0, 1):  # --workers 0: no worker processes, as for the DataLoader
         found = [_check_one(p, root_real, max_pixels) for p in tqdm(paths, **bar)]
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
