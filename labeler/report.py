@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +34,41 @@ def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) 
             _example_grid(ws, by_kind[code][:12], items, ev, out / name, REASONS[code].summary)
             grids.append((code, name, len(by_kind[code])))
     leaks = _leak_section(ws, round_id, out)
+    thumbs = {e.item_id: _thumbnail_uri(ws.image_path(items[e.item_id].file)) for e in queue.flags[:100]}
     page = out / "flag.html"
-    page.write_text(_html(round_id, queue, ev, items, grids) + leaks, encoding="utf-8")
+    text = _html(round_id, queue, ev, items, grids, thumbs) + leaks
+    page.write_text(_inline_images(text, out), encoding="utf-8")  # one file: it can be moved or mailed alone
     return page
+
+
+THUMBNAIL = 64  # px, the long side of the table's thumbnails
+
+
+def _thumbnail_uri(path: Path) -> str:
+    """A small JPEG of the image as a data URI ("" when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            img.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            img.save(buffer, format="JPEG", quality=80)
+    except OSError:
+        return ""
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _inline_images(text: str, folder: Path) -> str:
+    """Every <img src='NAME.png'> of the page's folder replaced by the picture itself (a data URI)."""
+
+    def inline(match: re.Match) -> str:
+        target = folder / match.group(2)
+        if not target.exists():
+            return match.group(0)
+        return f"src={match.group(1)}data:image/png;base64,{base64.b64encode(target.read_bytes()).decode()}{match.group(1)}"
+
+    return re.sub(r"src=(['\"])([\w.-]+\.png)\1", inline, text)
 
 
 def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
@@ -170,10 +205,12 @@ def _example_grid(ws: Workspace, entries, items, ev: Evidence, path: Path, title
     plt.close(fig)
 
 
-def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
+def _html(round_id: int, queue: Queue, ev: Evidence, items, grids, thumbs: dict) -> str:
     label_of = dict(zip(ev.item_ids.tolist(), ev.labels.tolist()))
+    flagged = sum(e.kind == "label_issue" for e in queue.flags)
     rows = "".join(
-        f"<tr><td>{rank}</td><td>{html.escape(items[e.item_id].path)}</td><td>{html.escape(ev.vocab[label_of[e.item_id]])}</td>"
+        f"<tr><td>{rank}</td><td><img src='{thumbs.get(e.item_id, '')}' alt=''></td>"
+        f"<td>{html.escape(items[e.item_id].path)}</td><td>{html.escape(ev.vocab[label_of[e.item_id]])}</td>"
         f"<td>{html.escape(e.suggested_label)} ({e.suggested_prob:.2f})</td><td>{e.priority:.3f}</td>"
         f"<td>{html.escape(' | '.join(r['text'] for r in e.reasons))}</td></tr>"
         for rank, e in enumerate(queue.flags[:100], start=1)
@@ -181,11 +218,14 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids) -> str:
     sections = "".join(f"<h3>{html.escape(REASONS[c].summary)} ({n})</h3><img src='{name}'>" for c, name, n in grids)
     return f"""<!doctype html><meta charset="utf-8"><title>labeler: round {round_id} flags</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;font-size:13px}} tr:nth-child(even){{background:#f4f4f4}}</style>
-<h1>Round {round_id}: {len(queue.flags)} images queued of {len(ev.item_ids)}</h1>
-<p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} ({html.escape(NOISE_RATE_CAVEAT)}).</p>
-<img src="noise_matrix.png"> <img src="label_quality.png">
+<h1>Round {round_id}: {flagged:,} of {len(ev.item_ids):,} labels are likely wrong (the flagged set)</h1>
+<p>{len(queue.flags) - flagged:,} more images are worth a look (cleanlab's filter, near-duplicates, outliers, the
+neighbour vote): {len(queue.flags):,} queued in all. `labeler status` estimates how many wrong labels remain once
+30 images are reviewed.</p>
+<h2>Top of the queue</h2><table><tr><th>#</th><th></th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
 {sections}
-<h2>Top of the queue</h2><table><tr><th>#</th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
+<h2>Where cleanlab sees the noise</h2><img src="noise_matrix.png"> <img src="label_quality.png">
+<p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} ({html.escape(NOISE_RATE_CAVEAT)}).</p>
 """
 
 

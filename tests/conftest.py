@@ -52,3 +52,17 @@ def small_csv_dataset(tmp_path) -> Path:
             split = "test" if i == 0 else "valid" if i == 1 else "train"
             rows.append((f"img/{label}_{i}.jpg", label, split))
     return write_labels_csv(tmp_path / "ds", rows)
+
+
+@pytest.fixture
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield b
+        b.close()

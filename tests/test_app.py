@@ -209,20 +209,6 @@ def _served(ws_path: Path, *extra: str):
         server.wait(timeout=20)
 
 
-@pytest.fixture
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield b
-        b.close()
-
-
 def _shown(page) -> str:
     page.wait_for_selector("#current-item[data-item]:not([data-item=''])", timeout=30_000)
     return page.get_attribute("#current-item", "data-item")
