@@ -239,4 +239,4 @@ def test_the_neighbour_explanation_names_a_label_other_than_the_given_one():
         class_types=None,
     )
     text = next(r["text"] for r in explain(0, signals) if r["code"] == "neighbours_disagree")
-    assert text == "100% of the neighbour vote is for other labels (most: Dress 60%; Blouse 0%)"
+    assert text == "100% of the neighbour vote is for other labels (the largest: Dress 60%; Blouse itself 0%)"

@@ -153,7 +153,7 @@ def _neighbours_disagree(row: int, s: Signals):
     best = int(others.argmax())  # the same vote the share comes from: never the given label
     return (
         f"{1 - vote[given]:.0%} of the neighbour vote is for other labels "
-        f"(most: {s.vocab[best]} {vote[best]:.0%}; {s.vocab[given]} {vote[given]:.0%})"
+        f"(the largest: {s.vocab[best]} {vote[best]:.0%}; {s.vocab[given]} itself {vote[given]:.0%})"
     )
 
 
