@@ -80,7 +80,7 @@ class ReviewSession:
         self.ws, self.store, self.reviewer, self.clock = ws, ws.store, reviewer.strip(), clock
         self.round_id = self.store.flagged_round()
         if self.round_id is None:
-            raise WorkspaceError(f"{ws.path} has no flagged round; run `labeler flag {ws.path}` first")
+            raise WorkspaceError(no_queue(ws))
         self.after = self.store.get_meta("flagged_after_decision", 0)
         self.vocab = self.store.classes()
 
@@ -306,3 +306,10 @@ class ReviewSession:
             "per_reviewer": per_reviewer,
             "conflicts": len(self.conflicts()),
         }
+
+
+def no_queue(ws: Workspace) -> str:
+    """What to run before reviewing a workspace that has no flagged round: train first, or only flag."""
+    if not ws.store.rounds():
+        return f"{ws.path} has no queue yet: run `labeler train {ws.path}`, then `labeler flag {ws.path}`"
+    return f"{ws.path} has no flagged round; run `labeler flag {ws.path}` first"

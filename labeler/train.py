@@ -60,6 +60,8 @@ def train_round(
     pick_device(config.device)  # a bad device or missing weights are said before the minutes of image checks
     check_weights(config)
     vocab, frame, run_dir = _prepare(ws, config, restart, log)
+    if resume and not (run_dir / "state.json").exists():
+        log(f"--resume: no interrupted run in {run_dir}; training from the start")
     if config.folds == 0:
         return _final_round(
             ws, frame, vocab, config, run_dir, kind=kind, resume=resume, started=started, group_by=group_by, log=log

@@ -140,3 +140,12 @@ def test_group_decision_logs_each_member(cli, tmp_path):
         decided = [d for d in w.store.decisions() if d.action in ("relabel", "confirm")]
         assert {d.item_id for d in decided} == {1, 2, shoe} and all(d.label == "hat" for d in decided)
         assert np.isfinite(first.priority)
+
+
+def test_review_of_a_workspace_never_trained_says_to_train_first(cli, tmp_path):
+    from tests.helpers import make_class_folders
+
+    make_class_folders(tmp_path / "ds", {"a": 3, "b": 3})
+    cli("import", tmp_path / "ws", tmp_path / "ds")
+    out = cli("review", tmp_path / "ws", expect=2).output
+    assert "labeler train" in out and "then `labeler flag" in out

@@ -70,3 +70,13 @@ def test_a_missing_workspace_is_said_before_torch_is_imported(tmp_path):
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nope")], capture_output=True, text=True)
         assert out.stdout.startswith("2 False"), out.stdout + out.stderr
         assert "is not a labeler workspace" in out.stdout
+
+
+def test_resume_with_nothing_to_resume_says_it_trains_from_the_start(cli, tmp_path, monkeypatch):
+    import training.crossval
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 1, "b": 1}, flag=False)
+    monkeypatch.setattr(training.crossval, "run_crossval", lambda *a, **k: None)  # the folds themselves: not here
+    out = cli("train", ws, "--no-pretrained", "--resume").output
+    assert "--resume: no interrupted run in" in out and "training from the start" in out

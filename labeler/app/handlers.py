@@ -29,7 +29,7 @@ from labeler.app.render import (
 )
 from labeler.errors import LabelerError
 from labeler.flag.reasons import REASONS
-from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession
+from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession, no_queue
 from labeler.workspace import Workspace
 
 DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
@@ -91,7 +91,7 @@ class ReviewUI:
         self.codes = class_codes(self.vocab)
         self._seq = itertools.count(1)
         if self.ws.store.flagged_round() is None:
-            raise LabelerError(f"{self.ws.path} has no flagged round; run `labeler flag {self.ws.path}` first")
+            raise LabelerError(no_queue(self.ws))
 
     def session(self, reviewer: str) -> ReviewSession:
         if reviewer not in self.sessions:
