@@ -167,3 +167,10 @@ def test_workers_0_checks_the_images_in_this_process(tmp_path, monkeypatch):
     paths = [str(make_image(tmp_path / f"{i}.jpg", seed=i)) for i in range(5)]
     problems = validate.check_files(paths, str(tmp_path), workers=0, progress=False)
     assert len(problems) == 5 and not any(problems)
+
+
+def test_a_label_with_a_line_break_is_quarantined_with_the_label_shown(tmp_path):
+    make_image(tmp_path / "ds" / "broken.jpg")
+    make_image(tmp_path / "ds" / "fine.jpg")
+    _, reasons = _import(tmp_path, ['broken.jpg,"Dre\nss",train', "fine.jpg,Dress,train"])
+    assert reasons == {"broken.jpg": "label 'Dre\\nss' holds a line break or control character"}

@@ -171,6 +171,8 @@ def _check_labels(labels, rows, problems, table, options, warnings) -> list[str]
     for i, label in enumerate(labels):
         if not str(label).strip() and not problems[i]:
             problems[i] = Problem("empty_label", "empty label")
+        elif any(ch < " " or ch == "\x7f" for ch in str(label)) and not problems[i]:  # a line break, a tab, ...
+            problems[i] = Problem("control_in_label", f"label {str(label)!r} holds a line break or control character")
     spellings: dict[str, Counter] = defaultdict(Counter)
     for label in labels:
         if str(label).strip():
