@@ -28,6 +28,7 @@ class ExportSummary:
     changed: int
     removed: int
     conflicts: int
+    quarantined: int = 0  # rows kept unchanged, marked in labeler_quarantined
     audit_rows: int = 0
 
 
@@ -51,27 +52,32 @@ def export_labels(
             raise InputError(f"{target} exists; choose a new file or pass --force to replace it")
     records = ws.store.source_records()
     effective = ws.store.effective_decisions()
-    columns, split_key = _columns(ws, [extra for *_, extra in records])
-    header = columns + (["labeler_removed"] if include_removed else [])
+    columns, split_key = _columns(ws, [r.extra for r in records])
+    quarantined = sum(bool(r.quarantined) for r in records)
+    header = (
+        columns + (["labeler_removed"] if include_removed else []) + (["labeler_quarantined"] if quarantined else [])
+    )
     rows, changed, removed = [], 0, 0
-    for item_id, path, given, split, extra in records:
-        decision = effective.get(item_id)
-        label = current_label(given, decision)
+    for r in records:
+        decision = effective.get(r.id)
+        label = current_label(r.label, decision)
         is_removed = label is None
-        label = given if is_removed else label
+        label = r.label if is_removed else label
         removed += is_removed
-        changed += label != given and not is_removed
+        changed += label != r.label and not is_removed
         if is_removed and not include_removed:
             continue
-        values = {**extra, columns[0]: path, columns[1]: label}
+        values = {**r.extra, columns[0]: r.path, columns[1]: label}
         if split_key and split_key not in values:
-            values[split_key] = split
+            values[split_key] = r.split
         row = [values.get(c, "") for c in columns]
         if include_removed:
             row.append((decision.reason or "removed") if is_removed else "")
+        if quarantined:
+            row.append(r.quarantined)
         rows.append(row)
     write_csv(out, header, rows, **_style(ws))
-    summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)))
+    summary = ExportSummary(len(rows), changed, removed, len(conflicted_items(ws.store)), quarantined)
     if audit:
         summary.audit_rows = write_audit(ws, Path(audit))
     return summary
@@ -109,11 +115,18 @@ def _columns(ws: Workspace, extras: list[dict]) -> tuple[list[str], str | None]:
     if fmt == "csv":
         order = list(spec.get("order") or [spec["image"], spec["label"]])
         first = [spec["image"], spec["label"]]
-        return first + [c for c in order if c not in first], spec.get("split")
+        split = spec.get("split") or _new_column("split", order)  # a split made at import is written too
+        rest = [c for c in order if c not in first]
+        return first + rest + ([split] if split not in rest else []), split
     if fmt == "deepfashion":
         bbox = ["x_1", "y_1", "x_2", "y_2"] if any("x_1" in e for e in extras) else []
         return ["image_name", "category_name", "evaluation_status", *bbox], "evaluation_status"
     return ["image", "label", "split"], "split"
+
+
+def _new_column(name: str, taken: list[str]) -> str:
+    """``name``, or ``labeler_NAME`` when the source already has a column of that name."""
+    return name if name not in taken else f"labeler_{name}"
 
 
 def _style(ws: Workspace) -> dict:

@@ -97,3 +97,25 @@ def test_export_of_other_layouts(cli, tmp_path, layout):
     out = _read(tmp_path / "out.csv")
     assert out[0] == header and len(out) == 13 - (4 if layout == "deepfashion" else 0)
     assert ("validation" if layout == "folder" else "val") in {r[2] for r in out[1:]}
+
+
+def test_quarantined_rows_are_kept_marked_and_counted_and_a_split_made_at_import_is_written(cli, tmp_path):
+    from tests.helpers import make_image
+
+    ds = tmp_path / "ds"
+    for i in range(12):
+        make_image(ds / f"{i}.jpg", seed=i)
+    (ds / "broken.jpg").write_bytes(b"not a picture")
+    rows = [f"{i}.jpg,{'a' if i % 2 else 'b'}" for i in range(12)] + ["broken.jpg,a"]
+    (ds / "labels.csv").write_text("image,label\n" + "\n".join(rows) + "\n")  # no split column
+    cli("import", tmp_path / "ws", ds / "labels.csv", "--min-per-class", "1")
+    out = cli("export", tmp_path / "ws", tmp_path / "out.csv").output
+    assert "1 quarantined at import (kept unchanged, marked in labeler_quarantined)" in out
+    import csv
+
+    with open(tmp_path / "out.csv", newline="") as fh:
+        written = list(csv.DictReader(fh))
+    assert list(written[0]) == ["image", "label", "split", "labeler_quarantined"]
+    assert len(written) == 13 and {r["split"] for r in written} <= {"train", "valid", "test"}
+    marked = {r["image"]: r["labeler_quarantined"] for r in written if r["labeler_quarantined"]}
+    assert list(marked) == ["broken.jpg"] and marked["broken.jpg"]

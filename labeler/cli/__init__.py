@@ -263,6 +263,11 @@ def export(workspace, out, audit, include_removed, force):
     click.echo(
         f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
         + (" (kept, marked)" if include_removed else " (left out)")
+        + (
+            f", {s.quarantined:,} quarantined at import (kept unchanged, marked in labeler_quarantined)"
+            if s.quarantined
+            else ""
+        )
     )
     if audit:
         click.echo(f"wrote {s.audit_rows:,} decisions to {audit}")

@@ -130,3 +130,15 @@ def flag_from_row(r) -> Flag:
 
 def item_from_row(row) -> Item:
     return Item(*row[:8], extra=json.loads(row[8]) if row[8] else {})
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One imported record as export writes it back."""
+
+    id: int
+    path: str  # exactly as the source wrote it
+    label: str  # the given label
+    split: str
+    quarantined: str  # why it was quarantined at import, "" when it was not
+    extra: dict  # the source's other columns
