@@ -42,7 +42,9 @@ def workspace_status(ws: Workspace, *, stop_below: float | None = None) -> dict:
         "rounds": [{"round": r.id, "kind": r.kind, "created_at": r.created_at, "metrics": r.metrics} for r in rounds],
         "grouping": grouping,
         "leakage": leakage,
-        "flagged": store.count_flagged(),
+        "flagged": store.count_flagged(),  # schema 1: the queue's size (kept); "queued" says it by name
+        "queued": store.count_flagged(),
+        "likely_wrong": store.count_likely_wrong(),
         "reviewed": len(store.effective_decisions()),
         "decisions": len(store.decisions()),
         "estimate": workspace_estimate(ws, stop_below=stop_below),
@@ -62,7 +64,9 @@ def format_status(status: dict) -> str:
     ]
     for part in (_classes, _quarantined, _boxes, _types, _grouping, _leakage, _rounds):
         lines += part(status)
-    lines.append(f"flagged    {status['flagged']:,}")
+    lines.append(
+        f"queue      {status['queued']:,} images, of which {status['likely_wrong']:,} likely wrong (the flagged set)"
+    )
     lines.append(f"reviewed   {status['reviewed']:,} ({status['decisions']:,} decisions logged)")
     lines += format_estimate(status.get("estimate"))
     return "\n".join(lines)

@@ -19,6 +19,8 @@ STATUS_KEYS = {
     "rounds",
     "grouping",
     "flagged",
+    "queued",
+    "likely_wrong",
     "reviewed",
     "decisions",
     "leakage",

@@ -147,7 +147,7 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
     import json
 
     out = cli("flag", workspace_with_round, "--csv", tmp_path / "queue.csv").output
-    assert "images queued for review" in out and "by reason:" in out
+    assert "labels are likely wrong (the flagged set" in out and "queued in all" in out and "by reason:" in out
     assert "cleanlab's label-noise estimate" in out and "it overstates on weak models" in out
     rows = list(csv.DictReader((tmp_path / "queue.csv").read_text().splitlines()))
     assert rows and list(rows[0]) == [
@@ -166,7 +166,8 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
     assert [float(r["priority"]) for r in rows] == sorted((float(r["priority"]) for r in rows), reverse=True)
     assert rows[0]["image"].startswith("train/") and rows[0]["reasons"]
     status = json.loads(cli("status", workspace_with_round, "--json").output)
-    assert status["flagged"] == len(rows)
+    assert status["flagged"] == status["queued"] == len(rows)  # schema 1's "flagged" is the queue's size
+    assert status["likely_wrong"] == sum(r["reasons"].split(";")[0] == "label_issue" for r in rows) > 0
     report = workspace_with_round / "reports" / "round-001"
     for name in ("flag.html", "noise_matrix.png", "label_quality.png"):
         assert (report / name).stat().st_size > 500

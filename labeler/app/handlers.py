@@ -291,7 +291,7 @@ class ReviewUI:
         p = s.progress()
         share = p["reviewed"] / p["flagged"] if p["flagged"] else 0
         people = ", ".join(f"{html.escape(name)} {n:,}" for name, n in sorted(p["per_reviewer"].items()))
-        text = f"reviewed {p['reviewed']:,} / {p['flagged']:,} flagged ({share:.0%})"
+        text = f"reviewed {p['reviewed']:,} / {p['flagged']:,} queued ({share:.0%})"
         if people:
             text += f" · {people}"
         if p["conflicts"]:

@@ -11,7 +11,7 @@ def overview_markdown(status: dict) -> str:
     lines = [
         f"**{status['items']:,} images** (train {status['splits']['train']:,}, valid "
         f"{status['splits']['valid']:,}, test {status['splits']['test']:,}), "
-        f"{len(status['quarantined']):,} quarantined, {status['flagged']:,} flagged, "
+        f"{len(status['quarantined']):,} quarantined, {status['queued']:,} queued ({status['likely_wrong']:,} likely wrong), "
         f"{status['reviewed']:,} reviewed",
         "",
         "| class | train | valid | test |",

@@ -294,8 +294,10 @@ def format_summary(result: FlagResult, *, top: int = 8) -> str:
     entries = queue.flags
     s = queue.summary
     n = len(ev.item_ids)
+    likely = sum(e.kind == "label_issue" for e in entries)
     lines = [
-        f"round {result.round_id}: {len(entries):,} of {n:,} images queued for review ({len(entries) / max(n, 1):.1%})"
+        f"round {result.round_id}: {likely:,} of {n:,} labels are likely wrong (the flagged set, "
+        f"{likely / max(n, 1):.1%}); {len(entries) - likely:,} more images worth a look; {len(entries):,} queued in all"
     ]
     reasons = Counter(r["code"] for e in entries for r in e.reasons)
     lines.append("  by reason: " + ", ".join(f"{code} {count:,}" for code, count in reasons.most_common()))

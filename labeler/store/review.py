@@ -171,8 +171,16 @@ class FlagQueries:
         return [flag_from_row(r) for r in self.conn.execute(sql, (round_id, group_id))]
 
     def count_flagged(self) -> int:
-        """Items flagged in the latest round that has flags."""
+        """Items queued in the latest round that has flags."""
         sql = "SELECT COUNT(DISTINCT item_id) FROM flags WHERE round_id = (SELECT MAX(round_id) FROM flags)"
+        return self.conn.execute(sql).fetchone()[0]
+
+    def count_likely_wrong(self) -> int:
+        """Items of the latest round's flagged set (main reason ``label_issue``): the labels likely wrong."""
+        sql = (
+            "SELECT COUNT(DISTINCT item_id) FROM flags WHERE round_id = (SELECT MAX(round_id) FROM flags) "
+            "AND kind = 'label_issue'"
+        )
         return self.conn.execute(sql).fetchone()[0]
 
     def batch_decisions(self, batch: str) -> list[Decision]:
