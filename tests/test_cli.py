@@ -113,3 +113,19 @@ def test_training_imports_nothing_from_labeler():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert len(names) >= 8 and done.stdout.strip() == "[]"
+
+
+def test_import_flag_and_export_speak_json_in_status_style(cli, tmp_path):
+    from tests.helpers import flagged_workspace, make_class_folders
+
+    make_class_folders(tmp_path / "ds", {"a": 3, "b": 3})
+    imported = json.loads(cli("import", tmp_path / "ws1", tmp_path / "ds", "--json").stdout)
+    assert imported["schema_version"] == 1 and imported["command"] == "import" and imported["items"] == 6
+    assert imported["classes"] == ["a", "b"] and imported["quarantined"] == {}
+    ws = flagged_workspace(cli, tmp_path / "f", train={"a": 12, "b": 12}, test={"a": 2, "b": 2}, flag=False)
+    result = cli("flag", ws, "--json")
+    flagged = json.loads(result.stdout)  # stage lines go to stderr: stdout is the JSON alone
+    assert flagged["command"] == "flag" and flagged["queued"] >= flagged["likely_wrong"] > 0
+    assert sum(flagged["by_reason"].values()) >= flagged["queued"] and flagged["report"].endswith("flag.html")
+    exported = json.loads(cli("export", ws, tmp_path / "out.csv", "--json").stdout)
+    assert exported["command"] == "export" and exported["rows"] == 28 and exported["changed"] == 0

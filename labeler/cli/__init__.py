@@ -18,6 +18,15 @@ from labeler.cli.options import GROUP_BY, POSITIVE, SHARE, Credentials, train_op
 from labeler.errors import LabelerError, explain
 from training.errors import TrainingError
 
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object (schema_version 1) instead of the text summary."
+)
+
+
+def _echo_json(command: str, **payload) -> None:
+    """What ``--json`` prints: one object in `status --json`'s style (schema_version, then the command's keys)."""
+    click.echo(json.dumps({"schema_version": 1, "command": command, **payload}, indent=2, default=str))
+
 
 class _Group(click.Group):
     def invoke(self, ctx):
@@ -83,7 +92,10 @@ def main():
 @click.option(
     "--max-pixels", default=89_478_485, show_default=True, type=POSITIVE, help="Quarantine larger images (bomb guard)."
 )
-def import_(workspace, source, fmt, force, allow_new_classes, root, image_col, label_col, split_col, **options):
+@JSON_OPTION
+def import_(
+    workspace, source, fmt, force, allow_new_classes, root, image_col, label_col, split_col, as_json, **options
+):
     """Import SOURCE (DeepFashion folder, labels CSV or class folders) into WORKSPACE."""
     from pathlib import Path
 
@@ -102,6 +114,19 @@ def import_(workspace, source, fmt, force, allow_new_classes, root, image_col, l
         label_col=label_col,
         split_col=split_col,
     )
+    if as_json:
+        _echo_json(
+            "import",
+            workspace=str(result.workspace),
+            format=result.format,
+            items=result.items,
+            splits=result.splits,
+            classes=result.classes,
+            quarantined=dict(result.quarantined),
+            warnings=result.warnings,
+            seconds=round(result.seconds, 3),
+        )
+        return
     click.echo(_format_import(result))
 
 
@@ -153,7 +178,8 @@ def status(workspace, as_json, stop_below):
 )
 @click.option("--merge", is_flag=True, help="Record the round from folds trained as separate jobs.")
 @GROUP_BY
-def train(workspace, resume, restart, only_fold, merge, group_by, preset, **options):
+@JSON_OPTION
+def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_json, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
     from labeler.workspace import Workspace
 
@@ -166,6 +192,7 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
     explicit = any(options.get(name) is not None for name in ("arch", "size", "epochs", "bs"))
     if device.type == "cpu" and preset is None and not explicit:
         click.echo("note: no GPU found; training the GPU recipe on the CPU is slow (try --preset cpu)", err=True)
+    say = (lambda line: click.echo(line, err=True)) if as_json else click.echo  # --json: stdout holds the JSON only
     with Workspace.open(workspace) as ws:
         round_id = train_round(
             ws,
@@ -175,9 +202,12 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
             only_fold=only_fold,
             merge=merge,
             group_by=group_by or "auto",
-            log=click.echo,
+            log=say,
         )
-    if round_id is not None:
+        metrics = next((r.metrics for r in ws.store.rounds() if r.id == round_id), None)
+    if as_json:
+        _echo_json("train", workspace=str(workspace), round=round_id, fold=only_fold, metrics=metrics)
+    elif round_id is not None:
         click.echo(f"recorded round {round_id}; next: labeler status {workspace}")
     elif only_fold is not None:
         click.echo(f"fold {only_fold} done; when every fold is, run: labeler train {workspace} --merge (same options)")
@@ -233,8 +263,11 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, **opti
     type=click.Choice(["oos", "shared"]),
     help="Neighbour vote: in the space of the fold model that held each image out, or the fold-0 space.",
 )
-def flag(workspace, csv_path, round_id, **options):
+@JSON_OPTION
+def flag(workspace, csv_path, round_id, as_json, **options):
     """Flag likely label errors, conflicting near-duplicates and outliers in one ranked review queue."""
+    from collections import Counter
+
     from labeler.flag import flag_round, format_summary
     from labeler.workspace import Workspace
 
@@ -242,6 +275,20 @@ def flag(workspace, csv_path, round_id, **options):
         result = flag_round(
             ws, round_id=round_id, csv_path=csv_path, log=lambda line: click.echo(line, err=True), **options
         )
+    if as_json:
+        flags = result.queue.flags
+        _echo_json(
+            "flag",
+            workspace=str(workspace),
+            round=result.round_id,
+            images=len(result.evidence.item_ids),
+            likely_wrong=sum(f.kind == "label_issue" for f in flags),
+            queued=len(flags),
+            by_reason=dict(Counter(r["code"] for f in flags for r in f.reasons)),
+            report=str(result.report),
+            csv=csv_path,
+        )
+        return
     click.echo(format_summary(result))
     if csv_path:
         click.echo(f"  queue CSV: {csv_path}")
@@ -253,13 +300,19 @@ def flag(workspace, csv_path, round_id, **options):
 @click.option("--audit", type=click.Path(dir_okay=False), help="Also write every decision (old, new, who, when) here.")
 @click.option("--include-removed", is_flag=True, help="Keep removed images, marked in a labeler_removed column.")
 @click.option("--force", is_flag=True, help="Replace OUT (and AUDIT) if they exist (never the source).")
-def export(workspace, out, audit, include_removed, force):
+@JSON_OPTION
+def export(workspace, out, audit, include_removed, force, as_json):
     """Write the corrected labels as CSV in the shape of the input, and optionally an audit CSV."""
+    from dataclasses import asdict
+
     from labeler.export import export_labels
     from labeler.workspace import Workspace
 
     with Workspace.open(workspace, readonly=True) as ws:
         s = export_labels(ws, out, audit=audit, include_removed=include_removed, force=force)
+    if as_json:
+        _echo_json("export", workspace=str(workspace), out=str(out), audit=audit, **asdict(s))
+        return
     click.echo(
         f"wrote {s.rows:,} rows to {out}: {s.changed:,} labels changed, {s.removed:,} images removed"
         + (" (kept, marked)" if include_removed else " (left out)")
