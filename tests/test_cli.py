@@ -129,3 +129,33 @@ def test_import_flag_and_export_speak_json_in_status_style(cli, tmp_path):
     assert sum(flagged["by_reason"].values()) >= flagged["queued"] and flagged["report"].endswith("flag.html")
     exported = json.loads(cli("export", ws, tmp_path / "out.csv", "--json").stdout)
     assert exported["command"] == "export" and exported["rows"] == 28 and exported["changed"] == 0
+
+
+def _commands(group, prefix=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_one_meaning_per_option_name_across_verbs():
+    """-k is flag's neighbours only; --device means the same with the same default everywhere; the workspace is
+    an argument, never an option."""
+    from labeler.cli import main
+
+    helps: dict[str, set] = {}
+    for path, command in _commands(main):
+        for param in command.params:
+            if param.param_type_name != "option" or param.hidden:
+                continue
+            for opt in param.opts:
+                if opt == "-k":
+                    assert path == ("flag",), path
+                if opt == "--device":
+                    assert param.default in (None, "auto"), (path, param.default)
+                    helps.setdefault("--device", set()).add(path)
+                assert opt != "--workspace", path
+    assert {("train",), ("predict",), ("evaluate",)} <= helps["--device"]

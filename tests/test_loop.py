@@ -127,9 +127,7 @@ def test_activelab_scores_order_the_queue_and_confirmed_items_are_not_reflagged(
 
 @pytest.mark.slow
 def test_headless_demo_end_to_end(cli, tmp_path):
-    out = cli(
-        "demo", "--data", tmp_path / "d", "--workspace", tmp_path / "ws", "--images", 320, "--auto-review", 40
-    ).output
+    out = cli("demo", tmp_path / "ws", "--data", tmp_path / "d", "--images", 320, "--auto-review", 40).output
     assert "against the known flips:" in out and "simulated reviewer: 40 reviewed" in out
     assert "before: test top-1" in out and "after: test top-1" in out and "stage times:" in out
     status = json.loads(cli("status", tmp_path / "ws", "--json").output)

@@ -189,7 +189,7 @@ def test_predict_and_evaluate_commands(trained, cli, tmp_path):
     path, _ = trained
     with Workspace.open(path) as ws:
         root = ws.root
-    out = cli("predict", path, root / "img" / "red_test_0.png", "--csv", tmp_path / "p.csv", "-k", "3").output
+    out = cli("predict", path, root / "img" / "red_test_0.png", "--csv", tmp_path / "p.csv", "--top", "3").output
     assert "red_test_0.png:" in out
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
     assert header == "image,label_1,prob_1,label_2,prob_2,label_3,prob_3,error"

@@ -101,7 +101,9 @@ class Predictor:
 
     def _setup(self, weights: Path, vocab: list[str], preprocess: dict, device: str) -> None:
         self.vocab, self.preprocess = vocab, preprocess
-        self.device = torch.device(device)
+        from training.learner import pick_device
+
+        self.device = pick_device(device)  # "auto", "cpu", "cuda", ...: checked as train checks it
         self.model = build_model(preprocess["arch"], len(vocab))
         self.model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         self.model.eval().to(self.device)

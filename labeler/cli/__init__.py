@@ -399,8 +399,9 @@ def retrain(workspace, resume, restart, group_by, preset, **options):
 
 
 @main.command()
+@click.argument("workspace", default="data/demo-workspace", type=click.Path(file_okay=False))
 @click.option("--data", default="data/demo", show_default=True, type=click.Path(), help="Where to write the images.")
-@click.option("--workspace", default="data/demo-workspace", show_default=True, type=click.Path(), help="Workspace.")
+@click.option("--workspace", "old_workspace", type=click.Path(), hidden=True)  # before the positional WORKSPACE
 @click.option("--images", default=2000, show_default=True, type=click.IntRange(16), help="Number of images to draw.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the generator.")
 @click.option(
@@ -409,12 +410,14 @@ def retrain(workspace, resume, restart, group_by, preset, **options):
     help="Headless: a simulated reviewer works the top N of the queue (0: none), then retrain.",
 )
 @click.option("--port", default=7860, show_default=True, help="Port of the review app (without --auto-review).")
-def demo(data, workspace, images, seed, auto_review, port):
-    """The whole loop on the embedded demo dataset: generate, import, train, flag, then review.
+def demo(workspace, data, old_workspace, images, seed, auto_review, port):
+    """The whole loop on the embedded demo dataset: generate, import, train, flag, then review, in WORKSPACE
+    [data/demo-workspace].
 
     Without --auto-review the review app opens at the end (http://127.0.0.1:PORT)."""
     from labeler.demo import DemoSpec, run
 
+    workspace = old_workspace or workspace
     run(data, workspace, spec=DemoSpec(n_images=images, seed=seed), auto_review=auto_review, log=click.echo)
     if auto_review is None:
         from labeler.app import ReviewApp

@@ -26,9 +26,9 @@ def export_model(workspace, out_dir, round_id, fold):
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--csv", "out_csv", type=click.Path(dir_okay=False), help="Also write the predictions to this CSV.")
-@click.option("-k", default=5, show_default=True, type=POSITIVE, help="Classes to show per image.")
+@click.option("--top", "k", default=5, show_default=True, type=POSITIVE, help="Classes to show per image.")
 @click.option("--round", "round_id", type=int, help="Workspace round [latest].")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda|cuda:N|mps, as for train.")
 def predict(model, images, out_csv, k, round_id, device):
     """Top-k classes of IMAGES (files or folders) from a WORKSPACE's model or an exported MODEL folder."""
     from labeler.predict import predict_images
@@ -52,7 +52,7 @@ def predict(model, images, out_csv, k, round_id, device):
 )
 @click.option("--reports", type=click.Path(file_okay=False), help="Write the confusion matrix PNG here.")
 @click.option("--round", "round_id", type=int, help="Workspace round [latest].")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda|cuda:N|mps, as for train.")
 def evaluate(model, source, mapping, reports, round_id, device):
     """Top-1/3/5 and per-class accuracy of a model on another labelled set (CSV or class folders)."""
     from labeler.predict import evaluate_source
