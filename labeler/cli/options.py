@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from labeler.bench.noise import KINDS
+from training.presets import PRESETS, per_preset
 
 POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is refused before any work
 SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)
@@ -72,17 +73,29 @@ def train_options(func):
     options = [
         click.option(
             "--preset",
-            type=click.Choice(["gpu", "cpu", "demo"]),
+            type=click.Choice(list(PRESETS)),
             help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px; demo: ResNet18 at 64 px, 3 folds.",
         ),
-        click.option("--arch", help="torchvision ResNet: resnet18|34|50|101|152 [resnet34]."),
-        click.option("--size", type=POSITIVE, help="Training image size [224]."),
+        click.option("--arch", help=f"torchvision ResNet: resnet18|34|50|101|152 [{per_preset('arch')}]."),
+        click.option("--size", type=POSITIVE, help=f"Training image size [{per_preset('size')}]."),
         click.option("--presize", type=POSITIVE, help="Resize before batch augmentation [size x 460/224]."),
-        click.option("--epochs", type=click.IntRange(0), help="Epochs after unfreezing [3]."),
-        click.option("--freeze-epochs", type=click.IntRange(0), help="Epochs training the head only [1]."),
-        click.option("--lr", type=click.FloatRange(0, min_open=True), help="Learning rate [lr_find's suggestion]."),
-        click.option("--bs", type=POSITIVE, help="Batch size [64]; lower it if memory runs out."),
-        click.option("--folds", type=click.IntRange(0), help="Cross-validation folds [5]."),
+        click.option(
+            "--epochs",
+            type=click.IntRange(0),
+            help=f"Epochs after unfreezing [{per_preset('epochs')}; cpu --no-pretrained 8].",
+        ),
+        click.option(
+            "--freeze-epochs",
+            type=click.IntRange(0),
+            help=f"Epochs training the head only [{per_preset('freeze_epochs')}; cpu --no-pretrained 0].",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(0, min_open=True),
+            help="Learning rate [lr_find's suggestion; 2e-3 for demo and cpu --no-pretrained].",
+        ),
+        click.option("--bs", type=POSITIVE, help=f"Batch size [{per_preset('bs')}]; lower it if memory runs out."),
+        click.option("--folds", type=click.IntRange(0), help=f"Cross-validation folds [{per_preset('folds')}]."),
         click.option("--pretrained/--no-pretrained", default=None, help="Start from ImageNet weights [pretrained]."),
         click.option(
             "--weights", type=click.Path(), help="torchvision state_dict file to start from (offline machines)."
