@@ -57,7 +57,10 @@ def train_round(
 
     started = time.perf_counter()
     log = _quiet if int(os.environ.get("RANK", "0")) != 0 else log  # under torchrun, rank 0 speaks for all
-    pick_device(config.device)  # a bad device or missing weights are said before the minutes of image checks
+    from labeler.groups import resolve
+
+    resolve(group_by, ws.store.get_meta("format"))  # a bad option, device or missing weights are said first,
+    pick_device(config.device)  # before the minutes of image checks
     check_weights(config)
     vocab, frame, run_dir = _prepare(ws, config, restart, log)
     if resume and not (run_dir / "state.json").exists():

@@ -101,7 +101,7 @@ class Predictor:
 
     def _setup(self, weights: Path, vocab: list[str], preprocess: dict, device: str) -> None:
         self.vocab, self.preprocess = vocab, preprocess
-        from training.learner import pick_device
+        from training.device import pick_device
 
         self.device = pick_device(device)  # "auto", "cpu", "cuda", ...: checked as train checks it
         self.model = build_model(preprocess["arch"], len(vocab))
