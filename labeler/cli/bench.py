@@ -10,6 +10,14 @@ from labeler.bench.noise import LOOP_ORDERS
 from labeler.cli.options import POSITIVE, SHARE, CommaList, noise_options, train_options
 from labeler.flag.adapt import PRIOR as ADAPT_PRIOR
 
+AUDITS = click.option(  # bench estimate and bench adapt
+    "--audits",
+    default="0,100",
+    show_default=True,
+    type=CommaList(click.IntRange(0)),
+    help="Random images decided besides the queue (as `labeler sample` draws them), as many per run.",
+)
+
 
 @click.group()
 def bench():
@@ -176,13 +184,7 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
     type=CommaList(click.FloatRange(0, 1, min_open=True)),
     help="Shares of train/valid images reviewed.",
 )
-@click.option(
-    "--audits",
-    default="0,100",
-    show_default=True,
-    type=CommaList(click.IntRange(0)),
-    help="Random audit sample sizes added to the reviews.",
-)
+@AUDITS
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
 def bench_estimate(runs, budgets, audits, json_out):
     """Simulated reviews on `bench noise` RUNS: is the true number of remaining flips inside the estimate's 95% interval?"""
@@ -257,13 +259,7 @@ def bench_rank(runs, json_out, compare_probe, write_weights):
 @click.option(
     "--batch", default=0.025, show_default=True, type=SHARE, help="Share reviewed between two re-rankings (flag runs)."
 )
-@click.option(
-    "--audits",
-    default="0,100",
-    show_default=True,
-    type=CommaList(click.IntRange(0)),
-    help="Random images decided first (labeler sample), as many per run.",
-)
+@AUDITS
 @click.option(
     "--priors",
     default=str(ADAPT_PRIOR),
