@@ -102,7 +102,7 @@ def train_round(
 def _frozen_view(ws: Workspace, frame, embed_ids: np.ndarray, config, log) -> np.ndarray | None:
     """(len(embed_ids), D) float16: every image embedded by the frozen ImageNet network (``training.frozen``),
     None with ``--no-frozen-view``; cached by file, so a later round embeds only new images."""
-    if not getattr(config, "frozen_view", True):
+    if not config.frozen_view:
         return None
     from tqdm.auto import tqdm
 

@@ -3,8 +3,8 @@
 The probe is a ridge regression of the one-hot labels on the embeddings (with an intercept), its outputs turned
 into probabilities by a softmax with a fitted temperature. It is closed-form: one pass over a space accumulates
 each fold's Gram matrix ``X'X`` and ``X'Y``; the model that predicts fold f is solved from the totals minus fold
-f's share, so every train/valid row is used (no sample) and a 289,222 x 512 space costs seconds, not the minutes
-of a logistic regression fitted per fold (`labeler bench flag`; `docs/benchmarks.md` compares the two).
+f's share. Up to ``MAX_FIT_ROWS`` every train/valid row is summed (past it, a seeded sample; every row is still
+predicted), and a 289,222 x 512 space costs seconds, not the minutes of a logistic regression fitted per fold (`labeler bench flag`; `docs/benchmarks.md` compares the two).
 
 Out of sample, strictly: train/valid rows are predicted by ``folds``-fold cross-validation among themselves, a
 ``groups`` id never split across folds, so neither a row's own label nor a near-copy's reaches its prediction.
@@ -14,8 +14,8 @@ fitted on every train/valid row; their labels reach no model.
 
 Spaces: every fold model's embeddings (each trained on (K-1)/K of the labels: a memorising network would pull
 a wrong label's image toward its given class there) and the frozen ImageNet network's (``training.frozen``),
-which no label of the dataset shaped. Spaces are read a chunk of rows at a time (memory-mapped float16 is fine),
-never cast whole to float32. numpy (and scikit-learn's GroupKFold).
+which no label of the dataset shaped. Spaces are read a block of rows at a time (arrays, or a
+``workspace.BlockReader`` that reads them from disk), never cast whole to float32. numpy (and scikit-learn's GroupKFold).
 """
 
 from __future__ import annotations

@@ -50,10 +50,10 @@ VOTE_SPACES = ("oos", "shared")
 # the shared-space vote ranked planted flips best of the blends; the cross-fitted weight was 0.7 on every run.
 VOTE_WEIGHT = 0.3
 RANKINGS = ("evidence", *detect.RANKINGS)
-# The flagged set's floor, as a share of cleanlab's filter on the CNN alone. That filter flagged 2.4-3.3x the
-# planted flips on every one of 13 `bench rank` runs, so 0.4 of it is rarely too many; the floor guards
-# against an evidence score far less sure than it should be on a model unlike the benchmarks' (its weights,
-# so its calibration, come from them). It moved the 13 runs' F1 ratios by -0.03 to +0.02 (mean -0.003).
+# The flagged set's floor, as a share of cleanlab's filter on the CNN alone: a guard against an evidence score far
+# less sure than it should be on a model unlike the benchmarks' (its weights, so its calibration, come from them).
+# On the current `bench rank` runs it changed no CIFAR-10N run's F1 and the demo's mean by 0.001
+# (docs/benchmarks.md: the `no_floor` rows).
 FILTER_FLOOR = 0.4
 
 
