@@ -423,6 +423,9 @@ def test_search_typed_while_the_next_image_loads_goes_into_the_search(ws_path, b
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         first = _open(page, port)
         page.wait_for_function("!window.labeler.busy", timeout=15_000)
+        # The first screen prefetches the next image. Were it still in flight when the route goes in, the next
+        # screen would share that request, unheld, and its image could paint at once (seen in CI under load).
+        page.wait_for_function("Array.from(document.images).every((img) => img.complete)", timeout=15_000)
         held = []
         page.route("**/labeler/image/**", lambda route: held.append(route))  # the next image does not arrive yet
         page.keyboard.press("s")  # skip: busy until the next image is painted
