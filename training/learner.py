@@ -15,12 +15,14 @@ from pathlib import Path
 import torch
 import torchvision
 from fastai.callback.core import Callback
-from fastai.vision.all import accuracy, vision_learner
+from fastai.vision.all import Learner, accuracy, add_head, default_split, get_c, vision_learner
 
+from training import backbones
 from training.device import pick_device  # noqa: F401  (re-exported)
 from training.errors import TrainingError
 from training.presets import (  # noqa: F401  (re-exported: callers import them from here too)
     ARCHS,
+    PACKAGED_WEIGHTS,
     PRESETS,
     SCRATCH,
     TrainConfig,
@@ -33,7 +35,7 @@ def check_weights(config: TrainConfig) -> None:
     """Before any other work: the ImageNet weights ``config`` starts from can be had (downloaded now, or already in
     torchvision's cache), else a TrainingError naming the fixes. Nothing to check with ``--weights`` or from
     scratch."""
-    if not config.pretrained or config.weights:
+    if not config.pretrained or config.weights or config.arch in PACKAGED_WEIGHTS:
         return
     weights = torchvision.models.get_model_weights(config.arch).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
@@ -69,9 +71,15 @@ class LossHistory(Callback):
 
 def build_learner(dls, config: TrainConfig):
     """vision_learner for ``config.arch``; with ``config.weights``, body weights from a torchvision state_dict."""
-    arch = getattr(torchvision.models, config.arch)
     pretrained = config.pretrained and config.weights is None
-    learn = vision_learner(dls, arch, pretrained=pretrained, normalize=False, metrics=accuracy, cbs=LossHistory())
+    if config.arch in PACKAGED_WEIGHTS:  # what vision_learner does, with a body it cannot cut or size itself
+        model = add_head(backbones.Lite0Body(pretrained), backbones.Lite0Body.features, get_c(dls))
+        learn = Learner(dls, model, splitter=default_split, metrics=accuracy, cbs=LossHistory())
+        if pretrained:
+            learn.freeze()
+    else:
+        arch = getattr(torchvision.models, config.arch)
+        learn = vision_learner(dls, arch, pretrained=pretrained, normalize=False, metrics=accuracy, cbs=LossHistory())
     if config.weights:
         load_body_weights(learn.model, config.arch, config.weights)
         learn.freeze()  # as with downloaded weights: lr_find and the first epochs train the head only
@@ -105,6 +113,8 @@ def load_body_weights(model, arch: str, path: str | Path) -> None:
 def body_weights(arch: str, path: str | Path) -> dict:
     """The body part of a torchvision ``arch`` state_dict file, checked; clear errors when it does not fit."""
     path = Path(path)
+    if arch in PACKAGED_WEIGHTS:
+        raise TrainingError(f"--weights is for the ResNets; {arch} starts from the ImageNet weights it installs with")
     if not path.is_file():
         raise TrainingError(f"--weights {path}: no such file (a torchvision {arch} state_dict saved with torch.save)")
     try:

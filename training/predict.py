@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image
 from torch import nn
+
+from training import backbones
 
 # Modes whose samples are not 0-255; convert("RGB") would clip them (labeler's import quarantines them too).
 HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
@@ -39,10 +40,8 @@ class ConcatPool(nn.Module):
 
 
 def build_model(arch: str, n_classes: int) -> nn.Sequential:
-    """A torchvision ``arch`` body with fastai's default head; state_dict keys match fastai's model."""
-    backbone = getattr(torchvision.models, arch)(weights=None)
-    features = backbone.fc.in_features
-    body = nn.Sequential(*list(backbone.children())[:-2])
+    """An ``arch`` body (``training.backbones``) with fastai's default head; state_dict keys match fastai's model."""
+    body, features = backbones.body(arch)
     head = nn.Sequential(
         ConcatPool(),
         nn.Flatten(),

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from training.errors import TrainingError
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "efficientnet_lite0")
+PACKAGED_WEIGHTS = ("efficientnet_lite0",)  # ImageNet weights installed with the package: nothing to download
 
 
 @dataclass

@@ -76,7 +76,11 @@ def train_options(func):
             type=click.Choice(list(PRESETS)),
             help="gpu: ResNet34 at 224 px (default); cpu: ResNet18 at 96 px; demo: ResNet18 at 64 px, 3 folds.",
         ),
-        click.option("--arch", help=f"torchvision ResNet: resnet18|34|50|101|152 [{per_preset('arch')}]."),
+        click.option(
+            "--arch",
+            help="torchvision resnet18|34|50|101|152 (ImageNet weights downloaded), or efficientnet_lite0 (ImageNet "
+            f"weights installed with labeler: pretrained offline) [{per_preset('arch')}].",
+        ),
         click.option("--size", type=POSITIVE, help=f"Training image size [{per_preset('size')}]."),
         click.option("--presize", type=POSITIVE, help="Resize before batch augmentation [size x 460/224]."),
         click.option(
