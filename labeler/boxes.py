@@ -60,7 +60,7 @@ def item_box(extra: dict, image_path=None) -> tuple[tuple[int, int, int, int] | 
 
 def with_margin(box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     """``box`` grown by ``margin`` x its width/height on each side, clipped to the image (the training crop's)."""
-    from training.crop import grown
+    from labeler_training.crop import grown
 
     return grown(box, size, margin)
 

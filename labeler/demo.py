@@ -305,7 +305,7 @@ def run(
     from labeler.ingest import import_dataset
     from labeler.ingest.validate import Options
     from labeler.workspace import Workspace
-    from training.learner import make_config
+    from labeler_training.learner import make_config
 
     times: dict[str, float] = {}
     started = time.perf_counter()

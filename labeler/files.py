@@ -1,6 +1,6 @@
 """Files written so that a crash never leaves a half-written one: temporary file, fsync, rename.
 
-One implementation, in ``training.files`` (a light module: ``training`` imports nothing from
+One implementation, in ``labeler_training.files`` (a light module: ``training`` imports nothing from
 labeler, and both write their files through it)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from training.files import atomic_open
+from labeler_training.files import atomic_open
 
 
 def write_csv(

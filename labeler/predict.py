@@ -2,7 +2,7 @@
 
 A model is named by a workspace (its latest round's fold-0 model, or ``round``/``fold``) or by
 a folder written by `labeler export-model`. Everything runs through the plain-PyTorch
-``training.predict.Predictor``, so fastai is not needed here.
+``labeler_training.predict.Predictor``, so fastai is not needed here.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _checkpoint(ws: Workspace, round_id: int | None, fold: int) -> tuple[Path, d
 
 
 def _spec(config: dict) -> dict:
-    from training.export import preprocess_spec
+    from labeler_training.export import preprocess_spec
 
     return preprocess_spec(config["arch"], config["size"], config.get("presize"))
 
@@ -36,7 +36,7 @@ def load_predictor(model: str | Path, *, round_id: int | None = None, fold: int 
 
     A damaged folder (missing or broken JSON, a truncated or foreign model.pth, a vocabulary that does not
     match the weights) is refused with what is wrong and the fix; weights load with ``weights_only=True``."""
-    from training.predict import Predictor
+    from labeler_training.predict import Predictor
 
     model = Path(model)
     if (model / "model.pth").exists() or (model / "vocab.json").exists():
@@ -89,7 +89,7 @@ def _load(make, where: Path, n_classes: int):
 
 def export_round_model(ws: Workspace, out_dir: str | Path, *, round_id: int | None = None, fold: int = 0) -> Path:
     """Write a round's fold model as plain PyTorch (model.pth, vocab.json, preprocess.json)."""
-    from training.export import export_model
+    from labeler_training.export import export_model
 
     weights, config, vocab = _checkpoint(ws, round_id, fold)
     spec = _spec(config)
@@ -137,7 +137,7 @@ def evaluate_source(
 
     from labeler.ingest import read_source
     from labeler.ingest.validate import Options, validate
-    from training.evaluate import confusion_matrix, plot_confusion, summarize
+    from labeler_training.evaluate import confusion_matrix, plot_confusion, summarize
 
     predictor = load_predictor(model, **options)
     table = read_source(source)

@@ -43,7 +43,7 @@ def audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> di
     depend on the model, unlike those of the test images the queue brought up."""
     from scipy.stats import beta
 
-    from training.evaluate import topk_accuracy
+    from labeler_training.evaluate import topk_accuracy
 
     audited = {i for i, d in ws.store.effective_decisions().items() if d.reason == "audit"}
     rows = test.index.isin(list(audited)) & kept
@@ -76,7 +76,7 @@ def find_split_leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
 
 def evaluate_crossval(ws: Workspace, frame, vocab: list[str], result, round_id: int, log, leaks=None) -> dict:
     """OOF and test metrics (given and, once reviewed, cleaned test labels) and report plots."""
-    from training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
+    from labeler_training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
 
     by_id = frame.set_index("id")
     fit_labels = label_codes(by_id.loc[result.fit_ids, "label"], vocab)
@@ -100,7 +100,7 @@ def test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, r
     reviewed; with ``leaks``, the same on the leak-free test images (test_leakfree_*, test_cleaned_leakfree_*)
     and the ``leakage`` counts. No test split: none of these keys."""
     from labeler.leakage import describe
-    from training.evaluate import confusion_matrix, plot_confusion, summarize
+    from labeler_training.evaluate import confusion_matrix, plot_confusion, summarize
 
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     reports.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,8 @@ def train_round(
     Folds are stratified and group-aware (``group_by``, ``labeler.groups``: a group is held out together).
     ``only_fold``: train one fold, return None; ``merge``: assemble folds trained as separate jobs. Under
     torchrun only rank 0 records the round."""
-    from training.crossval import run_crossval
-    from training.learner import check_weights, pick_device
+    from labeler_training.crossval import run_crossval
+    from labeler_training.learner import check_weights, pick_device
 
     started = time.perf_counter()
     log = _quiet if int(os.environ.get("RANK", "0")) != 0 else log  # under torchrun, rank 0 speaks for all
@@ -100,14 +100,14 @@ def train_round(
 
 
 def _frozen_view(ws: Workspace, frame, embed_ids: np.ndarray, config, log) -> np.ndarray | None:
-    """(len(embed_ids), D) float16: every image embedded by the frozen ImageNet network (``training.frozen``),
+    """(len(embed_ids), D) float16: every image embedded by the frozen ImageNet network (``labeler_training.frozen``),
     None with ``--no-frozen-view``; cached by file, so a later round embeds only new images."""
     if not config.frozen_view:
         return None
     from tqdm.auto import tqdm
 
-    from training import frozen
-    from training.learner import pick_device
+    from labeler_training import frozen
+    from labeler_training.learner import pick_device
 
     why = frozen.available()
     if why:
@@ -170,7 +170,7 @@ def _crossval_arrays(result, codes, frame, groups) -> dict:
         arrays["pred_probs_plain"] = result.pred_probs_plain
         if result.test_probs_plain is not None:
             arrays["test_probs_plain"] = result.test_probs_plain
-    if result.margins is not None:  # rows as pred_ids: training's margins per epoch (training.margins)
+    if result.margins is not None:  # rows as pred_ids: training's margins per epoch (labeler_training.margins)
         arrays["margins_by_epoch"] = result.margins
     if result.neighbour_ids is not None:  # rows as pred_ids: neighbours in the space of the model that held it out
         arrays.update(oos_neighbour_ids=result.neighbour_ids, oos_neighbour_sims=result.neighbour_sims)
@@ -198,7 +198,7 @@ def retrain_round(
     ws: Workspace, overrides: dict, *, resume: bool = False, restart: bool = False, log: Callable[[str], None] = print
 ) -> int:
     """Train a new round on the cleaned labels, with the previous round's options unless overridden."""
-    from training.learner import make_config
+    from labeler_training.learner import make_config
 
     previous = [r for r in ws.store.rounds() if r.params.get("config")]
     if not previous:
@@ -266,7 +266,7 @@ def _review_counts(ws: Workspace) -> dict:
 
 def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, group_by="auto", log) -> int:
     """``--folds 0``: one model on every train/valid image; test metrics and embeddings, no pred_probs."""
-    from training.final import run_final
+    from labeler_training.final import run_final
 
     result = run_final(frame, ws.root, vocab, config, run_dir, resume=resume, log=log)
     round_id, model_dir = _claim_model_dir(ws, run_dir)

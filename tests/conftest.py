@@ -12,7 +12,7 @@ from tests.helpers import write_labels_csv
 
 @pytest.fixture(autouse=True, scope="session")
 def _own_embedding_cache(tmp_path_factory):
-    """The frozen view's embedding cache (training.frozen) in a folder of this test session, never the user's."""
+    """The frozen view's embedding cache (labeler_training.frozen) in a folder of this test session, never the user's."""
     import os
 
     old = os.environ.get("LABELER_CACHE")

@@ -162,7 +162,7 @@ def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
 
 
 def test_the_training_crop_is_the_box_plus_its_margin(tmp_path):
-    from training.data import BoxCrop
+    from labeler_training.data import BoxCrop
 
     pixels = np.zeros((100, 80, 3), np.uint8)
     pixels[30:70, 20:60] = 255

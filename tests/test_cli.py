@@ -105,9 +105,9 @@ def test_training_imports_nothing_from_labeler():
     """training/ is called by labeler with plain data and depends on nothing in it (the architecture's rule)."""
     import pkgutil
 
-    import training
+    import labeler_training
 
-    names = [f"training.{m.name}" for m in pkgutil.iter_modules(training.__path__)]
+    names = [f"labeler_training.{m.name}" for m in pkgutil.iter_modules(labeler_training.__path__)]
     code = (
         f"import sys; import {', '.join(names)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'labeler'))"
     )

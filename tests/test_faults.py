@@ -247,8 +247,8 @@ def model_dir(tmp_path) -> Path:
     """An exported model folder with random weights (no training): enough to run predict."""
     import torch
 
-    from training.export import preprocess_spec
-    from training.predict import build_model
+    from labeler_training.export import preprocess_spec
+    from labeler_training.predict import build_model
 
     out = tmp_path / "model"
     out.mkdir()
@@ -388,7 +388,7 @@ def test_deepfashion_without_eval_says_so(cli, tmp_path):
 
 def test_helpers_agree_on_high_depth_modes():
     from labeler.ingest.validate import HIGH_DEPTH_MODES as importing
-    from training.predict import HIGH_DEPTH_MODES as predicting
+    from labeler_training.predict import HIGH_DEPTH_MODES as predicting
 
     assert importing == predicting
 

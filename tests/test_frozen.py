@@ -1,4 +1,4 @@
-"""The frozen ImageNet view (training.frozen): real EfficientNet-Lite0 embeddings, cached by file."""
+"""The frozen ImageNet view (labeler_training.frozen): real EfficientNet-Lite0 embeddings, cached by file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labeler_training import frozen
 from tests.helpers import make_image
-from training import frozen
 
 
 def test_embeddings_are_unit_vectors_cached_by_file_and_redone_when_the_file_changes(tmp_path, monkeypatch):

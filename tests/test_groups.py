@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from labeler import groups
 from labeler.flag.neighbors import Neighbours, neighbour_votes
 from labeler.flag.pixels import MAX_BITS, hash_groups, phash
-from training.crossval import assign_folds
+from labeler_training.crossval import assign_folds
 
 
 def _garment(path, shape: str, colour=(30, 60, 160), seed: int = 0) -> None:
@@ -146,7 +146,7 @@ def test_test_rows_are_scored_apart_from_out_of_fold_rows():
 
 
 def test_nearest_is_exact_and_never_the_image_itself():
-    from training.inference import nearest
+    from labeler_training.inference import nearest
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 8)).astype(np.float32)

@@ -36,7 +36,7 @@ def test_default_train_without_the_weights_says_how_to_fix_it_before_any_work(cl
 def test_cached_weights_are_enough(cli, tmp_path, offline, monkeypatch):
     import torchvision
 
-    from training.learner import check_weights, make_config
+    from labeler_training.learner import check_weights, make_config
 
     url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
     cached = tmp_path / "torch-hub" / "checkpoints" / url.rsplit("/", 1)[1]
@@ -73,11 +73,13 @@ def test_a_missing_workspace_is_said_before_torch_is_imported(tmp_path):
 
 
 def test_resume_with_nothing_to_resume_says_it_trains_from_the_start(cli, tmp_path, monkeypatch):
-    import training.crossval
+    import labeler_training.crossval
     from tests.helpers import flagged_workspace
 
     ws = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 1, "b": 1}, flag=False)
-    monkeypatch.setattr(training.crossval, "run_crossval", lambda *a, **k: None)  # the folds themselves: not here
+    monkeypatch.setattr(
+        labeler_training.crossval, "run_crossval", lambda *a, **k: None
+    )  # the folds themselves: not here
     out = cli("train", ws, "--no-pretrained", "--resume").output
     assert "--resume: no interrupted run in" in out and "training from the start" in out
 
@@ -89,8 +91,8 @@ def test_efficientnet_lite0_starts_from_its_packaged_weights_offline(cli, tmp_pa
     import torch
 
     from labeler.workspace import Workspace
+    from labeler_training.backbones import lite0_network
     from tests.helpers import flagged_workspace
-    from training.backbones import lite0_network
 
     ws = flagged_workspace(cli, tmp_path, train={"a": 8, "b": 8}, test={"a": 2, "b": 2}, flag=False)
     fast = ["--size", "32", "--folds", "2", "--epochs", "1", "--freeze-epochs", "1", "--bs", "8", "--workers", "0"]

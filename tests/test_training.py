@@ -173,7 +173,7 @@ def test_predictor_matches_the_fastai_learner_and_needs_no_fastai(trained, cli, 
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name.split('.')[0] == 'fastai': raise ImportError('fastai is blocked in this test')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "from training.predict import Predictor\n"
+        "from labeler_training.predict import Predictor\n"
         f"p = Predictor({str(tmp_path / 'model')!r})\n"
         f"files = json.loads({json.dumps(json.dumps(files))})\n"
         "np.save(sys.argv[1], p.predict_proba(files))\n"
@@ -222,7 +222,7 @@ def test_weights_file_is_loaded_into_the_body(tmp_path):
     import torchvision
     from fastai.vision.all import create_vision_model
 
-    from training.learner import load_body_weights
+    from labeler_training.learner import load_body_weights
 
     reference = torchvision.models.resnet18(weights=None)
     torch.save(reference.state_dict(), tmp_path / "r18.pth")
@@ -232,7 +232,7 @@ def test_weights_file_is_loaded_into_the_body(tmp_path):
 
 
 def test_topk_accuracy_on_a_hand_computed_example():
-    from training.evaluate import confusion_matrix, most_confused, topk_accuracy
+    from labeler_training.evaluate import confusion_matrix, most_confused, topk_accuracy
 
     probs = np.array([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1], [0.2, 0.5, 0.3]])
     labels = np.array([0, 1, 2, 1])
@@ -309,8 +309,8 @@ def test_data_parallel_training_with_gloo_on_two_cpu_processes(tmp_path):
 def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
     import torch
 
-    from training import learner
-    from training.errors import TrainingError
+    from labeler_training import learner
+    from labeler_training.errors import TrainingError
 
     def explode(*args):
         raise torch.OutOfMemoryError("CUDA out of memory")
@@ -339,7 +339,7 @@ def test_tta_averages_augmented_passes_in_and_keeps_the_plain_probabilities(tmp_
 
 
 def test_the_cpu_preset_trains_longer_at_a_fixed_rate_from_scratch_only():
-    from training.learner import SCRATCH, make_config
+    from labeler_training.learner import SCRATCH, make_config
 
     transfer = make_config("cpu")
     assert (transfer.epochs, transfer.freeze_epochs, transfer.lr) == (3, 1, None)  # fine_tune, lr_find's rate
@@ -386,9 +386,9 @@ def test_margins_refuse_to_record_when_the_batch_order_does_not_match(tmp_path):
     """Expected labels that do not match the batches' targets: nothing is recorded, and the reason is kept."""
     import pandas as pd
 
-    from training.data import make_dataloaders
-    from training.learner import build_learner, make_config
-    from training.margins import MarginHistory
+    from labeler_training.data import make_dataloaders
+    from labeler_training.learner import build_learner, make_config
+    from labeler_training.margins import MarginHistory
 
     labels = _tiny_dataset(tmp_path / "ds")
     frame = pd.read_csv(labels).rename(columns={"image": "file"})

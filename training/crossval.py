@@ -10,8 +10,8 @@ come from the fold-0 model; every fold model's embeddings of every image are kep
 ``fold_embeddings``): the linear probe of `labeler flag` is fitted in each model's space and averaged.
 
 Each finished fold is written to ``run_dir/fold-K.npz`` (+ ``fold-K.pth`` weights) through
-a temporary file and a rename (``training.runs``), so an interrupted run resumes from the last
-finished fold. One model on every image instead: ``training.final``.
+a temporary file and a rename (``labeler_training.runs``), so an interrupted run resumes from the last
+finished fold. One model on every image instead: ``labeler_training.final``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import TrainingError
-from training.inference import NEIGHBOURS, nearest, predict, predict_tta
-from training.learner import TrainConfig
-from training.margins import MarginHistory
-from training.runs import FoldSummary, fold_summary, label_codes, learner_for, learning_rate, open_state, save_model
+from labeler_training.errors import TrainingError
+from labeler_training.inference import NEIGHBOURS, nearest, predict, predict_tta
+from labeler_training.learner import TrainConfig
+from labeler_training.margins import MarginHistory
+from labeler_training.runs import (
+    FoldSummary,
+    fold_summary,
+    label_codes,
+    learner_for,
+    learning_rate,
+    open_state,
+    save_model,
+)
 
 
 @dataclass
@@ -54,7 +62,7 @@ class CrossvalResult:
     # with test-time augmentation (config.tta), the probabilities without it, for comparison
     pred_probs_plain: np.ndarray | None = None  # (N, K)
     test_probs_plain: np.ndarray | None = None  # (T, K)
-    # training's margins (training.margins): per row and epoch, the mean over the fold models that trained on
+    # training's margins (labeler_training.margins): per row and epoch, the mean over the fold models that trained on
     # the row (NaN where none did); their mean over epochs is its area under the margin. None unless every
     # fold recorded them
     margins: np.ndarray | None = None  # (N, epochs) float32
@@ -136,7 +144,7 @@ def _check_options(config: TrainConfig, only_fold: int | None) -> None:
     if only_fold is not None and not 0 <= only_fold < config.folds:
         raise TrainingError(f"--fold {only_fold}: folds are numbered 0 to {config.folds - 1}")
     if config.weights:
-        from training.learner import body_weights
+        from labeler_training.learner import body_weights
 
         body_weights(config.arch, config.weights)
     if world_size() > 1 and config.lr is None:
@@ -176,7 +184,7 @@ def _train_fold(job: FoldJob, fold: int) -> None:
     """Train fold ``fold``; rank 0 predicts its held-out images and the test split and saves them."""
     from fastai.torch_core import set_seed
 
-    from training.learner import fit
+    from labeler_training.learner import fit
 
     config = job.config
     set_seed(config.seed + fold)
@@ -184,8 +192,8 @@ def _train_fold(job: FoldJob, fold: int) -> None:
     learn = learner_for(job.fit_frame, job.root, job.vocab, valid_idx, config, config.seed + fold, job.run_dir)
     lr = learning_rate(learn, config, job.state, job.run_dir, job.log)
     fit_started = time.perf_counter()
-    if world_size() > 1:  # each process sees part of every epoch: no margins (training.margins)
-        from training.distributed import distributed, rank0_alone
+    if world_size() > 1:  # each process sees part of every epoch: no margins (labeler_training.margins)
+        from labeler_training.distributed import distributed, rank0_alone
 
         job.log(f"training fold {fold + 1} data-parallel on {world_size()} processes")
         with distributed(learn):
@@ -205,7 +213,7 @@ def _train_fold(job: FoldJob, fold: int) -> None:
 def _finish_fold(job: FoldJob, learn, fold: int, valid_idx, fit_started, fit_seconds, margins=None) -> None:
     """Predict the held-out fold and the test split, embed every image, then save the fold (with the
     training images' area under the margin when ``margins`` recorded it)."""
-    from training.learner import plot_losses
+    from labeler_training.learner import plot_losses
 
     config = job.config
     plot_losses(learn.loss_history, job.run_dir / f"fold-{fold}-loss.png", f"fold {fold + 1}/{config.folds}")
@@ -313,7 +321,7 @@ def _assemble(run_dir, config, fit_frame, test_frame, fold_of, state, seconds) -
 
 
 class _FoldMargins:
-    """The fold models' margins (training.margins) of the rows they trained on, merged per row."""
+    """The fold models' margins (labeler_training.margins) of the rows they trained on, merged per row."""
 
     def __init__(self, fit_ids: np.ndarray):
         self.row_of = {int(i): r for r, i in enumerate(fit_ids)}

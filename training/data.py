@@ -26,8 +26,8 @@ from fastai.vision.all import (
     imagenet_stats,
 )
 
-from training.crop import grown
-from training.predict import default_presize
+from labeler_training.crop import grown
+from labeler_training.predict import default_presize
 
 BOX_COLUMNS = ("box_x1", "box_y1", "box_x2", "box_y2")
 

@@ -1,10 +1,10 @@
-"""Which torch device to train or predict on (torch only: `training.predict` needs no fastai)."""
+"""Which torch device to train or predict on (torch only: `labeler_training.predict` needs no fastai)."""
 
 from __future__ import annotations
 
 import torch
 
-from training.errors import TrainingError
+from labeler_training.errors import TrainingError
 
 
 def pick_device(name: str = "auto") -> torch.device:

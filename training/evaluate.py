@@ -64,7 +64,7 @@ def summarize(pred_probs, labels, vocab: list[str], prefix: str) -> dict:
 
 def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix heatmap (counts written in the cells when few classes)."""
-    from training.plots import pyplot
+    from labeler_training.plots import pyplot
 
     plt = pyplot()
 
@@ -98,7 +98,7 @@ def plot_top_losses(files: list[str], pred_probs, labels, vocab: list[str], path
     """Grid of the ``n`` images with the highest loss: label, prediction and its probability."""
     from PIL import Image
 
-    from training.plots import pyplot
+    from labeler_training.plots import pyplot
 
     plt = pyplot()
 

@@ -2,8 +2,8 @@
 
 The fold checkpoints that training writes are already plain state_dicts of the fastai model
 (a torchvision body and fastai's head), so exporting needs no fastai: the weights are checked
-against ``training.predict.build_model`` and written with the preprocessing that reproduces
-fastai's validation pipeline (see ``training.predict``).
+against ``labeler_training.predict.build_model`` and written with the preprocessing that reproduces
+fastai's validation pipeline (see ``labeler_training.predict``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from pathlib import Path
 
 import torch
 
-from training.errors import TrainingError
-from training.predict import build_model, default_presize
+from labeler_training.errors import TrainingError
+from labeler_training.predict import build_model, default_presize
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
 
 def preprocess_spec(arch: str, size: int, presize: int | None = None) -> dict:
-    """What ``training.predict`` needs to reproduce fastai's validation preprocessing."""
+    """What ``labeler_training.predict`` needs to reproduce fastai's validation preprocessing."""
     presize = presize or default_presize(size)
     return {
         "arch": arch,
@@ -38,7 +38,7 @@ def preprocess_spec(arch: str, size: int, presize: int | None = None) -> dict:
 def export_model(
     weights: str | Path, out_dir: str | Path, *, arch: str, vocab: list[str], size: int, presize: int
 ) -> Path:
-    """Write ``out_dir`` for ``training.predict.Predictor``; refuses a non-empty ``out_dir``."""
+    """Write ``out_dir`` for ``labeler_training.predict.Predictor``; refuses a non-empty ``out_dir``."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise TrainingError(f"{out_dir} is not empty; choose a new folder for the exported model")

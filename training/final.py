@@ -15,8 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from training.learner import TrainConfig
-from training.runs import FoldSummary, fold_summary, label_codes, learner_for, learning_rate, open_state, save_model
+from labeler_training.learner import TrainConfig
+from labeler_training.runs import (
+    FoldSummary,
+    fold_summary,
+    label_codes,
+    learner_for,
+    learning_rate,
+    open_state,
+    save_model,
+)
 
 
 @dataclass
@@ -70,8 +78,8 @@ def _train(order, held, root, vocab, config: TrainConfig, run_dir: Path, state: 
     """Train, predict every image and save ``final.npz``."""
     from fastai.torch_core import set_seed
 
-    from training.inference import predict
-    from training.learner import fit, plot_losses
+    from labeler_training.inference import predict
+    from labeler_training.learner import fit, plot_losses
 
     set_seed(config.seed)
     learn = learner_for(order, root, vocab, held, config, config.seed, run_dir)

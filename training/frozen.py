@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import TrainingError
+from labeler_training.errors import TrainingError
 
 BACKBONE = "efficientnet_lite0"
 SIZE = 224  # the resolution the backbone was trained at; smaller images are upsampled
@@ -118,7 +118,7 @@ def _write_cache(folder: Path, keys: np.ndarray, vectors: np.ndarray) -> None:
 
 
 def _load(device: str):
-    from training.backbones import lite0_network
+    from labeler_training.backbones import lite0_network
 
     return lite0_network(pretrained=True).eval().to(device)
 

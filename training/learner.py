@@ -17,10 +17,10 @@ import torchvision
 from fastai.callback.core import Callback
 from fastai.vision.all import Learner, accuracy, add_head, default_split, get_c, vision_learner
 
-from training import backbones
-from training.device import pick_device  # noqa: F401  (re-exported)
-from training.errors import TrainingError
-from training.presets import (  # noqa: F401  (re-exported: callers import them from here too)
+from labeler_training import backbones
+from labeler_training.device import pick_device  # noqa: F401  (re-exported)
+from labeler_training.errors import TrainingError
+from labeler_training.presets import (  # noqa: F401  (re-exported: callers import them from here too)
     ARCHS,
     PACKAGED_WEIGHTS,
     PRESETS,
@@ -131,7 +131,7 @@ def body_weights(arch: str, path: str | Path) -> dict:
 
 def find_lr(learn, iters: int, plot: Path | None = None) -> float:
     """Run lr_find; return its 'valley' suggestion and save the plot to ``plot``."""
-    from training.plots import pyplot
+    from labeler_training.plots import pyplot
 
     plt = pyplot()
 
@@ -169,7 +169,7 @@ def _fit(learn, config: TrainConfig, lr: float) -> None:
 
 def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:
     """Training loss per batch and validation loss per epoch, as a PNG."""
-    from training.plots import pyplot
+    from labeler_training.plots import pyplot
 
     plt = pyplot()
 

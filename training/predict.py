@@ -1,6 +1,6 @@
 """Classify images with an exported model, using torch, torchvision and PIL only (no fastai).
 
-``Predictor(model_dir)`` reads what ``training.export.export_model`` wrote: ``model.pth`` (a
+``Predictor(model_dir)`` reads what ``labeler_training.export.export_model`` wrote: ``model.pth`` (a
 plain state_dict), ``vocab.json`` and ``preprocess.json``. The model is rebuilt with the same
 layout fastai's ``vision_learner`` uses (torchvision body + concat-pool head), and images go
 through the same steps as fastai's validation pipeline: centre crop to a square, resize to
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from training import backbones
+from labeler_training import backbones
 
 # Modes whose samples are not 0-255; convert("RGB") would clip them (labeler's import quarantines them too).
 HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
@@ -40,7 +40,7 @@ class ConcatPool(nn.Module):
 
 
 def build_model(arch: str, n_classes: int) -> nn.Sequential:
-    """An ``arch`` body (``training.backbones``) with fastai's default head; state_dict keys match fastai's model."""
+    """An ``arch`` body (``labeler_training.backbones``) with fastai's default head; state_dict keys match fastai's model."""
     body, features = backbones.body(arch)
     head = nn.Sequential(
         ConcatPool(),
@@ -100,7 +100,7 @@ class Predictor:
 
     def _setup(self, weights: Path, vocab: list[str], preprocess: dict, device: str) -> None:
         self.vocab, self.preprocess = vocab, preprocess
-        from training.device import pick_device
+        from labeler_training.device import pick_device
 
         self.device = pick_device(device)  # "auto", "cpu", "cuda", ...: checked as train checks it
         self.model = build_model(preprocess["arch"], len(vocab))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from training.errors import TrainingError
+from labeler_training.errors import TrainingError
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "efficientnet_lite0")
 PACKAGED_WEIGHTS = ("efficientnet_lite0",)  # ImageNet weights installed with the package: nothing to download
@@ -32,7 +32,9 @@ class TrainConfig:
     tta: int = 0  # augmented passes averaged into the held-out and test predictions (0: none)
     crop: str | None = None  # "bbox": train and predict on each image's garment box (+ crop_margin)
     crop_margin: float = 0.1
-    frozen_view: bool = True  # also embed every image with a frozen ImageNet network (training.frozen), for flag
+    frozen_view: bool = (
+        True  # also embed every image with a frozen ImageNet network (labeler_training.frozen), for flag
+    )
 
 
 # The GPU recipe is the default; the CPU preset gives a useful model in minutes on a few thousand images.

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import TrainingError
-from training.learner import TrainConfig
+from labeler_training.errors import TrainingError
+from labeler_training.learner import TrainConfig
 
 
 @dataclass
@@ -33,8 +33,8 @@ class FoldSummary:
 
 def learner_for(frame, root, vocab: list[str], valid_idx, config: TrainConfig, seed: int, run_dir: Path):
     """The fastai Learner of one model of the run: ``frame``'s rows in ``valid_idx`` validate, the rest train."""
-    from training.data import make_dataloaders
-    from training.learner import build_learner, pick_device
+    from labeler_training.data import make_dataloaders
+    from labeler_training.learner import build_learner, pick_device
 
     workers = config.workers if config.workers is not None else min(4, os.cpu_count() or 1)
     dls = make_dataloaders(
@@ -57,7 +57,7 @@ def learner_for(frame, root, vocab: list[str], valid_idx, config: TrainConfig, s
 
 def learning_rate(learn, config: TrainConfig, state: dict, run_dir: Path, log: Callable[[str], None]) -> float:
     """The run's learning rate: ``--lr``, else lr_find's suggestion on the first model (kept in state.json)."""
-    from training.learner import find_lr
+    from labeler_training.learner import find_lr
 
     if state.get("lr") is None:
         state["lr"] = config.lr or find_lr(learn, config.lr_find_iters, run_dir / "lr_find.png")
@@ -129,7 +129,7 @@ def write_json(path: Path, data: dict) -> None:
 
 def _atomic(path: Path, write: Callable) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
-    from training.files import atomic_open
+    from labeler_training.files import atomic_open
 
     with atomic_open(path) as fh:
         write(fh)

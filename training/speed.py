@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from training.learner import TrainConfig
-from training.predict import build_model, default_presize
+from labeler_training.learner import TrainConfig
+from labeler_training.predict import build_model, default_presize
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -87,7 +87,7 @@ def fastai(frame, root: str | Path, vocab: list[str], config: TrainConfig, lr: f
     import tempfile
     from dataclasses import replace
 
-    from training.runs import learner_for
+    from labeler_training.runs import learner_for
 
     valid_idx = [len(frame) - 1]  # fastai needs a validation set; one image keeps its cost negligible
     config = replace(config, workers=config.workers or 0)  # in-process loading unless asked (as before)

@@ -52,7 +52,7 @@ def bench_train_speed(
     """Images/s of labeler's fastai training path and of a minimal plain-PyTorch loop, alternated."""
     from labeler.labels import label_table
     from labeler.workspace import Workspace
-    from training import speed
+    from labeler_training import speed
 
     with Workspace.open(workspace) as ws:
         frame = label_table(ws)

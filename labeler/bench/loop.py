@@ -155,8 +155,8 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
     cached = run_dir.parent / f"{run_dir.name}.json"  # not with_suffix: "merged@0.1" has a dot
     if cached.exists():
         return json.loads(cached.read_text())
-    from training.evaluate import topk_accuracy
-    from training.final import run_final
+    from labeler_training.evaluate import topk_accuracy
+    from labeler_training.final import run_final
 
     frame = items.reset_index()[["id", "file", "split", "label", "true"]].copy()
     fix = frame["id"].isin(reviewed) | (frame["split"] == "test")  # test labels are the true ones

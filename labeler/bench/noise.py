@@ -322,7 +322,7 @@ def _bench_base(source: Path, out_dir: Path, truth, log, *, keep_labels: bool = 
         confusion = None
         rounds = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
         if rounds:
-            from training.evaluate import confusion_matrix
+            from labeler_training.evaluate import confusion_matrix
 
             r = rounds[-1].id
             confusion = confusion_matrix(ws.load_array(r, "pred_probs"), ws.load_array(r, "labels"))

@@ -73,7 +73,7 @@ def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 5
 
 
 FOLDS = 5  # the fold models of the synthetic round (the gpu preset's)
-FROZEN_DIM = 1280  # the frozen view's width (training.frozen: EfficientNet-Lite0's pooled features)
+FROZEN_DIM = 1280  # the frozen view's width (labeler_training.frozen: EfficientNet-Lite0's pooled features)
 
 
 def _frozen_view(codes: np.ndarray, k: int, rng: np.random.Generator, chunk: int = 50_000) -> np.ndarray:

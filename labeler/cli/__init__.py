@@ -16,7 +16,7 @@ from labeler.cli import models
 from labeler.cli.bench import bench
 from labeler.cli.options import GROUP_BY, POSITIVE, SHARE, Credentials, train_options
 from labeler.errors import LabelerError, explain
-from training.errors import TrainingError
+from labeler_training.errors import TrainingError
 
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (schema_version 1) instead of the text summary."
@@ -185,7 +185,7 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_jso
 
     Workspace.check(workspace)  # before torch's few seconds of import
     from labeler.train import train_round
-    from training.learner import make_config, pick_device
+    from labeler_training.learner import make_config, pick_device
 
     config = make_config(preset, **options)
     device = pick_device(config.device)
@@ -390,7 +390,7 @@ def retrain(workspace, resume, restart, group_by, preset, **options):
     from labeler.train import retrain_round
 
     if preset is not None:
-        from training.learner import preset_values
+        from labeler_training.learner import preset_values
 
         options = preset_values(preset, options)
     with Workspace.open(workspace) as ws:

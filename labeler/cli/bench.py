@@ -75,7 +75,7 @@ def bench_outfits(source, out, seed, limit):
 def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, preset, **options):
     """Plant label flips in SOURCE (dataset or workspace), train, flag; score each detector against them."""
     from labeler.bench.noise import bench_noise as run_bench
-    from training.learner import make_config
+    from labeler_training.learner import make_config
 
     config = make_config(preset, **options)
     out_dir = out_dir or "bench-noise"
@@ -137,7 +137,7 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
 def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, truth, noise_seed, preset, **options):
     """Simulated review: test top-1/3/5 after reviewing a budget of images in each order, vs no review and all fixed."""
     from labeler.bench.loop import bench_loop as run_bench
-    from training.learner import make_config
+    from labeler_training.learner import make_config
 
     config = make_config(preset, **options)
     out_dir = out_dir or "bench-loop"
@@ -404,7 +404,7 @@ def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
 def bench_train_speed(workspace, arch, size, bs, epochs, workers, limit, repeats):
     """Training images/s: labeler's fastai path vs a minimal plain-PyTorch loop (same model and settings)."""
     from labeler.bench import bench_train_speed as run_bench
-    from training.learner import make_config
+    from labeler_training.learner import make_config
 
     config = make_config(
         None, arch=arch, size=size, bs=bs, epochs=epochs, workers=workers, pretrained=False, device="cpu"

@@ -19,7 +19,7 @@ def export_model(workspace, out_dir, round_id, fold):
 
     with Workspace.open(workspace, readonly=True) as ws:
         out = export_round_model(ws, out_dir, round_id=round_id, fold=fold)
-    click.echo(f"exported to {out}; load it with training.predict.Predictor({str(out)!r})")
+    click.echo(f"exported to {out}; load it with labeler_training.predict.Predictor({str(out)!r})")
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from labeler.bench.noise import KINDS
-from training.presets import PRESETS, per_preset
+from labeler_training.presets import PRESETS, per_preset
 
 POSITIVE = click.IntRange(1)  # sizes and counts: a 0 or a negative value is refused before any work
 SHARE = click.FloatRange(0, 1, max_open=True)  # a share of the images, in [0, 1)

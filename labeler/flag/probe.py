@@ -13,7 +13,7 @@ rows, from models that never saw fold f either (nested). ``held_out`` rows (test
 fitted on every train/valid row; their labels reach no model.
 
 Spaces: every fold model's embeddings (each trained on (K-1)/K of the labels: a memorising network would pull
-a wrong label's image toward its given class there) and the frozen ImageNet network's (``training.frozen``),
+a wrong label's image toward its given class there) and the frozen ImageNet network's (``labeler_training.frozen``),
 which no label of the dataset shaped. Spaces are read a block of rows at a time (arrays, or a
 ``workspace.BlockReader`` that reads them from disk), never cast whole to float32. numpy (and scikit-learn's GroupKFold).
 """

@@ -73,7 +73,7 @@ class Evidence:
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
     fold_embeddings: object | None = None  # (F, M, D) every fold model's embeddings (array or BlockReader): the probe's
-    frozen_embeddings: object | None = None  # (M, D') the frozen ImageNet network's (training.frozen), likewise
+    frozen_embeddings: object | None = None  # (M, D') the frozen ImageNet network's (labeler_training.frozen), likewise
     space_rows: np.ndarray | None = None  # (N,) row of each evidence row in those two (None: row-aligned)
 
     def probe(self, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:

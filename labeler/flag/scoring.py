@@ -5,7 +5,7 @@ The views, each an (N, K) distribution over classes that never saw the image's o
   smoothed  the same probabilities averaged over the image's nearest neighbours (same group left out);
   vote      the neighbours' labels (``neighbors.neighbour_votes``);
   probe     a linear probe on every fold model's embeddings, cross-validated by group (``probe.probe_probs``);
-  frozen    the same probe on a frozen ImageNet network's embeddings (``training.frozen``): no label of the
+  frozen    the same probe on a frozen ImageNet network's embeddings (``labeler_training.frozen``): no label of the
             dataset shaped that space, so a wrong label that look-alike images share cannot pull it;
   mean      the plain average of model, probe and frozen (of model and probe without the frozen view).
 From each view four features, each higher where the view doubts the given label more:
