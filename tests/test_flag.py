@@ -241,3 +241,17 @@ def test_the_neighbour_explanation_names_a_label_other_than_the_given_one():
     )
     text = next(r["text"] for r in explain(0, signals) if r["code"] == "neighbours_disagree")
     assert text == "100% of the neighbour vote is for other labels (the largest: Dress 60%; Blouse itself 0%)"
+
+
+def test_a_suggestion_has_one_probability_the_csv_and_the_explanation_agree(cli, workspace_with_round, tmp_path):
+    """The explanation names the probability of the suggestion that suggested_prob holds (the blend of the CNN
+    and the neighbour vote), never the CNN's own share beside it."""
+    import csv
+
+    cli("flag", workspace_with_round, "--csv", tmp_path / "queue.csv")
+    rows = list(csv.DictReader((tmp_path / "queue.csv").read_text().splitlines()))
+    doubted = [r for r in rows if r["reasons"].split(";")[0] in ("label_issue", "possible_label_issue")]
+    assert doubted
+    for r in doubted:
+        said = f"model and neighbours: {float(r['suggested_prob']):.2f} {r['suggested_label']}"
+        assert said in r["explanation"], (said, r["explanation"])

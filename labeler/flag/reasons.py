@@ -110,9 +110,10 @@ def _possible_label_issue(row: int, s: Signals):
 
 
 def _model_says(row: int, s: Signals) -> str:
-    """ "model: 0.91 Dress; given Skirt": the model's share for the suggested label, and the given label."""
-    p_model = float(s.pred_probs[row, s.suggested[row]])
-    return f"model: {p_model:.2f} {s.vocab[s.suggested[row]]}; given {s.vocab[s.labels[row]]}"
+    """ "model and neighbours: 0.91 Dress; given Skirt": the suggestion with the probability the queue CSV's
+    ``suggested_prob`` holds (the blend of the CNN and the neighbour vote), and the given label."""
+    suggested = s.vocab[s.suggested[row]]
+    return f"model and neighbours: {float(s.suggested_prob[row]):.2f} {suggested}; given {s.vocab[s.labels[row]]}"
 
 
 def _types(row: int, s: Signals):
