@@ -207,3 +207,18 @@ def test_a_workspace_from_before_0005_keeps_its_flags(tmp_path, monkeypatch, rea
     else:
         with Store.open(db) as store:
             assert store.migrations() == [name for name, _ in MIGRATIONS]
+
+
+def test_a_full_disk_in_a_transaction_says_so_with_the_database_named(tmp_path):
+    """SQLite may roll a transaction back itself on SQLITE_FULL: the error the user sees is the full disk,
+    naming the database, never "cannot rollback - no transaction is active" hiding it."""
+    from labeler.errors import LabelerError
+
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        with pytest.raises(LabelerError) as raised, store.transaction():
+            store.conn.execute("INSERT INTO classes (idx, name) VALUES (0, 'a')")
+            store.conn.execute("ROLLBACK")  # what SQLite does on some SQLITE_FULL errors
+            raise sqlite3.OperationalError("database or disk is full")
+        message = str(raised.value)
+        assert "full" in message and str(tmp_path / "labeler.db") in message and "cannot rollback" not in message
+        assert store.conn.execute("SELECT COUNT(*) FROM classes").fetchone()[0] == 0

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from labeler.errors import WorkspaceError
+from labeler.errors import LabelerError, WorkspaceError
 from labeler.store.bulk import check_items, json_objects, occurrence
 from labeler.store.records import (
     ArrayRecord,
@@ -300,7 +300,7 @@ class Store(FlagQueries):
 
     def transaction(self):
         """``with store.transaction():`` runs the block's writes as one transaction (all or none)."""
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     def last_decision_id(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
@@ -409,12 +409,35 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn, self.path = conn, path
 
     def __enter__(self):
         self.conn.execute("BEGIN IMMEDIATE")
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError as failed:
+                self._rollback()
+                self._raise_if_full(failed)
+                raise
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.OperationalError):
+            self._raise_if_full(exc)
+
+    def _rollback(self) -> None:
+        """Roll back what is left: on SQLITE_FULL, SQLite may have rolled the transaction back itself, and a
+        second ROLLBACK would fail with "no transaction is active", hiding the first error."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def _raise_if_full(self, exc: sqlite3.OperationalError) -> None:
+        if "disk is full" in str(exc) or "database or disk is full" in str(exc):
+            raise LabelerError(
+                f"the disk holding {self.path} is full; nothing of this step was written (SQLite rolled it "
+                "back). Free some space and run the command again"
+            ) from exc
