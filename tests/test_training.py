@@ -404,3 +404,29 @@ def test_margins_refuse_to_record_when_the_batch_order_does_not_match(tmp_path):
     recorded = right.by_epoch()
     assert right.broken is None and recorded.shape == (n_train, 1) and np.isfinite(recorded).sum() >= n_train - 7
     assert wrong.by_epoch() is None and "targets differ" in wrong.broken
+
+
+def test_a_model_file_on_a_full_disk_is_a_message_naming_it(tmp_path, monkeypatch):
+    """torch.save on a full disk says only "unexpected pos": the user is told which file, why, and --resume."""
+    import shutil
+    from collections import namedtuple
+
+    import torch
+
+    from labeler_training import runs
+    from labeler_training.errors import TrainingError
+
+    def torch_on_a_full_disk(obj, fh):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4489280 vs 4489168")
+
+    monkeypatch.setattr(torch, "save", torch_on_a_full_disk)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(TrainingError) as raised:
+        runs.save_model(tmp_path, "fold-0", {"probs": np.zeros(2)}, {"w": torch.zeros(2)})
+    message = str(raised.value)
+    assert str(tmp_path / "fold-0.pth") in message and "full" in message and "--resume" in message
+    assert not list(tmp_path.iterdir())  # nothing half-written left behind
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # plenty of space: torch's own error, unchanged
+        runs.save_model(tmp_path, "fold-0", {"probs": np.zeros(2)}, {"w": torch.zeros(2)})

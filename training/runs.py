@@ -127,9 +127,30 @@ def write_json(path: Path, data: dict) -> None:
     _atomic(path, lambda fh: fh.write(json.dumps(data, indent=2, default=str).encode()))
 
 
+LOW_SPACE = 256 * 2**20  # bytes: a write that fails with less free than this failed for want of space
+
+
 def _atomic(path: Path, write: Callable) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``. A write that fails
+    on a full disk (torch says only "unexpected pos" or "failed writing") is a TrainingError naming the file."""
+    import errno
+    import shutil
+
     from labeler_training.files import atomic_open
 
-    with atomic_open(path) as fh:
-        write(fh)
+    try:
+        with atomic_open(path) as fh:
+            write(fh)
+    except (OSError, RuntimeError) as exc:
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        if not full:
+            try:
+                full = shutil.disk_usage(path.parent).free < LOW_SPACE
+            except OSError:
+                full = False
+        if not full:
+            raise
+        raise TrainingError(
+            f"could not write {path}: the disk holding it is full ({str(exc).splitlines()[0][:120]}). "
+            "Free some space, then rerun the same command with --resume (finished folds are kept)"
+        ) from exc
