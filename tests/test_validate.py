@@ -41,7 +41,9 @@ def test_each_bad_image_is_quarantined_with_its_reason_and_the_rest_imports(tmp_
     outside = tmp_path / "outside.jpg"
     make_image(outside)
     os.symlink(outside, ds / "link.jpg")
+    os.mkfifo(ds / "pipe.jpg")  # opening it would wait forever for a writer
     rows = [
+        "pipe.jpg,a,train",
         "missing.jpg,a,train",
         "truncated.jpg,a,train",
         "empty.jpg,a,train",
@@ -57,6 +59,7 @@ def test_each_bad_image_is_quarantined_with_its_reason_and_the_rest_imports(tmp_
     assert reasons["missing.jpg"] == "file not found"
     assert reasons["truncated.jpg"].startswith("unreadable image")
     assert reasons["empty.jpg"] == "empty file (0 bytes)"
+    assert reasons["pipe.jpg"].startswith("not a regular file (a FIFO)")
     assert reasons["text.jpg"].startswith("not an image")
     assert reasons["huge.png"].startswith("image too large (300x300 = 90,000 pixels > 40,000")
     assert reasons["../outside.jpg"] == "path leads outside the dataset root ('..')"

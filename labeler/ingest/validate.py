@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import random
+import stat
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -131,7 +132,12 @@ def check_image_size(path: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[s
     size = None
 
     try:
-        if os.path.getsize(path) == 0:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # never opened: a FIFO would block the import
+            kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISDIR: "a folder"}
+            kind = next((name for test, name in kinds.items() if test(info.st_mode)), "a device or socket")
+            return Problem("not_a_file", f"not a regular file ({kind}); copy the image into a plain file"), None
+        if info.st_size == 0:
             return Problem("empty_file", "empty file (0 bytes)"), None
     except FileNotFoundError:
         return Problem("file_not_found", "file not found"), None
