@@ -56,17 +56,18 @@ def load_predictor(model: str | Path, *, round_id: int | None = None, fold: int 
 
 
 _REEXPORT = "write the folder again with `labeler export-model WORKSPACE OUT`"
+MAP_FORMAT = 'fix the file: a JSON object {"source label": "model label", ...} or a CSV source_label,model_label'
 
 
-def _read_json(path: Path, kind: type):
+def _read_json(path: Path, kind: type, fix: str = _REEXPORT):
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{path} is missing; {_REEXPORT}") from None
+        raise InputError(f"{path} is missing; {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); {_REEXPORT}") from None
+        raise InputError(f"{path} is not valid JSON ({exc}); {fix}") from None
     if not isinstance(value, kind):
-        raise InputError(f"{path} should hold a JSON {kind.__name__}, not {type(value).__name__}; {_REEXPORT}")
+        raise InputError(f"{path} should hold a JSON {kind.__name__}, not {type(value).__name__}; {fix}")
     return value
 
 
@@ -79,9 +80,10 @@ def _load(make, where: Path, n_classes: int):
     except FileNotFoundError as exc:
         raise InputError(f"{exc.filename} is missing; {_REEXPORT}") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        from labeler_training.errors import load_problem
+
         raise InputError(
-            f"{where}: the model weights cannot be loaded ({first}). The file is truncated, not a PyTorch "
+            f"{where}: the model weights cannot be loaded ({load_problem(exc)}). The file is truncated, not a PyTorch "
             f"state_dict (only plain tensors are loaded, never code), or made for other classes than the "
             f"{n_classes} of vocab.json; {_REEXPORT}"
         ) from None
@@ -168,7 +170,7 @@ def evaluate_source(
 def _read_mapping(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if path.suffix.lower() == ".json":
-        mapping = _read_json(path, dict)
+        mapping = _read_json(path, dict, fix=MAP_FORMAT)
         return {str(a): str(b) for a, b in mapping.items()}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = [row for row in csv.reader(fh) if row]
@@ -176,7 +178,7 @@ def _read_mapping(path: str | Path) -> dict[str, str]:
         rows = rows[1:]
     bad = [i + 1 for i, row in enumerate(rows) if len(row) != 2]
     if bad:
-        raise InputError(f"{path}: rows {bad[:5]} do not have two columns (source_label,model_label)")
+        raise InputError(f"{path}: rows {bad[:5]} do not have two columns; {MAP_FORMAT}")
     return {a.strip(): b.strip() for a, b in rows}
 
 

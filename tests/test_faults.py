@@ -307,6 +307,7 @@ def test_a_damaged_model_folder_is_refused_with_its_file_named(cli, model_dir, t
     _no_traceback(result)
     assert name in result.output and "export-model" in result.output
     assert "pwned" not in result.output
+    assert "weights_only" not in result.output and "file an issue" not in result.output  # no torch advice
 
 
 def test_a_broken_map_file_is_refused(cli, model_dir, tmp_path):
@@ -315,6 +316,7 @@ def test_a_broken_map_file_is_refused(cli, model_dir, tmp_path):
     result = cli("evaluate", model_dir, tmp_path / "eval", "--map", tmp_path / "map.json", expect=None)
     _no_traceback(result)
     assert "map.json is not valid JSON" in result.output
+    assert "source_label,model_label" in result.output and "export-model" not in result.output  # the map's fix
 
 
 def test_predict_reports_bad_images_and_goes_on(cli, model_dir, tmp_path):

@@ -208,6 +208,9 @@ def test_bad_training_options_are_clear_errors(trained, cli, tmp_path):
     assert "need at least 2 folds" in cli("train", path, *FAST, "--folds", "1", expect=2).output
     result = cli("train", path, *FAST, "--weights", tmp_path / "none.pth", expect=2)
     assert "--weights" in result.output and "no such file" in result.output
+    (tmp_path / "labels.csv").write_text("image,label\na.jpg,cat\n")
+    result = cli("train", path, *FAST, "--weights", tmp_path / "labels.csv", expect=2)
+    assert "not a PyTorch file" in result.output and "weights_only" not in result.output
     import torch
     import torchvision
 

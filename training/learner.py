@@ -19,7 +19,7 @@ from fastai.vision.all import Learner, accuracy, add_head, default_split, get_c,
 
 from labeler_training import backbones
 from labeler_training.device import pick_device  # noqa: F401  (re-exported)
-from labeler_training.errors import TrainingError
+from labeler_training.errors import TrainingError, load_problem
 from labeler_training.presets import (  # noqa: F401  (re-exported: callers import them from here too)
     ARCHS,
     PACKAGED_WEIGHTS,
@@ -120,7 +120,10 @@ def body_weights(arch: str, path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        raise TrainingError(f"--weights {path}: cannot be read as a state_dict ({exc})") from exc
+        raise TrainingError(
+            f"--weights {path}: cannot be read as a state_dict: {load_problem(exc)} (a torchvision {arch} "
+            "state_dict saved with torch.save)"
+        ) from None
     reference = getattr(torchvision.models, arch)(weights=None)
     try:
         reference.load_state_dict(state)
