@@ -246,7 +246,7 @@ def write_rounds_report(ws: Workspace) -> Path:
         "<!doctype html><meta charset='utf-8'><title>labeler rounds</title><style>body{font-family:sans-serif;margin:2em}"
         "td,th{padding:2px 8px} figure{display:inline-block}</style><h1>Rounds</h1><img src='rounds.png'>"
         "<table><tr><th>round</th><th>kind</th><th>test top-1</th><th>top-3</th><th>top-5</th><th>leak-free test top-1</th>"
-        "<th>cleaned test top-1</th><th>audited test top-1</th><th>out-of-fold top-1</th><th>est. noise</th>"
+        "<th>cleaned test top-1</th><th>audited test top-1</th><th>out-of-fold top-1</th>"
         "<th>labels changed</th><th>removed</th><th>wrong labels left (95%)</th><th>label-error rate (95%)</th></tr>"
         f"{rows}</table><p>The last two columns: the remaining-errors estimate of `labeler status` when the round "
         "started (see the README).</p>"
@@ -284,8 +284,7 @@ ROUND_COLUMNS = (  # the rounds table's metric columns, after round and kind
     "test_cleaned_top1",
     "test_audit_top1",
     "oof_top1",
-    "noise_rate",
-)
+)  # not cleanlab's noise_rate: it overstates on weak models (NOISE_RATE_CAVEAT); the estimate columns replace it
 
 
 def _plot_rounds(rounds, path: Path) -> None:
