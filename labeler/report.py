@@ -176,11 +176,11 @@ def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:
 
 def _quality_histogram(queue: Queue, path: Path) -> None:
     plt = pyplot()
-    quality = 1 - queue.scores["merged"]
+    quality = 1 - queue.score
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bins = np.linspace(0, 1, 41)
-    ax.hist(quality[~queue.flagged["merged"]], bins=bins, alpha=0.7, label="not flagged")
-    ax.hist(quality[queue.flagged["merged"]], bins=bins, alpha=0.8, label="flagged")
+    ax.hist(quality[~queue.likely_wrong], bins=bins, alpha=0.7, label="not flagged")
+    ax.hist(quality[queue.likely_wrong], bins=bins, alpha=0.8, label="flagged")
     ax.set(xlabel="label quality (1 - the queue's score: model + neighbours)", ylabel="images", yscale="log")
     ax.legend()
     fig.savefig(path, dpi=90, bbox_inches="tight")

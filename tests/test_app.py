@@ -123,7 +123,7 @@ def test_export_and_overview_handlers(ws_path):
 
 
 def test_overview_and_screen_show_remaining_errors_and_when_to_stop(ws_path):
-    from labeler.remaining import sample
+    from labeler.sample import sample
 
     ui = ReviewUI(ws_path, stop_below=0.99)
     sample(ui.ws, 40)  # an audit sample: enough images for 35 reviews and some left after

@@ -169,14 +169,14 @@ def test_bench_loop_on_a_tiny_set(cli, tmp_path):
         "2",
         *FAST,
     ).output
-    for arm in ("noisy", "clean", "merged@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
+    for arm in ("noisy", "clean", "evidence@0.2", "activelab@0.2", "cleanlab@0.2", "random@0.2"):
         assert arm in out
     results = json.loads((tmp_path / "b" / "loop" / "results.json").read_text())
     assert results["clean"]["flips_fixed"] == 1.0 and results["noisy"]["flips_fixed"] == 0.0
     assert (tmp_path / "b" / "loop" / "curve.png").stat().st_size > 5000
-    assert np.isfinite(results["merged@0.2"]["test_top1"])
+    assert np.isfinite(results["evidence@0.2"]["test_top1"])
     assert results["random@0.4"]["reviewed"] > results["random@0.2"]["reviewed"]  # every budget is its own arm
-    ratio, lo, hi = results["merged@0.2"]["flips_fixed_ratio"]["activelab"]
+    ratio, lo, hi = results["evidence@0.2"]["flips_fixed_ratio"]["activelab"]
     assert lo <= ratio <= hi and "flips fixed at 0.2, default queue / activelab" in out
     assert results["noisy"]["seeds"] == 2 and len(results["noisy"]["test_top1_runs"]) == 2
     assert results["noisy"]["test_top1"] == pytest.approx(np.mean(results["noisy"]["test_top1_runs"]))
@@ -222,8 +222,8 @@ def test_loop_compares_flips_fixed_with_a_paired_interval():
     # at 10% (190 reviews): the default queue meets 120 flips, ActiveLab 60, random about 20
     merged = set(flips[:120]) | set(sorted(set(range(1900)) - flipped)[:70])
     active = set(flips[:60]) | set(sorted(set(range(1900)) - flipped)[:130])
-    arms = {"merged@0.1": merged, "activelab@0.1": active, "random@0.1": set(rng.choice(1900, 190).tolist())}
-    out = fixed_ratios(arms, items, flipped, [0.1], ["merged", "activelab", "random"])
-    ratio, lo, hi = out["merged@0.1"]["activelab"]
+    arms = {"evidence@0.1": merged, "activelab@0.1": active, "random@0.1": set(rng.choice(1900, 190).tolist())}
+    out = fixed_ratios(arms, items, flipped, [0.1], ["evidence", "activelab", "random"])
+    ratio, lo, hi = out["evidence@0.1"]["activelab"]
     assert ratio == 2.0 and 1.6 < lo < 2.0 < hi < 2.5
-    assert out["merged@0.1"]["random"][1] > 2.5 and fixed_ratios(arms, items, flipped, [0.1], ["activelab"]) == {}
+    assert out["evidence@0.1"]["random"][1] > 2.5 and fixed_ratios(arms, items, flipped, [0.1], ["activelab"]) == {}

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
+from labeler.bench.detectors import detector_scores
 from labeler.flag import neighbors, scoring
 from labeler.flag.queue import Evidence, build_queue
 
@@ -91,8 +92,8 @@ def _gains(whole: bool) -> list[float]:
         ev = Evidence(np.arange(len(given)), given, probs, emb, [str(c) for c in range(6)])
         queue = build_queue(ev)
         gains.append(
-            average_precision_score(flipped, queue.scores["merged"])
-            / average_precision_score(flipped, queue.scores["self_confidence"])
+            average_precision_score(flipped, queue.score)
+            / average_precision_score(flipped, detector_scores(queue, given, probs)["self_confidence"])
         )
     return gains
 
@@ -125,10 +126,10 @@ def test_the_flagged_set_beats_cleanlabs_filter_and_the_rest_of_the_filter_stays
         given, probs, emb, flipped = _clustered_flips(seed)
         ev = Evidence(np.arange(len(given)), given, probs, emb, [str(c) for c in range(6)])
         queue = build_queue(ev)
-        flagged, cleanlab = queue.flagged["merged"], queue.flagged["cleanlab"]
+        flagged, cleanlab = queue.likely_wrong, queue.cnn.is_issue
         assert f1(flipped, flagged) > f1(flipped, cleanlab), seed
         kinds = {e.item_id: e.kind for e in queue.flags}
-        rest = np.flatnonzero((cleanlab | queue.flagged["blend"]) & ~flagged)
+        rest = np.flatnonzero((cleanlab | queue.blend.is_issue) & ~flagged)
         assert len(rest) and all(kinds.get(int(r)) in {"possible_label_issue", "outlier"} for r in rest), seed
         lowest_flagged = min(e.priority for e in queue.flags if e.kind == "label_issue")
         assert all(e.priority < lowest_flagged for e in queue.flags if e.kind == "possible_label_issue")

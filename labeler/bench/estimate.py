@@ -25,7 +25,7 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
     row_of = {int(i): r for r, i in enumerate(ev.item_ids)}
     fit_rows = np.flatnonzero(fit)
     local = {int(r): j for j, r in enumerate(fit_rows)}  # row in ev -> row among train/valid
-    score = queue.scores["merged"][fit_rows]
+    score = queue.score[fit_rows]
     order = [local[row_of[e.item_id]] for e in queue.flags if row_of[e.item_id] in local]
     in_queue = np.zeros(len(fit_rows), dtype=bool)
     in_queue[order] = True

@@ -4,7 +4,7 @@ Flips are planted as in `bench noise` (same workspace, trained and flagged once)
 each review budget (a share of the train/valid images) and each order, an oracle reviews the
 first images of that order (fixing every planted flip it meets), one model is trained on the
 resulting labels (``--folds 0``) and scored on the test split against its true labels.
-Orders: ``merged`` (the review queue, then the rest by merged score), ``activelab`` (cleanlab's
+Orders: ``evidence`` (the review queue, `flag`'s default ranking, then the rest by its score), ``activelab`` (cleanlab's
 ActiveLab), ``cleanlab`` (label quality alone), ``random``. Two baselines bound the gain:
 ``noisy`` (no review) and ``clean`` (every planted flip fixed).
 
@@ -35,14 +35,14 @@ def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     fit = np.array([split[int(i)] != "test" for i in ev.item_ids])
     ids = ev.item_ids[fit]
     queued = [e.item_id for e in queue.flags if split[e.item_id] != "test"]
-    rest = ids[np.argsort(-queue.scores["merged"][fit], kind="stable")]
-    merged = np.array(queued + [i for i in rest if i not in set(queued)])
+    rest = ids[np.argsort(-queue.score[fit], kind="stable")]
+    evidence = np.array(queued + [i for i in rest if i not in set(queued)])
     table = annotation_table(ev.labels[fit], {}, {})
     active = review_priority(table, ev.pred_probs[fit])
     return {
-        "merged": merged,
+        "evidence": evidence,
         "activelab": ids[np.argsort(-active, kind="stable")],
-        "cleanlab": ids[np.argsort(-queue.scores["cleanlab"][fit], kind="stable")],
+        "cleanlab": ids[np.argsort(queue.cnn.quality[fit], kind="stable")],
         "random": np.random.default_rng(seed).permutation(ids),
     }
 
@@ -129,30 +129,30 @@ def _arms(p, items, flipped: set, budgets, orders, seed: int) -> dict[str, set]:
 
 
 def fixed_ratios(arms: dict[str, set], items, flipped: set, budgets, orders) -> dict[str, dict]:
-    """{"merged@B": {other order: [flips it fixed / the other's, 95% low, high]}}: the default queue against each
+    """{"evidence@B": {other order: [flips it fixed / the other's, 95% low, high]}}: the default queue against each
     other order at each budget, with a paired bootstrap over the train/valid images (which images each order
     reviews stays fixed; which of them hold a flip is resampled)."""
     from labeler.bench.metrics import bootstrap_hits_ratio
 
-    if "merged" not in orders:
+    if "evidence" not in orders:
         return {}
     ids = items.index[items["split"] != "test"].to_numpy()
     truth = np.isin(ids, list(flipped))
     out = {}
     for budget in budgets:
-        chosen = np.isin(ids, list(arms[f"merged@{budget:g}"]))
+        chosen = np.isin(ids, list(arms[f"evidence@{budget:g}"]))
         versus = {}
-        for name in (o for o in orders if o != "merged"):
+        for name in (o for o in orders if o != "evidence"):
             base = np.isin(ids, list(arms[f"{name}@{budget:g}"]))
             ratio = (truth & chosen).sum() / max((truth & base).sum(), 1)
             versus[name] = [float(ratio), *bootstrap_hits_ratio(truth, chosen, base)]
-        out[f"merged@{budget:g}"] = versus
+        out[f"evidence@{budget:g}"] = versus
     return out
 
 
 def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Path, log) -> dict:
     """Train one model on the labels after the oracle reviewed ``reviewed``; score on true test labels."""
-    cached = run_dir.parent / f"{run_dir.name}.json"  # not with_suffix: "merged@0.1" has a dot
+    cached = run_dir.parent / f"{run_dir.name}.json"  # not with_suffix: "evidence@0.1" has a dot
     if cached.exists():
         return json.loads(cached.read_text())
     from labeler_training.evaluate import topk_accuracy

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from labeler.bench.detectors import detector_scores, detector_sets
 from labeler.boxes import BOX_COLUMNS
 from labeler.errors import InputError, LabelerError
 
@@ -30,8 +31,8 @@ KNOWN_CONFUSIONS = [
     ("Shorts", "Skirt"),
 ]
 KINDS = ("uniform", "pairs", "confusion", "clustered", "real")  # "real": nothing planted, --truth is the key
-DETECTORS = ("cleanlab", "self_confidence", "neighbours", "merged")
-LOOP_ORDERS = ("merged", "activelab", "cleanlab", "random")  # the review orders `bench loop` compares
+DETECTORS = ("cleanlab", "self_confidence", "neighbours", "evidence")  # the ones `bench noise` prints (.detectors)
+LOOP_ORDERS = ("evidence", "activelab", "cleanlab", "random")  # the review orders `bench loop` compares
 
 
 def confusion_partners(vocab: list[str], pairs: list[tuple[str, str]] | None = None) -> dict[int, list[int]]:
@@ -284,11 +285,10 @@ def bench_noise(source, out_dir, config, **options) -> dict:
     ids = p.flagged.evidence.item_ids
     fit = np.array([split[int(i)] != "test" for i in ids])  # flips are planted in train/valid only
     truth_rows = np.array([bool(flipped[int(i)]) for i in ids])
-    queue = p.flagged.queue
-    metrics = {
-        name: detection_metrics(truth_rows[fit], queue.scores[name][fit], queue.flagged[name][fit])
-        for name in DETECTORS
-    }
+    ev, queue = p.flagged.evidence, p.flagged.queue
+    scores = detector_scores(queue, ev.labels, ev.pred_probs)
+    sets = detector_sets(queue, ev.labels, ev.pred_probs)
+    metrics = {name: detection_metrics(truth_rows[fit], scores[name][fit], sets[name][fit]) for name in DETECTORS}
     return {
         "planted": int(sum(flipped.values())),
         "images": int(fit.sum()),

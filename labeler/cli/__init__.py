@@ -254,7 +254,7 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_jso
     default=0.3,
     show_default=True,
     type=click.FloatRange(0, 1),
-    help="The neighbour vote's share in the merged probabilities (0: the CNN alone).",
+    help="The neighbour vote's share in the blend of the CNN and the vote that suggests labels (0: the CNN alone).",
 )
 @click.option(
     "--vote-space",
@@ -364,7 +364,7 @@ def review(workspace, host, port, reviewer, auth, share, stop_below):
 @click.option("--seed", default=0, show_default=True, help="Seed of the random draw.")
 def sample(workspace, n, split, seed):
     """Add N random unreviewed images (stratified by class) to the front of the queue: an audit sample."""
-    from labeler.remaining import sample as draw
+    from labeler.sample import sample as draw
     from labeler.workspace import Workspace
 
     with Workspace.open(workspace) as ws:

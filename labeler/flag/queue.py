@@ -1,4 +1,4 @@
-"""The review queue: every signal merged into one ranked, explained list.
+"""The review queue: every signal combined into one ranked, explained list.
 
 Four out-of-sample views judge each label: the cross-validated CNN (``pred_probs``), the CNN's
 probabilities averaged over the image's nearest neighbours, the neighbours' given labels
@@ -45,7 +45,7 @@ from labeler.store.records import Flag
 # Where the neighbour vote's neighbours come from: "oos", the space of the fold model that held the image
 # out (kept by `train`); "shared", the fold-0 model's space, which trained on 2/3 of the labels.
 VOTE_SPACES = ("oos", "shared")
-# The neighbour vote's share in the merged probabilities (the CNN has the rest) and its space: chosen by
+# The neighbour vote's share in the blend (the CNN has the rest) and its space: chosen by
 # `labeler bench rank` on the demo (3 planting seeds of pairs noise, clustered noise): a 0.7 / 0.3 blend with
 # the shared-space vote ranked planted flips best of the blends; the cross-fitted weight was 0.7 on every run.
 VOTE_WEIGHT = 0.3
@@ -92,9 +92,14 @@ class Evidence:
 
 @dataclass
 class Queue:
+    """The queue and the row-aligned results it was built from (row = a row of the ``Evidence``)."""
+
     flags: list[Flag]  # ranked, highest priority first (the store's records, active scores not yet set)
-    scores: dict[str, np.ndarray]  # per row: each detector's mislabel score in [0, 1] (for benchmarks)
-    flagged: dict[str, np.ndarray]  # per row: each detector's flagged set (bool)
+    score: np.ndarray  # (N,) the ranking's score (``rank_by``): how likely each label is wrong, in [0, 1]
+    likely_wrong: np.ndarray  # (N,) bool: tier 1 before reviewed rows are left out: the flagged set and conflicts
+    cnn: detect.LabelIssues  # cleanlab on the CNN alone: self-confidence and its filter
+    blend: detect.LabelIssues  # cleanlab on the blend of the CNN and the neighbour vote: the suggestions
+    votes: np.ndarray  # (N, K) the neighbour vote
     summary: detect.ClassSummary
     neighbours: neighbors.Neighbours
 
@@ -111,7 +116,7 @@ def build_queue(
     vote_weight: float = VOTE_WEIGHT,
     stages: Stages | None = None,
 ) -> Queue:
-    """Rank every row by the merged evidence; see the module docstring for the order. ``stages`` times each step."""
+    """Rank every row by the ``rank_by`` score; see the module docstring for the order. ``stages`` times each step."""
     stage = stages or Stages()
     labels, pred_probs = detect.check_inputs(ev.labels, ev.pred_probs)
     _check_options(rank_by, vote_space, vote_weight)
@@ -128,20 +133,19 @@ def build_queue(
     if rank_by == "evidence":
         score, is_issue = views.evidence, views.evidence_flagged
     else:
-        score, is_issue = 1 - views.merged.quality, views.merged.is_issue
+        score, is_issue = 1 - views.blend.quality, views.blend.is_issue
     with stage("near-duplicates"):
         groups = _duplicate_groups(ev, nn, duplicate_radius)
     conflict = _conflicting_groups(groups, labels)
     outlier = neighbors.outlier_scores(nn)
     is_outlier = outlier >= 1 - outlier_share
-    scores, flagged = _detectors(views, labels, pred_probs, score, is_issue | conflict)
     signals = Signals(
         item_ids=ev.item_ids,
         vocab=ev.vocab,
         labels=labels,
         pred_probs=pred_probs,
-        suggested=views.merged.suggested,
-        suggested_prob=views.merged.suggested_prob,
+        suggested=views.blend.suggested,
+        suggested_prob=views.blend.suggested_prob,
         votes=views.votes,
         is_issue=is_issue,
         also_doubted=views.doubted & ~is_issue,
@@ -153,13 +157,22 @@ def build_queue(
         reviewed=ev.reviewed,
         class_types=ev.class_types,
     )
-    context = (views.merged.top, views.merged_probs, score, nn)
-    candidates = flagged["merged"] | views.doubted | is_outlier
+    context = (views.blend.top, views.blend_probs, score, nn)
+    candidates = is_issue | conflict | views.doubted | is_outlier
     with stage("reasons"):
         flags = [f for row in np.flatnonzero(candidates) if (f := _flag(int(row), signals, *context))]
         flags.sort(key=lambda f: -f.priority)
         summary = detect.summarize_classes(labels, pred_probs, ev.vocab)
-    return Queue(flags, scores, flagged, summary, nn)
+    return Queue(
+        flags=flags,
+        score=score,
+        likely_wrong=is_issue | conflict,
+        cnn=views.cnn,
+        blend=views.blend,
+        votes=views.votes,
+        summary=summary,
+        neighbours=nn,
+    )
 
 
 @dataclass
@@ -167,16 +180,16 @@ class _Views:
     """The views of each label and cleanlab's verdicts on them (row-aligned)."""
 
     votes: np.ndarray  # (N, K) the neighbour vote
-    merged_probs: np.ndarray  # (N, K) the blend: (1 - vote_weight) x CNN + vote_weight x vote
-    model: detect.LabelIssues  # cleanlab on the CNN alone
-    merged: detect.LabelIssues  # cleanlab on the blend
+    blend_probs: np.ndarray  # (N, K) the blend: (1 - vote_weight) x CNN + vote_weight x vote
+    cnn: detect.LabelIssues  # cleanlab on the CNN alone
+    blend: detect.LabelIssues  # cleanlab on the blend
     evidence: np.ndarray | None  # (N,) the evidence score (None unless ranking by it)
     evidence_flagged: np.ndarray | None  # (N,) bool: the top-evidence rows with the best expected F1 (floored)
 
     @property
     def doubted(self) -> np.ndarray:
         """(N,) bool: in cleanlab's filter on the CNN or on the blend."""
-        return self.model.is_issue | self.merged.is_issue
+        return self.cnn.is_issue | self.blend.is_issue
 
 
 def _views(
@@ -185,13 +198,11 @@ def _views(
     with stage("neighbour vote"):
         votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
         smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
-        merged_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
+        blend_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
     with stage("cleanlab filters"):
         model = detect.find_issues_by_part(labels, pred_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
-        merged = detect.find_issues_by_part(
-            labels, merged_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank
-        )
+        blend = detect.find_issues_by_part(labels, blend_probs, ev.is_test, filter_by=filter_by, rank_by=cleanlab_rank)
     evidence = evidence_flagged = None  # the probe is only for the ranking that reads it
     if rank_by == "evidence":
         with stage("probe"):
@@ -199,29 +210,7 @@ def _views(
         with stage("score"):
             evidence = scoring.evidence_score(labels, scoring.views(pred_probs, smoothed, votes, probed, frozen))
             evidence_flagged = flagged_set(evidence, model.is_issue, ev.is_test)
-    return _Views(votes, merged_probs, model, merged, evidence, evidence_flagged)
-
-
-def _detectors(v: _Views, labels, pred_probs, score, flagged_merged) -> tuple[dict, dict]:
-    """Each detector's per-row mislabel score and flagged set (what the benchmarks compare)."""
-    rows = np.arange(len(labels))
-    scores = {
-        "cleanlab": 1 - v.model.quality,
-        "self_confidence": 1 - pred_probs[rows, labels],
-        "neighbours": 1 - v.votes[rows, labels],
-        "blend": 1 - v.merged.quality,
-        "merged": score,  # the queue's own score (rank_by)
-    }
-    flagged = {
-        "cleanlab": v.model.is_issue,
-        "self_confidence": _top_n(scores["self_confidence"], int(v.model.is_issue.sum())),
-        "neighbours": v.votes.argmax(axis=1) != labels,
-        "blend": v.merged.is_issue,
-        "merged": flagged_merged,
-    }
-    if v.evidence is not None:
-        scores["evidence"], flagged["evidence"] = v.evidence, v.evidence_flagged
-    return scores, flagged
+    return _Views(votes, blend_probs, model, blend, evidence, evidence_flagged)
 
 
 def _check_options(rank_by: str, vote_space: str, vote_weight: float) -> None:
@@ -257,7 +246,7 @@ def flagged_set(
     return out
 
 
-def _flag(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbours) -> Flag | None:
+def _flag(row: int, s: Signals, top, blend_probs, score, nn: neighbors.Neighbours) -> Flag | None:
     """The flag of one row with its reasons (``labeler.flag.reasons``); None when no reason applies
     or the item was reviewed and the new round does not contradict it."""
     item_id = int(s.item_ids[row])
@@ -275,7 +264,7 @@ def _flag(row: int, s: Signals, top, merged_probs, score, nn: neighbors.Neighbou
         reasons=found,
         priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
         suggested_prob=float(s.suggested_prob[row]),
-        top=[(vocab[j], float(merged_probs[row, j])) for j in top[row]],
+        top=[(vocab[j], float(blend_probs[row, j])) for j in top[row]],
         group_id=int(s.groups[row]),
         contradicts=item_id in s.reviewed,
         neighbours=[
