@@ -16,14 +16,39 @@ from labeler.labels import class_index
 from labeler.workspace import Workspace
 
 
+def scored_arrays(item_ids: np.ndarray, score: np.ndarray, classes: np.ndarray) -> dict[str, np.ndarray]:
+    """The round arrays `status` estimates the remaining errors from (``labeler.remaining``), by name: every
+    scored image's id, the queue's score (how likely its label is wrong) and its current label when flagged
+    (index in the workspace's classes, -1 for none)."""
+    return {
+        "scored_item_ids": np.asarray(item_ids, dtype=np.int64),
+        "scored_score": np.asarray(score, dtype=np.float64),
+        "scored_class": np.asarray(classes, dtype=np.int64),
+    }
+
+
+def load_scored(ws: Workspace, round_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(item ids, scores, classes when flagged or None) of a flagged round, or None when it kept none. Reads the
+    named arrays of ``scored_arrays``, and the one (N, 2 or 3) "scores" table of workspaces flagged by labeler
+    0.1 before them (columns: id, score, class)."""
+    have = ws.store.arrays(round_id)
+    if "scored_item_ids" in have:
+        ids, score = ws.load_array(round_id, "scored_item_ids"), ws.load_array(round_id, "scored_score")
+        return ids, score, ws.load_array(round_id, "scored_class")
+    if "scores" in have:
+        table = ws.load_array(round_id, "scores")
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64) if table.shape[1] >= 3 else None
+    return None
+
+
 def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dict | None:
     """The estimate as a dict (``Estimate`` fields + pace), or None before the first `flag` that kept scores."""
     store = ws.store
     round_id = store.flagged_round()
-    if round_id is None or "scores" not in store.arrays(round_id):
+    scored = load_scored(ws, round_id) if round_id is not None else None
+    if scored is None:
         return None
-    table = ws.load_array(round_id, "scores")
-    ids, score = table[:, 0].astype(np.int64), table[:, 1]
+    ids, score, flagged_classes = scored
     decisions = store.effective_decisions()
     since = int(store.get_meta("flagged_after_decision", 0) or 0)
     decided = np.fromiter(decisions, dtype=np.int64, count=len(decisions))
@@ -42,8 +67,8 @@ def workspace_estimate(ws: Workspace, *, stop_below: float | None = None) -> dic
     classes = None
     if len(decisions) >= estimate.MIN_REVIEWS:  # per-class rates: the label each image had before review
         index = class_index(vocab)
-        if table.shape[1] >= 3:  # the label each image had when flagged
-            classes = table[:, 2].astype(np.int64)
+        if flagged_classes is not None:  # the label each image had when flagged
+            classes = flagged_classes.copy()
         else:  # scores kept by an older flag: the imported labels
             codes = np.array(store.label_codes(), dtype=np.int64).reshape(-1, 2)
             where = np.clip(np.searchsorted(codes[:, 0], ids), 0, max(len(codes) - 1, 0))

@@ -147,3 +147,33 @@ def test_a_test_audit_sample_gives_cleaned_topk_with_an_interval(cli, tmp_path):
         m = _audit_metrics(ws, test, probs, ~test["removed"].to_numpy(), vocab)
     assert m["test_audit_n"] == 12 and m["test_audit_top1"] == 1.0 and m["test_audit_top1_low"] < 1.0
     assert 0.75 < m["test_audit_top1_low"] < 0.85 and m["test_audit_top1_high"] > 0.999  # Jeffreys, 12 of 12
+
+
+def test_the_estimate_reads_the_named_score_arrays_and_a_previous_releases_scores_table(cli, tmp_path):
+    """flag keeps the scores as named arrays; a workspace flagged by labeler 0.1 kept one (N, 3) "scores" table
+    (id, score, class) and still gives the same estimate."""
+    import numpy as np
+
+    from labeler.remaining import load_scored, workspace_estimate
+    from labeler.review import ReviewSession
+    from labeler.workspace import Workspace
+    from tests.helpers import flagged_workspace
+
+    counts = {"hat": 30, "shoe": 30, "skirt": 30}
+    ws_path = flagged_workspace(cli, tmp_path, train=counts, test={k: 4 for k in counts}, seed=6, doubt=0.2)
+    cli("sample", ws_path, "30")
+    with Workspace.open(ws_path) as ws:
+        session = ReviewSession(ws, "ann")
+        for n in range(35):
+            item = session.next_item()
+            session.decide(item.item_id, "keep" if n % 3 else "relabel", label=None if n % 3 else "shoe")
+        round_id = ws.store.flagged_round()
+        assert {"scored_item_ids", "scored_score", "scored_class"} <= set(ws.store.arrays(round_id))
+        ids, score, classes = load_scored(ws, round_id)
+        now = workspace_estimate(ws)
+        assert now["enough"] and len(ids) == len(score) == len(classes)
+        table = np.stack([ids.astype(np.float64), score, classes.astype(np.float64)], axis=1)
+        ws.add_arrays(round_id, {"scores": table})  # as labeler 0.1 wrote it
+        ws.store.conn.execute("DELETE FROM arrays WHERE name LIKE 'scored_%'")
+        before = workspace_estimate(ws)
+    assert before["remaining"] == now["remaining"] and before["class_rates"] == now["class_rates"]

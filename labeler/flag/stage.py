@@ -22,6 +22,7 @@ from labeler.flag.detect import NOISE_RATE_CAVEAT
 from labeler.flag.queue import Evidence, Queue, build_queue
 from labeler.flag.stages import Stages
 from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
+from labeler.remaining import scored_arrays
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
@@ -183,13 +184,10 @@ def flag_round(
     if csv_path is not None:  # written before the queue is stored: a failed write leaves the workspace as it was
         label_of = dict(zip(evidence.item_ids.tolist(), evidence.labels.tolist()))
         write_queue_csv(ws, flags, Path(csv_path), {i: evidence.vocab[c] for i, c in label_of.items()})
-    # every scored image's score (the queue's "how likely wrong") and label (index in the workspace's classes):
-    # what `status` estimates remaining errors, overall and per class, from
     classes = {name: c for c, name in enumerate(ws.store.classes())}
-    codes = np.array([classes.get(name, -1) for name in evidence.vocab], dtype=np.float64)[evidence.labels]
-    scores = np.stack([evidence.item_ids.astype(np.float64), queue.score, codes], axis=1)
+    codes = np.array([classes.get(name, -1) for name in evidence.vocab], dtype=np.int64)[evidence.labels]
     with stage("store"):
-        ws.add_arrays(chosen.id, {"scores": scores})
+        ws.add_arrays(chosen.id, scored_arrays(evidence.item_ids, queue.score, codes))
         ws.store.replace_flags(chosen.id, flags)
         # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
         metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
