@@ -44,9 +44,15 @@ class Leaks:
 
 
 def find_leaks(
-    item_ids, is_test, embeddings, groups=None, *, confirm=None, relative_radius: float = neighbors.DUPLICATE_RADIUS
+    item_ids,
+    is_test,
+    embeddings,
+    fold_groups=None,
+    *,
+    confirm=None,
+    relative_radius: float = neighbors.DUPLICATE_RADIUS,
 ) -> Leaks:
-    """Leaks of every test row. ``groups``: a group id per row; ``confirm(i, j)``: a pixel check on rows."""
+    """Leaks of every test row. ``fold_groups``: a fold group id per row; ``confirm(i, j)``: a pixel check on rows."""
     item_ids, is_test = np.asarray(item_ids), np.asarray(is_test, dtype=bool)
     test_rows, fit_rows = np.flatnonzero(is_test), np.flatnonzero(~is_test)
     copy_of = np.full(len(test_rows), -1, dtype=np.int64)
@@ -54,9 +60,9 @@ def find_leaks(
     shares = np.zeros(len(test_rows), dtype=bool)
     if len(test_rows) == 0 or len(fit_rows) == 0:
         return Leaks(item_ids[test_rows], copy_of, similarity, shares)
-    if groups is not None:
-        groups = np.asarray(groups)
-        shares = np.isin(groups[test_rows], groups[fit_rows])
+    if fold_groups is not None:
+        fold_groups = np.asarray(fold_groups)
+        shares = np.isin(fold_groups[test_rows], fold_groups[fit_rows])
     x = np.asarray(embeddings, dtype=np.float32)
     radius = neighbors.duplicate_radius(neighbors.knn(x, k=1), relative_radius)
     index = neighbors.build_index(x[fit_rows])

@@ -140,9 +140,11 @@ class ReviewSession:
         )
         if self.is_conflicted(item_id):
             shown.competing = latest_per_reviewer(self.store.item_decisions(item_id))
-        if flag.group_id >= 0:
+        if flag.duplicate_group >= 0:
             shown.group = [
-                f.item_id for f in self.store.flags_in_group(self.round_id, flag.group_id) if f.item_id != item_id
+                f.item_id
+                for f in self.store.flags_in_group(self.round_id, flag.duplicate_group)
+                if f.item_id != item_id
             ]
         if neighbours:
             self._add_neighbours(shown, flag.neighbours)

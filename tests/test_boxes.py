@@ -134,7 +134,7 @@ def test_cross_type_doubts_get_their_own_reason_and_filter(cli, tmp_path):
             votes=np.array([[1.0, 0, 0, 0]]),
             is_issue=one > 0,
             also_doubted=one < 0,
-            groups=-one,
+            duplicate_groups=-one,
             conflict=one < 0,
             outlier=0 * one,
             is_outlier=one < 0,

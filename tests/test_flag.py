@@ -44,7 +44,7 @@ def test_conflicting_near_duplicates_are_queued_by_their_score_and_every_entry_i
         entry = by_id[item_id]
         assert (
             entry.kind == "duplicate_conflict"
-            and entry.group_id >= 0
+            and entry.duplicate_group >= 0
             and "near-duplicate of #" in entry.reasons[0]["text"]
         )
         assert 1 <= entry.priority < 2  # ... among the flagged label errors, by its score, not in a tier above them
@@ -234,7 +234,7 @@ def test_the_neighbour_explanation_names_a_label_other_than_the_given_one():
         votes=np.array([[0.0, 0.6, 0.4]]),
         is_issue=one < 0,
         also_doubted=one < 0,
-        groups=-one,
+        duplicate_groups=-one,
         conflict=one < 0,
         outlier=0 * one,
         is_outlier=one < 0,

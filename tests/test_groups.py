@@ -79,7 +79,7 @@ def test_an_images_own_label_cannot_reach_its_vote_through_a_copy():
     labels = np.array([1, 1, 0, 0, 0])
     nn = Neighbours(idx, sims)
     echoed = neighbour_votes(nn, labels, 2)[0, 1]
-    honest = neighbour_votes(nn, labels, 2, groups=np.array([7, 7, 1, 2, 3]))[0, 1]
+    honest = neighbour_votes(nn, labels, 2, fold_groups=np.array([7, 7, 1, 2, 3]))[0, 1]
     assert echoed > 0.3 and honest < 0.2
 
 

@@ -17,10 +17,10 @@ def test_no_row_and_no_copy_of_it_reaches_its_own_prediction():
     labels, emb = _blobs()
     groups = np.arange(len(labels))
     groups[1] = groups[0]  # row 1 is row 0's copy
-    before = probe_probs(emb, labels, 3, groups=groups)
+    before = probe_probs(emb, labels, 3, fold_groups=groups)
     changed = labels.copy()
     changed[[0, 1]] = (labels[0] + 1) % 3  # the pair relabelled together
-    after = probe_probs(emb, changed, 3, groups=groups)
+    after = probe_probs(emb, changed, 3, fold_groups=groups)
     assert np.allclose(before[[0, 1]], after[[0, 1]])  # neither its own label nor its copy's was seen
     assert not np.allclose(before, after)  # (other rows' models did see them)
 
@@ -52,7 +52,7 @@ def test_a_single_class_or_a_single_group_does_not_fail():
     labels, emb = _blobs(3, n=20)
     one_class = probe_probs(emb, np.zeros(20, dtype=np.int64), 3)
     assert np.allclose(one_class[:, 0], 1)
-    one_group = probe_probs(emb, labels, 3, groups=np.zeros(20))  # nothing to cross-validate over: uniform
+    one_group = probe_probs(emb, labels, 3, fold_groups=np.zeros(20))  # nothing to cross-validate over: uniform
     assert np.allclose(one_group, 1 / 3)
 
 
@@ -78,12 +78,14 @@ def test_several_spaces_are_one_probe_each_averaged_and_stay_out_of_sample():
     b = a + np.random.default_rng(4).normal(size=a.shape).astype(np.float32)  # a second, noisier space
     groups = np.arange(len(labels))
     groups[1] = groups[0]
-    both = probe_probs(np.stack([a, b]), labels, 3, groups=groups)
-    assert np.allclose(both, (probe_probs(a, labels, 3, groups=groups) + probe_probs(b, labels, 3, groups=groups)) / 2)
+    both = probe_probs(np.stack([a, b]), labels, 3, fold_groups=groups)
+    assert np.allclose(
+        both, (probe_probs(a, labels, 3, fold_groups=groups) + probe_probs(b, labels, 3, fold_groups=groups)) / 2
+    )
     assert np.allclose(both.sum(axis=1), 1, atol=1e-5)
     changed = labels.copy()
     changed[[0, 1]] = (labels[0] + 1) % 3
-    after = probe_probs(np.stack([a, b]), changed, 3, groups=groups)
+    after = probe_probs(np.stack([a, b]), changed, 3, fold_groups=groups)
     assert np.allclose(both[[0, 1]], after[[0, 1]])  # in no space does a row's own (or its copy's) label reach it
 
 
@@ -113,9 +115,9 @@ def test_past_max_fit_rows_the_sums_take_a_sample_and_every_row_is_still_predict
     labels, emb = _blobs(6, n=400)
     monkeypatch.setattr(module, "MAX_FIT_ROWS", 150)
     groups = np.arange(len(labels))
-    before = probe_probs(emb, labels, 3, groups=groups)
+    before = probe_probs(emb, labels, 3, fold_groups=groups)
     assert (before.argmax(axis=1) == labels).mean() > 0.9  # every row predicted, well
     changed = labels.copy()
     changed[7] = (labels[7] + 1) % 3
-    after = probe_probs(emb, changed, 3, groups=groups)
+    after = probe_probs(emb, changed, 3, fold_groups=groups)
     assert np.allclose(before[7], after[7])  # its own label still never reaches it

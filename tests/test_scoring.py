@@ -51,7 +51,7 @@ def test_smoothed_probs_never_read_the_row_itself_nor_its_group():
     nn = neighbors.Neighbours(idx, sims)
     plain = neighbors.smoothed_probs(nn, probs)
     assert np.allclose(plain[0], [0.5, 0.5])  # rows 1 and 2, never row 0
-    grouped = neighbors.smoothed_probs(nn, probs, groups=np.array([5, 5, 6, 7]))
+    grouped = neighbors.smoothed_probs(nn, probs, fold_groups=np.array([5, 5, 6, 7]))
     assert np.allclose(grouped[0], [0.0, 1.0])  # row 1 is row 0's copy: left out
     alone = neighbors.smoothed_probs(neighbors.Neighbours(np.full((4, 2), -1), np.zeros((4, 2), np.float32)), probs)
     assert np.allclose(alone, probs)  # no neighbour at all: its own probabilities stand

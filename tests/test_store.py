@@ -128,7 +128,10 @@ def test_round_metrics_round_trip(tmp_path):
 def _flag(item_id, priority):
     from labeler.store import Flag
 
-    return Flag(item_id, "label_issue", priority, "a", [], priority, 0.9, [["a", 0.9]])
+    return Flag(
+        item_id=item_id, kind="label_issue", score=priority, suggested_label="a", reasons=[], priority=priority,
+        suggested_prob=0.9, top=[["a", 0.9]],
+    )  # fmt: skip
 
 
 def test_review_counts_and_flag_lookup_by_item_stay_within_the_round(tmp_path):
@@ -222,3 +225,27 @@ def test_a_full_disk_in_a_transaction_says_so_with_the_database_named(tmp_path):
         message = str(raised.value)
         assert "full" in message and str(tmp_path / "labeler.db") in message and "cannot rollback" not in message
         assert store.conn.execute("SELECT COUNT(*) FROM classes").fetchone()[0] == 0
+
+
+def test_rows_become_records_by_column_name_whatever_the_table_order(tmp_path):
+    """A column a later release adds (or a table whose columns come in another order) does not shift a record's
+    fields: decisions, flags and arrays are read by name."""
+    from labeler.store import Flag
+
+    with Store.open(tmp_path / "labeler.db", create=True) as store:
+        store.import_items(_records(["x.jpg", "y.jpg"]), ["a", "b"], {"format": "csv"})
+        item = store.items()[0].id
+        store.add_decision(item, reviewer="ann", action="relabel", label="b", reason="typo")
+        flag = Flag(
+            item_id=item, kind="label_issue", score=0.9, suggested_label="b", reasons=[{"code": "label_issue"}],
+            priority=1.9, suggested_prob=0.8, top=[("b", 0.8)], duplicate_group=4, neighbours=[[2, 0.5]],
+        )  # fmt: skip
+        store.conn.execute("INSERT INTO rounds (kind, params, metrics, created_at) VALUES ('train', '{}', '{}', 'now')")
+        round_id = store.conn.execute("SELECT MAX(id) FROM rounds").fetchone()[0]
+        store.replace_flags(round_id, [flag])
+        for table in ("decisions", "flags"):
+            store.conn.execute(f"ALTER TABLE {table} ADD COLUMN added_later TEXT DEFAULT 'x'")
+        decision = store.decisions()[0]
+        assert (decision.item_id, decision.reviewer, decision.action, decision.label) == (item, "ann", "relabel", "b")
+        assert decision.reason == "typo" and decision.batch is None
+        assert store.flags(round_id) == [flag]

@@ -93,8 +93,8 @@ def load_run(folder: str | Path, *, k: int = 10, compare_probe: bool = False) ->
     ev, fit, truth, files = load_truth(folder)
     nn = neighbors.knn(ev.embeddings, k=k)  # flag's default vote space ("shared")
     k_classes = len(ev.vocab)
-    votes = neighbors.neighbour_votes(nn, ev.labels, k_classes, groups=ev.groups)
-    smoothed = neighbors.smoothed_probs(nn, ev.pred_probs, groups=ev.groups)
+    votes = neighbors.neighbour_votes(nn, ev.labels, k_classes, fold_groups=ev.fold_groups)
+    smoothed = neighbors.smoothed_probs(nn, ev.pred_probs, fold_groups=ev.fold_groups)
     probe, frozen = ev.probe(ev.labels, k_classes)
     meta = folder / "bench-noise.json"
     kind = json.loads(meta.read_text()).get("kind", "planted") if meta.exists() else "planted"
@@ -126,7 +126,7 @@ def logistic_probe(ev) -> np.ndarray:
     from labeler.flag.probe import FOLDS, assign_folds
 
     k = len(ev.vocab)
-    groups = np.arange(len(ev.labels)) if ev.groups is None else ev.groups
+    groups = np.arange(len(ev.labels)) if ev.fold_groups is None else ev.fold_groups
     fold_of = assign_folds(groups, ev.is_test, FOLDS, 0)
     if ev.fold_embeddings is None:
         spaces, rows = [ev.embeddings], np.arange(len(ev.labels))

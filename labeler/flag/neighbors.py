@@ -159,20 +159,20 @@ def outlier_scores(neighbours: Neighbours) -> np.ndarray:
 
 
 def neighbour_votes(
-    neighbours: Neighbours, labels: np.ndarray, k_classes: int, *, smoothing: float = 1.0, groups=None
+    neighbours: Neighbours, labels: np.ndarray, k_classes: int, *, smoothing: float = 1.0, fold_groups=None
 ) -> np.ndarray:
     """(N, K) label distribution of each row's neighbours, similarity-weighted, add-``smoothing`` prior.
 
     Read as a kNN classifier's pred_probs: row i's neighbours' labels (never its own) vote for
-    what its label should be. With ``groups`` (a group id per row) neighbours of the row's own
+    what its label should be. With ``fold_groups`` (a fold group id per row) neighbours of the row's own
     group do not vote either: a copy of an image, or another photo of the same product, carries
     the same label, right or wrong, and would only echo it.
     """
     idx, sims = neighbours.indices, neighbours.similarities
     weights = np.where(idx >= 0, np.clip(sims, 0, None), 0).astype(np.float64)
-    if groups is not None:
-        groups = np.asarray(groups)
-        same = groups[np.where(idx >= 0, idx, 0)] == groups[:, None]
+    if fold_groups is not None:
+        fold_groups = np.asarray(fold_groups)
+        same = fold_groups[np.where(idx >= 0, idx, 0)] == fold_groups[:, None]
         weights[same & (idx >= 0)] = 0
     votes = np.full((len(idx), k_classes), smoothing / k_classes)
     rows = np.repeat(np.arange(len(idx)), idx.shape[1])
@@ -203,7 +203,9 @@ def _as_float32(embeddings: np.ndarray) -> np.ndarray:
     return x
 
 
-def smoothed_probs(neighbours: Neighbours, pred_probs: np.ndarray, *, groups=None, batch: int = 8192) -> np.ndarray:
+def smoothed_probs(
+    neighbours: Neighbours, pred_probs: np.ndarray, *, fold_groups=None, batch: int = 8192
+) -> np.ndarray:
     """(N, K) each row's neighbours' pred_probs, similarity-weighted (never its own; same group left out).
 
     A row without any voting neighbour keeps its own pred_probs."""
@@ -211,9 +213,9 @@ def smoothed_probs(neighbours: Neighbours, pred_probs: np.ndarray, *, groups=Non
     pred_probs = np.asarray(pred_probs, dtype=np.float64)
     weights = np.where(idx >= 0, np.clip(sims, 0, None), 0).astype(np.float64)
     safe = np.where(idx >= 0, idx, 0)
-    if groups is not None:
-        groups = np.asarray(groups)
-        weights[groups[safe] == groups[:, None]] = 0
+    if fold_groups is not None:
+        fold_groups = np.asarray(fold_groups)
+        weights[fold_groups[safe] == fold_groups[:, None]] = 0
     total = weights.sum(axis=1, keepdims=True)
     weights /= np.maximum(total, 1e-12)
     out = np.empty(pred_probs.shape, dtype=np.float32)

@@ -7,7 +7,7 @@ f's share. Up to ``MAX_FIT_ROWS`` every train/valid row is summed (past it, a se
 predicted), and a 289,222 x 512 space costs seconds, not the minutes of a logistic regression fitted per fold (`labeler bench flag`; `docs/benchmarks.md` compares the two).
 
 Out of sample, strictly: train/valid rows are predicted by ``folds``-fold cross-validation among themselves, a
-``groups`` id never split across folds, so neither a row's own label nor a near-copy's reaches its prediction.
+``fold_groups`` id never split across folds, so neither a row's own label nor a near-copy's reaches its prediction.
 The ridge strength (one of ``ALPHAS``) and the temperature predicting fold f are chosen on another fold's
 rows, from models that never saw fold f either (nested). ``held_out`` rows (test) are predicted by a model
 fitted on every train/valid row; their labels reach no model.
@@ -38,7 +38,7 @@ def probe_probs(
     k_classes: int,
     *,
     rows: np.ndarray | None = None,
-    groups: np.ndarray | None = None,
+    fold_groups: np.ndarray | None = None,
     held_out: np.ndarray | None = None,
     folds: int = FOLDS,
     seed: int = 0,
@@ -53,7 +53,7 @@ def probe_probs(
     spaces = [spaces] if ndim == 2 else [spaces[i] for i in range(len(spaces))]
     rows = np.arange(len(labels)) if rows is None else np.asarray(rows, dtype=np.int64)
     held_out = np.zeros(len(labels), bool) if held_out is None else np.asarray(held_out, bool)
-    groups = np.arange(len(labels)) if groups is None else np.asarray(groups)
+    groups = np.arange(len(labels)) if fold_groups is None else np.asarray(fold_groups)
     fold_of = assign_folds(groups, held_out, folds, seed)
     out = np.zeros((len(labels), k_classes), dtype=np.float64)
     for space in spaces:

@@ -68,7 +68,7 @@ class Evidence:
     vocab: list[str]
     reviewed: dict = field(default_factory=dict)  # item_id -> (reviewer, action, label)
     files: list[str] | None = None  # image files, to confirm near-duplicates by their pixels
-    groups: np.ndarray | None = None  # (N,) group per row (labeler.groups): same-group rows do not vote
+    fold_groups: np.ndarray | None = None  # (N,) fold group per row (labeler.groups): kept in one fold; no vote
     is_test: np.ndarray | None = None  # (N,) bool: test rows (mean of fold models) are scored apart
     oos_neighbours: neighbors.Neighbours | None = None  # (N, k) rows: out-of-sample lists (-1: none kept)
     class_types: list | None = None  # per class code: its type (DeepFashion's category_type) or None
@@ -79,7 +79,7 @@ class Evidence:
     def probe(self, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray | None]:
         """The probe's out-of-sample probabilities (``flag.probe``) in every fold model's space (fold 0's for rounds
         that kept no others), and in the frozen view's (None when the round has none): (N, k) each."""
-        options = {"groups": self.groups, "held_out": self.is_test}
+        options = {"fold_groups": self.fold_groups, "held_out": self.is_test}
         if self.fold_embeddings is None:
             fold_probs = probe.probe_probs(self.embeddings, labels, k, **options)
         else:
@@ -149,7 +149,7 @@ def build_queue(
         votes=views.votes,
         is_issue=is_issue,
         also_doubted=views.doubted & ~is_issue,
-        groups=groups,
+        duplicate_groups=groups,
         conflict=conflict,
         outlier=outlier,
         is_outlier=is_outlier,
@@ -196,8 +196,8 @@ def _views(
     ev: Evidence, labels, pred_probs, voters, *, filter_by: str, rank_by: str, vote_weight: float, stage: Stages
 ) -> _Views:
     with stage("neighbour vote"):
-        votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], groups=ev.groups)
-        smoothed = neighbors.smoothed_probs(voters, pred_probs, groups=ev.groups)
+        votes = neighbors.neighbour_votes(voters, labels, pred_probs.shape[1], fold_groups=ev.fold_groups)
+        smoothed = neighbors.smoothed_probs(voters, pred_probs, fold_groups=ev.fold_groups)
         blend_probs = (1 - vote_weight) * pred_probs + vote_weight * votes
     cleanlab_rank = "self_confidence" if rank_by == "evidence" else rank_by
     with stage("cleanlab filters"):
@@ -265,7 +265,7 @@ def _flag(row: int, s: Signals, top, blend_probs, score, nn: neighbors.Neighbour
         priority=reasons.tier(found) + float(np.clip(score[row], 0, 0.999999)),
         suggested_prob=float(s.suggested_prob[row]),
         top=[(vocab[j], float(blend_probs[row, j])) for j in top[row]],
-        group_id=int(s.groups[row]),
+        duplicate_group=int(s.duplicate_groups[row]),
         contradicts=item_id in s.reviewed,
         neighbours=[
             (int(s.item_ids[j]), round(float(v), 4)) for j, v in zip(nn.indices[row], nn.similarities[row]) if j >= 0

@@ -31,7 +31,7 @@ class Signals:
     votes: np.ndarray  # (N, K) the neighbour vote (similarity-weighted shares, same group left out)
     is_issue: np.ndarray  # the flagged set
     also_doubted: np.ndarray  # outside the flagged set, but in cleanlab's filter (on the CNN or the blend)
-    groups: np.ndarray  # near-duplicate group per row, -1 if none
+    duplicate_groups: np.ndarray  # near-duplicate group per row, -1 if none
     conflict: np.ndarray  # in a near-duplicate group with more than one label
     outlier: np.ndarray  # outlier score in [0, 1]
     is_outlier: np.ndarray
@@ -93,7 +93,7 @@ def _contradicts_review(row: int, s: Signals):
 def _duplicate_conflict(row: int, s: Signals):
     if not s.conflict[row]:
         return None
-    mates = np.flatnonzero(s.groups == s.groups[row])
+    mates = np.flatnonzero(s.duplicate_groups == s.duplicate_groups[row])
     other = next(m for m in mates if s.labels[m] != s.labels[row])
     other_id = int(s.item_ids[other])
     return {"text": f"near-duplicate of #{other_id} labelled {s.vocab[s.labels[other]]}", "item": other_id}

@@ -12,6 +12,8 @@ from pathlib import Path
 from labeler.errors import LabelerError, WorkspaceError
 from labeler.store.bulk import check_items, json_objects, occurrence
 from labeler.store.records import (
+    ARRAY_COLUMNS,
+    DECISION_COLUMNS,
     ArrayRecord,
     Decision,
     ImportSummary,
@@ -19,6 +21,8 @@ from labeler.store.records import (
     ItemRecord,
     Round,
     SourceRecord,
+    array_from_row,
+    decision_from_row,
     item_from_row,
     now,
 )
@@ -306,15 +310,17 @@ class Store(FlagQueries):
         return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
 
     def decisions(self) -> list[Decision]:
-        return [Decision(*r) for r in self.conn.execute("SELECT * FROM decisions ORDER BY id")]
+        return [
+            decision_from_row(r) for r in self.conn.execute(f"SELECT {DECISION_COLUMNS} FROM decisions ORDER BY id")
+        ]
 
     def effective_decisions(self) -> dict[int, Decision]:
         """{item_id: its latest decision that is neither undone, a skip nor an undo}."""
         sql = (
-            "SELECT * FROM decisions WHERE action NOT IN ('skip', 'undo')"
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE action NOT IN ('skip', 'undo')"
             " AND id NOT IN (SELECT undoes FROM decisions WHERE undoes IS NOT NULL) ORDER BY id"
         )
-        return {d.item_id: d for d in (Decision(*r) for r in self.conn.execute(sql))}
+        return {d.item_id: d for d in (decision_from_row(r) for r in self.conn.execute(sql))}
 
     # -- rounds and arrays --------------------------------------------------------------
     def next_round_id(self) -> int:
@@ -357,8 +363,8 @@ class Store(FlagQueries):
         return [Round(i, k, json.loads(p), json.loads(m), c) for i, k, p, m, c in rows]
 
     def arrays(self, round_id: int) -> dict[str, ArrayRecord]:
-        rows = self.conn.execute("SELECT * FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
-        return {r[1]: ArrayRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5]) for r in rows}
+        rows = self.conn.execute(f"SELECT {ARRAY_COLUMNS} FROM arrays WHERE round_id = ? ORDER BY name", (round_id,))
+        return {record.name: record for record in map(array_from_row, rows)}
 
 
 def _item_filter(status: str | None, split: str | None) -> tuple[str, list]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -103,7 +103,7 @@ class Flag:
     priority: float
     suggested_prob: float | None
     top: list
-    group_id: int = -1
+    duplicate_group: int = -1  # near-duplicate group (stored in the flags table's group_id column), -1 none
     contradicts: bool = False
     neighbours: list = field(default_factory=list)  # [[item_id, similarity], ...], nearest first
     active_score: float | None = None
@@ -117,19 +117,43 @@ class ImportSummary:
     decisions_on_gone: int
 
 
-FLAG_COLUMNS = (
-    "item_id, kind, score, suggested_label, reasons, priority, suggested_prob, top, group_id, contradicts,"
-    " neighbours, active_score"
-)
+# Rows become records by column name: each SELECT names the record's fields, and the row is zipped with them.
+FLAG_FIELDS = tuple(f.name for f in fields(Flag))
+FLAG_SQL_NAMES = {"duplicate_group": "group_id"}  # fields whose column in the flags table has another name
+FLAG_COLUMNS = ", ".join(FLAG_SQL_NAMES.get(name, name) for name in FLAG_FIELDS)  # SELECT them in field order
+DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+DECISION_COLUMNS = ", ".join(DECISION_FIELDS)
+ARRAY_FIELDS = tuple(f.name for f in fields(ArrayRecord))
+ARRAY_COLUMNS = ", ".join(ARRAY_FIELDS)
+ITEM_FIELDS = tuple(f.name for f in fields(Item))
 
 
-def flag_from_row(r) -> Flag:
-    top = [tuple(t) for t in json.loads(r[7])]
-    return Flag(*r[:4], json.loads(r[4]), r[5], r[6], top, r[8], bool(r[9]), json.loads(r[10]), r[11])
+def flag_from_row(row) -> Flag:
+    r = dict(zip(FLAG_FIELDS, row))
+    r.update(
+        reasons=json.loads(r["reasons"]),
+        top=[tuple(t) for t in json.loads(r["top"])],
+        contradicts=bool(r["contradicts"]),
+        neighbours=json.loads(r["neighbours"]),
+    )
+    return Flag(**r)
 
 
 def item_from_row(row) -> Item:
-    return Item(*row[:8], extra=json.loads(row[8]) if row[8] else {})
+    """A row of ``SELECT id, {ITEM_COLUMNS}`` (``ITEM_FIELDS`` order), extra as JSON."""
+    r = dict(zip(ITEM_FIELDS, row))
+    r["extra"] = json.loads(r["extra"]) if r["extra"] else {}
+    return Item(**r)
+
+
+def decision_from_row(row) -> Decision:
+    return Decision(**dict(zip(DECISION_FIELDS, row)))
+
+
+def array_from_row(row) -> ArrayRecord:
+    r = dict(zip(ARRAY_FIELDS, row))
+    r["shape"] = tuple(json.loads(r["shape"]))
+    return ArrayRecord(**r)
 
 
 @dataclass(frozen=True)

@@ -8,34 +8,29 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from labeler.store.records import FLAG_COLUMNS, Decision, Filters, Flag, flag_from_row
-
-INSERT_FLAG = (
-    "INSERT INTO flags (round_id, item_id, kind, score, suggested_label, reasons, priority,"
-    " suggested_prob, top, group_id, contradicts, neighbours, active_score)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+from labeler.store.records import (
+    DECISION_COLUMNS,
+    FLAG_COLUMNS,
+    FLAG_FIELDS,
+    Decision,
+    Filters,
+    Flag,
+    decision_from_row,
+    flag_from_row,
 )
+
+INSERT_FLAG = f"INSERT INTO flags (round_id, {FLAG_COLUMNS}) VALUES ({', '.join('?' * (1 + len(FLAG_FIELDS)))})"
+AS_JSON = ("reasons", "top", "neighbours")
 
 
 def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
-    return [
-        (
-            round_id,
-            f.item_id,
-            f.kind,
-            f.score,
-            f.suggested_label,
-            json.dumps(f.reasons),
-            f.priority,
-            f.suggested_prob,
-            json.dumps(f.top),
-            f.group_id,
-            int(f.contradicts),
-            json.dumps(f.neighbours),
-            f.active_score,
-        )
-        for f in flags
-    ]
+    """Rows for ``INSERT_FLAG``: the round, then each field in ``FLAG_FIELDS`` order (lists as JSON)."""
+    rows = []
+    for f in flags:
+        values = {name: getattr(f, name) for name in FLAG_FIELDS}
+        values.update({name: json.dumps(values[name]) for name in AS_JSON}, contradicts=int(f.contradicts))
+        rows.append((round_id, *(values[name] for name in FLAG_FIELDS)))
+    return rows
 
 
 class FlagQueries:
@@ -130,8 +125,8 @@ class FlagQueries:
         self.conn.execute("DELETE FROM claims WHERE item_id = ? AND reviewer = ?", (item_id, reviewer))
 
     def item_decisions(self, item_id: int) -> list[Decision]:
-        rows = self.conn.execute("SELECT * FROM decisions WHERE item_id = ? ORDER BY id", (item_id,))
-        return [Decision(*r) for r in rows]
+        sql = f"SELECT {DECISION_COLUMNS} FROM decisions WHERE item_id = ? ORDER BY id"
+        return [decision_from_row(r) for r in self.conn.execute(sql, (item_id,))]
 
     def items_decided_by_several(self) -> list[int]:
         """Items that two or more reviewers decided (the only ones that can be in conflict)."""
@@ -144,11 +139,11 @@ class FlagQueries:
     def last_undoable(self, reviewer: str) -> Decision | None:
         """``reviewer``'s latest decision that is not an undo and not undone yet."""
         row = self.conn.execute(
-            "SELECT * FROM decisions d WHERE d.reviewer = ? AND d.action != 'undo'"
+            f"SELECT {DECISION_COLUMNS} FROM decisions d WHERE d.reviewer = ? AND d.action != 'undo'"
             " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id DESC LIMIT 1",
             (reviewer,),
         ).fetchone()
-        return Decision(*row) if row else None
+        return decision_from_row(row) if row else None
 
     def review_counts(self, round_id: int, after_decision: int) -> tuple[int, int, dict[str, int]]:
         """(flagged, decided since flagging, {reviewer: decisions since flagging}) for the progress line."""
@@ -166,9 +161,9 @@ class FlagQueries:
         ).fetchall()
         return flagged, decided, dict(per)
 
-    def flags_in_group(self, round_id: int, group_id: int) -> list[Flag]:
+    def flags_in_group(self, round_id: int, duplicate_group: int) -> list[Flag]:
         sql = f"SELECT {FLAG_COLUMNS} FROM flags WHERE round_id = ? AND group_id = ? ORDER BY item_id"
-        return [flag_from_row(r) for r in self.conn.execute(sql, (round_id, group_id))]
+        return [flag_from_row(r) for r in self.conn.execute(sql, (round_id, duplicate_group))]
 
     def count_flagged(self) -> int:
         """Items queued in the latest round that has flags."""
@@ -186,11 +181,11 @@ class FlagQueries:
     def batch_decisions(self, batch: str) -> list[Decision]:
         """The decisions of one whole-group decision that are not undone yet."""
         rows = self.conn.execute(
-            "SELECT * FROM decisions d WHERE d.batch = ? AND d.action != 'undo'"
+            f"SELECT {DECISION_COLUMNS} FROM decisions d WHERE d.batch = ? AND d.action != 'undo'"
             " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id",
             (batch,),
         )
-        return [Decision(*r) for r in rows]
+        return [decision_from_row(r) for r in rows]
 
     def has_active_scores(self, round_id: int) -> bool:
         """Whether any flag of ``round_id`` has an active-learning score (computed once decisions exist)."""
