@@ -106,3 +106,20 @@ def label_table(ws, *, exclude_conflicts: bool = False, keep_removed: bool = Fal
     if exclude_conflicts:
         frame["removed"] |= frame["id"].isin(conflicted_items(ws.store))
     return frame if keep_removed else frame[~frame["removed"]].reset_index(drop=True)
+
+
+def current_class_counts(store) -> dict[str, dict[str, int]]:
+    """{label: {split: n}} by current label (after review; removed items left out), from the counts by given
+    label (``store.class_counts``) and the effective decisions."""
+    counts = {label: dict(by_split) for label, by_split in store.class_counts().items()}
+    decisions = store.effective_decisions()
+    for item_id, item in store.items_by_id(decisions).items():
+        if item.status != "ok":
+            continue
+        now = current_label(item.label, decisions[item_id])
+        if now == item.label:
+            continue
+        counts[item.label][item.split] -= 1
+        if now is not None:
+            counts.setdefault(now, {"train": 0, "valid": 0, "test": 0})[item.split] += 1
+    return counts

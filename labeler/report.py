@@ -222,7 +222,7 @@ def _html(round_id: int, queue: Queue, ev: Evidence, items, grids, thumbs: dict)
 <p>{len(queue.flags) - flagged:,} more images are worth a look (cleanlab's filter, near-duplicates, outliers, the
 neighbour vote): {len(queue.flags):,} queued in all. `labeler status` estimates how many wrong labels remain once
 30 images are reviewed.</p>
-<h2>Top of the queue</h2><table><tr><th>#</th><th></th><th>image</th><th>given</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
+<h2>Top of the queue</h2><table><tr><th>#</th><th></th><th>image</th><th>current label</th><th>suggested</th><th>priority</th><th>why</th></tr>{rows}</table>
 {sections}
 <h2>Where cleanlab sees the noise</h2><img src="noise_matrix.png"> <img src="label_quality.png">
 <p>cleanlab's label-noise estimate {queue.summary.noise_rate:.1%} ({html.escape(NOISE_RATE_CAVEAT)}).</p>

@@ -48,7 +48,7 @@ class ReviewItem:
     reasons: list[dict]
     priority: float
     group: list[int] = field(default_factory=list)  # other members of its near-duplicate group
-    like_given: list[Neighbour] = field(default_factory=list)
+    like_current: list[Neighbour] = field(default_factory=list)
     like_suggested: list[Neighbour] = field(default_factory=list)
     others: list[Neighbour] = field(default_factory=list)
     contradicts: bool = False
@@ -175,7 +175,7 @@ class ReviewSession:
                 similarity,
             )
             if n.label == shown.current:
-                shown.like_given.append(n)
+                shown.like_current.append(n)
             elif n.label == shown.suggested:
                 shown.like_suggested.append(n)
             else:
@@ -294,7 +294,7 @@ class ReviewSession:
             if item_id in exclude:
                 continue
             flags = self.store.flags(self.round_id, [item_id])
-            if not flags or not filters.matches(self.store.item(item_id).label, flags[0].suggested_label):
+            if not flags or not filters.matches(self.current_label(item_id), flags[0].suggested_label):
                 continue
             self.store.claim(item_id, self.reviewer, self.clock())
             return self.item(item_id)

@@ -16,6 +16,7 @@ null before `flag`; ``enough`` false with a note below 30 reviews), ``boxes`` (g
 
 from __future__ import annotations
 
+from labeler.labels import current_class_counts
 from labeler.remaining import format_estimate, workspace_estimate
 from labeler.workspace import Workspace
 
@@ -37,7 +38,8 @@ def workspace_status(ws: Workspace, *, stop_below: float | None = None) -> dict:
         "items": sum(splits.values()),
         "splits": splits,
         "classes": store.classes(),
-        "class_counts": store.class_counts(),
+        "class_counts": store.class_counts(),  # by given label (as imported)
+        "current_class_counts": current_class_counts(store),  # by current label (after review)
         "quarantined": [{"path": path, "reason": reason} for path, reason in store.quarantined()],
         "rounds": [{"round": r.id, "kind": r.kind, "created_at": r.created_at, "metrics": r.metrics} for r in rounds],
         "grouping": grouping,
@@ -73,13 +75,19 @@ def format_status(status: dict) -> str:
 
 
 def _classes(status: dict) -> list[str]:
-    width = max((len(c) for c in status["classes"]), default=5)
-    lines = [f"  {'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}"]
-    for name in status["classes"]:
-        counts = status["class_counts"].get(name, {})
-        lines.append(
-            f"  {name:<{width}}  {counts.get('train', 0):>7,} {counts.get('valid', 0):>7,} {counts.get('test', 0):>7,}"
-        )
+    """Images per class and split by current label (after review), with the given (imported) count beside it
+    where reviews changed it."""
+    given, current = status["class_counts"], status.get("current_class_counts") or status["class_counts"]
+    names = list(dict.fromkeys([*status["classes"], *current]))
+    width = max((len(c) for c in names), default=5)
+    lines = [f"  {'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}   (current labels; given as imported)"]
+    for name in names:
+        now, then = current.get(name, {}), given.get(name, {})
+        cells = "".join(f" {now.get(split, 0):>7,}" for split in ("train", "valid", "test"))
+        line = f"  {name:<{width}} {cells}"
+        if any(now.get(split, 0) != then.get(split, 0) for split in ("train", "valid", "test")):
+            line += f"   given: {' / '.join(f'{then.get(split, 0):,}' for split in ('train', 'valid', 'test'))}"
+        lines.append(line)
     return lines
 
 

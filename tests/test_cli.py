@@ -15,6 +15,7 @@ STATUS_KEYS = {
     "splits",
     "classes",
     "class_counts",
+    "current_class_counts",
     "quarantined",
     "rounds",
     "grouping",

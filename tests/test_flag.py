@@ -158,6 +158,7 @@ def test_flag_command_stores_the_queue_writes_csv_and_report(cli, workspace_with
         "image",
         "split",
         "given_label",
+        "current_label",
         "suggested_label",
         "suggested_prob",
         "label_quality",

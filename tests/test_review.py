@@ -72,8 +72,8 @@ def test_undo_appends_a_row_and_shows_the_item_again(ws):
 
 def test_filters_by_reason_and_labels(ws):
     s = ReviewSession(ws, "ann")
-    item = s.next_item(Filters(given="hat"))
-    assert item.given == "hat"
+    item = s.next_item(Filters(current="hat"))
+    assert item.current == "hat"
     skirts = {f.item_id for f in ws.store.flags(s.round_id) if f.suggested_label == "skirt"} - {item.item_id}
     assert skirts  # the fixture's doubted rows include suggested skirts
     item = s.next_item(Filters(suggested="skirt"), exclude=(item.item_id,))

@@ -29,7 +29,7 @@ KEYS = [
     ("b", "garment box / crop / whole"),
     ("c", "clear filters"),
 ]
-FILTER_NAMES = ("any_label", "reason", "given", "suggested", "order")
+FILTER_NAMES = ("any_label", "reason", "current", "suggested", "order")
 
 CSS = (Path(__file__).with_name("review.css")).read_text()
 FAST = {"queue": False, "show_progress": "hidden"}  # each event is milliseconds of work: no queue, no spinner
@@ -64,9 +64,9 @@ class ReviewApp:
         neighbours = gr.HTML(elem_id="neighbours")
         with gr.Accordion("Queue filters and order (c clears)", open=False), gr.Row():
             self.filters = [
-                gr.Dropdown([""] + ui.vocab, value="", label="Class (given or suggested)"),
+                gr.Dropdown([""] + ui.vocab, value="", label="Class (current label or suggested)"),
                 gr.Dropdown([""] + REASON_CHOICES, value="", label="Reason", elem_id="filter-reason"),
-                gr.Dropdown([""] + ui.vocab, value="", label="Given label"),
+                gr.Dropdown([""] + ui.vocab, value="", label="Current label"),
                 gr.Dropdown([""] + ui.vocab, value="", label="Suggested label"),
                 gr.Radio(["priority", "active"], value="priority", label="Order"),
             ]
@@ -125,18 +125,18 @@ class ReviewApp:
         """Every screen event: the command box and the filters in, the screen (and maybe the filters) out."""
         event(handler, [self.command, *self.filters], outputs or self.screen, js=js, **FAST)
 
-    def _run(self, cmd: str, any_label, reason, given, suggested, order, request: gr.Request) -> list:
+    def _run(self, cmd: str, any_label, reason, current, suggested, order, request: gr.Request) -> list:
         """The one event handler: a command from review.js -> the next screen."""
         chosen = Filters(
             reason=reason or None,
-            given=given or None,
+            current=current or None,
             suggested=suggested or None,
             any_label=any_label or None,
             order=order or "priority",
         )
         return _render(self._handle(cmd, chosen, request))
 
-    def _clear(self, cmd: str, any_label, reason, given, suggested, order, request: gr.Request) -> list:
+    def _clear(self, cmd: str, any_label, reason, current, suggested, order, request: gr.Request) -> list:
         """`c`: the whole queue again, and the filters back to their defaults."""
         view = self._handle(cmd, Filters(), request, action="show")
         return _render(view) + [gr.update(value="")] * (len(FILTER_NAMES) - 1) + [gr.update(value="priority")]

@@ -118,10 +118,10 @@ def neighbours_html(item: ReviewItem) -> str:
         return f"<div class='lab-strip'><div class='lab-strip-title'>{html.escape(title)}</div>{cells}</div>"
 
     current = item.current or item.given
-    near = len(item.like_given) + len(item.like_suggested) + len(item.others)
+    near = len(item.like_current) + len(item.like_suggested) + len(item.others)
     own = strip(
         f"nearest images labelled {current} (this image's label)",
-        item.like_given,
+        item.like_current,
         f"none of its {near} nearest images is labelled {current}",
     )
     if item.suggested == current:

@@ -110,10 +110,10 @@ def _possible_label_issue(row: int, s: Signals):
 
 
 def _model_says(row: int, s: Signals) -> str:
-    """ "model and neighbours: 0.91 Dress; given Skirt": the suggestion with the probability the queue CSV's
-    ``suggested_prob`` holds (the blend of the CNN and the neighbour vote), and the given label."""
+    """ "model and neighbours: 0.91 Dress; labelled Skirt": the suggestion with the probability the queue CSV's
+    ``suggested_prob`` holds (the blend of the CNN and the neighbour vote), and the current label it doubts."""
     suggested = s.vocab[s.suggested[row]]
-    return f"model and neighbours: {float(s.suggested_prob[row]):.2f} {suggested}; given {s.vocab[s.labels[row]]}"
+    return f"model and neighbours: {float(s.suggested_prob[row]):.2f} {suggested}; labelled {s.vocab[s.labels[row]]}"
 
 
 def _types(row: int, s: Signals):

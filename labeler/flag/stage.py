@@ -37,6 +37,7 @@ QUEUE_CSV_COLUMNS = (
     "image",
     "split",
     "given_label",
+    "current_label",
     "suggested_label",
     "suggested_prob",
     "label_quality",
@@ -264,7 +265,8 @@ def _rows_to_score(ev: Evidence, focus, reviewed_ids: set, sample: int, seed: in
 
 def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[int, str]) -> None:
     """The ranked queue, one row per flagged item, image path exactly as imported; written atomically.
-    ``current``: {item id: the label the round judged (its current label)}."""
+    ``given_label`` is the label as imported; ``current``: {item id: the label flag judged (its current label,
+    after review)}."""
     items = ws.store.items_by_id(f.item_id for f in flags)
     rows = []
     for rank, f in enumerate(flags, start=1):
@@ -274,6 +276,7 @@ def write_queue_csv(ws: Workspace, flags: list[Flag], path: Path, current: dict[
                 rank,
                 item.path,
                 item.split,
+                item.label,
                 current.get(f.item_id, item.label),
                 f.suggested_label,
                 f"{f.suggested_prob:.4f}",

@@ -31,17 +31,17 @@ class Filters:
     """Which flags of the queue to show, and in which order (the review app's filters)."""
 
     reason: str | None = None
-    given: str | None = None
+    current: str | None = None  # the current label (after review), as the review screen shows it
     suggested: str | None = None
-    any_label: str | None = None
+    any_label: str | None = None  # the current label or the suggestion
     order: str = "priority"  # or "active" (active-learning score)
 
-    def matches(self, given: str, suggested: str) -> bool:
+    def matches(self, current: str | None, suggested: str) -> bool:
         """Whether an item with these labels passes the label filters (used where SQL does not filter)."""
         return (
-            (self.given is None or given == self.given)
+            (self.current is None or current == self.current)
             and (self.suggested is None or suggested == self.suggested)
-            and (self.any_label is None or self.any_label in (given, suggested))
+            and (self.any_label is None or self.any_label in (current, suggested))
         )
 
 

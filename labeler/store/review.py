@@ -21,6 +21,13 @@ from labeler.store.records import (
 
 INSERT_FLAG = f"INSERT INTO flags (round_id, {FLAG_COLUMNS}) VALUES ({', '.join('?' * (1 + len(FLAG_FIELDS)))})"
 AS_JSON = ("reasons", "top", "neighbours")
+# An item's current label in SQL (``labels.current_label``): its latest live decision's (a removal: none), else
+# the given label. ``it`` is the items row; live = neither a skip nor an undo, and not undone.
+CURRENT_LABEL = (
+    "COALESCE((SELECT CASE WHEN d.action = 'remove' THEN '' ELSE COALESCE(d.label, it.label) END"
+    " FROM decisions d WHERE d.item_id = it.id AND d.action NOT IN ('skip', 'undo')"
+    " AND NOT EXISTS (SELECT 1 FROM decisions u WHERE u.undoes = d.id) ORDER BY d.id DESC LIMIT 1), it.label)"
+)
 
 
 def _flag_rows(round_id: int, flags: Sequence[Flag]) -> list[tuple]:
@@ -97,14 +104,14 @@ class FlagQueries:
                 "EXISTS (SELECT 1 FROM json_each(i.reasons) r WHERE json_extract(r.value, '$.code') = :reason)"
             )
             args["reason"] = f.reason
-        if f.given:
-            clauses.append("it.label = :given")
-            args["given"] = f.given
+        if f.current:
+            clauses.append(f"{CURRENT_LABEL} = :current")
+            args["current"] = f.current
         if f.suggested:
             clauses.append("i.suggested_label = :suggested")
             args["suggested"] = f.suggested
         if f.any_label:
-            clauses.append("(it.label = :any OR i.suggested_label = :any)")
+            clauses.append(f"({CURRENT_LABEL} = :any OR i.suggested_label = :any)")
             args["any"] = f.any_label
         ordering = "i.active_score DESC, i.priority DESC" if f.order == "active" else "i.priority DESC"
         sql = (
