@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 
 from labeler.errors import Problem
+from labeler_training.crop import grown
 
 BOX_COLUMNS = ("x_1", "y_1", "x_2", "y_2")
 # Why a box is ignored: code -> what `status` counts it as (the stored text names the values).
@@ -60,7 +61,6 @@ def item_box(extra: dict, image_path=None) -> tuple[tuple[int, int, int, int] | 
 
 def with_margin(box, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
     """``box`` grown by ``margin`` x its width/height on each side, clipped to the image (the training crop's)."""
-    from labeler_training.crop import grown
 
     return grown(box, size, margin)
 

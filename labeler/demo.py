@@ -22,7 +22,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from labeler.files import write_csv
+from labeler.flag import flag_round, format_summary
+from labeler.ingest import import_dataset
+from labeler.ingest.validate import Options
+from labeler.review import ReviewSession
+from labeler.train import retrain_round, train_round
+from labeler.workspace import Workspace
 
 CLASSES = ("dress", "hat", "longsleeve", "pants", "shoes", "shorts", "skirt", "t-shirt")
 CONFUSIONS = {
@@ -160,7 +168,6 @@ def _draw_params(rng: random.Random, label: str) -> dict:
 
 def _draw(p: dict, size: int, seed: int):
     """Render one garment image from its parameters."""
-    import numpy as np
     from PIL import Image, ImageDraw
 
     mask = Image.new("L", (size, size), 0)
@@ -255,7 +262,6 @@ def read_truth(data_dir: str | Path) -> dict[str, str]:
 
 def simulate_review(ws, truth: dict[str, str], n: int, *, reviewer: str = "oracle") -> dict:
     """A reviewer who knows the truth works the top ``n`` of the queue through the normal review path."""
-    from labeler.review import ReviewSession
 
     session = ReviewSession(ws, reviewer)
     fixed = confirmed = 0
@@ -302,9 +308,6 @@ def run(
 
     Returns the timings of each stage and the numbers printed. An existing demo workspace is
     re-imported (decisions kept) and its latest round reused."""
-    from labeler.ingest import import_dataset
-    from labeler.ingest.validate import Options
-    from labeler.workspace import Workspace
     from labeler_training.learner import make_config
 
     times: dict[str, float] = {}
@@ -334,8 +337,6 @@ def _timed(times: dict, stage: str):
 
 def _train_and_flag(ws, config, truth: dict, times: dict, log) -> dict:
     """Train (or reuse the trained round), flag, and score the queue against the known flips."""
-    from labeler.flag import flag_round, format_summary
-    from labeler.train import train_round
 
     with _timed(times, "train"):
         trained = [r for r in ws.store.rounds() if "pred_probs" in ws.store.arrays(r.id)]
@@ -356,7 +357,6 @@ def _train_and_flag(ws, config, truth: dict, times: dict, log) -> dict:
 
 def _review_and_retrain(ws, truth: dict, n: int, times: dict, log) -> dict:
     """A ground-truth reviewer works ``n`` images of the queue, then a retrain; test top-k before and after."""
-    from labeler.train import retrain_round
 
     before = ws.store.rounds()[-1].metrics
     with _timed(times, "review"):

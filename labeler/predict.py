@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 from pathlib import Path
 
 from labeler.errors import InputError, WorkspaceError
 from labeler.files import write_csv
+from labeler.ingest import read_source
+from labeler.ingest.table import IMAGE_EXTENSIONS
+from labeler.ingest.validate import Options, check_image, validate
+from labeler.labels import label_codes
 from labeler.workspace import DB_NAME, Workspace
+from labeler_training.evaluate import confusion_matrix, plot_confusion, summarize
 
 
 def _checkpoint(ws: Workspace, round_id: int | None, fold: int) -> tuple[Path, dict, list[str]]:
@@ -73,7 +79,6 @@ def _read_json(path: Path, kind: type, fix: str = _REEXPORT):
 
 def _load(make, where: Path, n_classes: int):
     """Build the predictor; a weights file that is not this model's state_dict becomes a clear error."""
-    import pickle
 
     try:
         return make()
@@ -100,7 +105,6 @@ def export_round_model(ws: Workspace, out_dir: str | Path, *, round_id: int | No
 
 def predict_images(model, images: list[str], *, k: int = 5, out_csv: str | Path | None = None, **options) -> list[dict]:
     """Top-``k`` classes for image files (folders are searched for images); optionally written as CSV."""
-    from labeler.ingest.table import IMAGE_EXTENSIONS
 
     paths: list[str] = []
     for image in images:
@@ -113,7 +117,6 @@ def predict_images(model, images: list[str], *, k: int = 5, out_csv: str | Path 
             raise InputError(f"{image}: no such image or folder")
     if not paths:
         raise InputError("no images to predict (give image files or folders holding .jpg/.png images)")
-    from labeler.ingest.validate import check_image
 
     predictor = load_predictor(model, **options)
     problems = {path: check_image(path) for path in paths}
@@ -137,10 +140,6 @@ def evaluate_source(
 ) -> dict:
     """Top-1/3/5, per-class accuracy and confusion of ``model`` on a labelled CSV or class folders."""
 
-    from labeler.ingest import read_source
-    from labeler.ingest.validate import Options, validate
-    from labeler_training.evaluate import confusion_matrix, plot_confusion, summarize
-
     predictor = load_predictor(model, **options)
     table = read_source(source)
     checked = validate(table, Options(min_per_class=0, single_class=True))
@@ -153,7 +152,6 @@ def evaluate_source(
             f"labels of {source} not among the model's classes: {', '.join(unknown)}; "
             f"map them with --map FILE (CSV: source_label,model_label; model classes: {', '.join(predictor.vocab)})"
         )
-    from labeler.labels import label_codes
 
     codes = label_codes(labels, predictor.vocab)
     probs = predictor.predict_proba([str(Path(table.root) / r.file) for r in rows])

@@ -13,6 +13,7 @@ import numpy as np
 
 from labeler import estimate
 from labeler.labels import class_index
+from labeler.report import pyplot
 from labeler.workspace import Workspace
 
 
@@ -113,7 +114,6 @@ def class_error_rates(ws: Workspace, est: dict | None) -> dict[str, dict]:
 
 def plot_class_error_rates(rates: dict[str, dict], path) -> None:
     """Bars: cleanlab's estimate before review; points with 95% intervals: what the reviews measured."""
-    from labeler.report import pyplot
 
     plt = pyplot()
 

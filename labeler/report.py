@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler.boxes import parse_box
 from labeler.flag.detect import NOISE_RATE_CAVEAT
 from labeler.flag.queue import Evidence, Queue
 from labeler.flag.reasons import REASONS
+from labeler.leakage import Leaks
 from labeler.workspace import Workspace
 
 
@@ -73,7 +75,6 @@ def _inline_images(text: str, folder: Path) -> str:
 
 def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
     """The test images with a near-copy or a group in train/valid: their pairs side by side, then a table."""
-    from labeler.leakage import Leaks
 
     if "leaks" not in ws.store.arrays(round_id):
         return ""
@@ -122,8 +123,6 @@ def _pair_grid(ws: Workspace, pairs, items, path: Path) -> None:
 def _thumbnail(ax, file, extra: dict | None = None) -> None:
     """The image, small, with the labelled garment's box drawn where the item has a usable one."""
     from PIL import Image
-
-    from labeler.boxes import parse_box
 
     try:
         with Image.open(file) as img:

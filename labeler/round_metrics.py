@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from labeler.flag.detect import summarize_classes
+from labeler.flag.pixels import pixel_match
 from labeler.labels import label_codes
+from labeler.leakage import describe, find_leaks
 from labeler.workspace import Workspace
+from labeler_training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize, topk_accuracy
 
 
 def noise_rate(pred_probs, labels, vocab) -> float:
     """cleanlab's estimate of the share of wrong labels among the ones the round trained on."""
-    from labeler.flag.detect import summarize_classes
 
     return summarize_classes(labels, pred_probs, vocab).noise_rate
 
@@ -43,8 +46,6 @@ def audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> di
     depend on the model, unlike those of the test images the queue brought up."""
     from scipy.stats import beta
 
-    from labeler_training.evaluate import topk_accuracy
-
     audited = {i for i, d in ws.store.effective_decisions().items() if d.reason == "audit"}
     rows = test.index.isin(list(audited)) & kept
     if not rows.any():
@@ -62,8 +63,6 @@ def audit_metrics(ws: Workspace, test, test_probs, kept, vocab: list[str]) -> di
 
 def find_split_leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
     """The test images' near-copies and shared groups among train/valid images (None: no test split)."""
-    from labeler.flag.pixels import pixel_match
-    from labeler.leakage import find_leaks
 
     is_test = (frame["split"] == "test").to_numpy()
     if not is_test.any():
@@ -76,7 +75,6 @@ def find_split_leaks(ws: Workspace, frame, embed_ids, embeddings, groups):
 
 def evaluate_crossval(ws: Workspace, frame, vocab: list[str], result, round_id: int, log, leaks=None) -> dict:
     """OOF and test metrics (given and, once reviewed, cleaned test labels) and report plots."""
-    from labeler_training.evaluate import confusion_matrix, plot_confusion, plot_top_losses, summarize
 
     by_id = frame.set_index("id")
     fit_labels = label_codes(by_id.loc[result.fit_ids, "label"], vocab)
@@ -99,8 +97,6 @@ def test_metrics(ws: Workspace, frame, vocab: list[str], test_ids, test_probs, r
     """test_* against the given test labels; test_cleaned_* against current labels once test items were
     reviewed; with ``leaks``, the same on the leak-free test images (test_leakfree_*, test_cleaned_leakfree_*)
     and the ``leakage`` counts. No test split: none of these keys."""
-    from labeler.leakage import describe
-    from labeler_training.evaluate import confusion_matrix, plot_confusion, summarize
 
     reports = ws.path / "reports" / f"round-{round_id:03d}"
     reports.mkdir(parents=True, exist_ok=True)

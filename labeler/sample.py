@@ -11,6 +11,7 @@ import numpy as np
 
 from labeler.errors import WorkspaceError
 from labeler.flag.reasons import REASONS
+from labeler.flag.stage import load_evidence
 from labeler.store.records import Flag
 from labeler.workspace import Workspace
 
@@ -20,7 +21,6 @@ AUDIT_PRIORITY = 3.0  # audit images come before every other queue entry (tiers 
 def sample(ws: Workspace, n: int, *, split: str | None = None, seed: int = 0) -> list[int]:
     """Add ``n`` random unreviewed images not already queued (of ``split``, stratified by class) to the flagged
     round's queue as "audit" entries ahead of the rest; return their item ids."""
-    from labeler.flag.stage import load_evidence
 
     store = ws.store
     round_id = store.flagged_round()

@@ -16,6 +16,7 @@ null before `flag`; ``enough`` false with a note below 30 reviews), ``boxes`` (g
 
 from __future__ import annotations
 
+from labeler.flag.reasons import TYPE_NAMES
 from labeler.labels import current_class_counts
 from labeler.remaining import format_estimate, workspace_estimate
 from labeler.workspace import Workspace
@@ -115,7 +116,6 @@ def _types(status: dict) -> list[str]:
     types = status.get("class_types")
     if not types:
         return []
-    from labeler.flag.reasons import TYPE_NAMES
 
     groups: dict = {}
     for name in status["classes"]:

@@ -19,10 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler import groups
+from labeler.boxes import parse_box
 from labeler.errors import LabelerError
+from labeler.groups import resolve
+from labeler.ingest.validate import check_files
 from labeler.labels import conflicted_items, label_codes, label_table
+from labeler.remaining import workspace_estimate
+from labeler.report import write_rounds_report
 from labeler.round_metrics import evaluate_crossval, find_split_leaks, format_metrics, noise_rate, test_metrics
 from labeler.workspace import Workspace
+from labeler_training import frozen
 
 PENDING = "models/pending"
 
@@ -57,7 +64,6 @@ def train_round(
 
     started = time.perf_counter()
     log = _quiet if int(os.environ.get("RANK", "0")) != 0 else log  # under torchrun, rank 0 speaks for all
-    from labeler.groups import resolve
 
     resolve(group_by, ws.store.get_meta("format"))  # a bad option, device or missing weights are said first,
     pick_device(config.device)  # before the minutes of image checks
@@ -106,7 +112,6 @@ def _frozen_view(ws: Workspace, frame, embed_ids: np.ndarray, config, log) -> np
         return None
     from tqdm.auto import tqdm
 
-    from labeler_training import frozen
     from labeler_training.learner import pick_device
 
     why = frozen.available()
@@ -231,7 +236,6 @@ def retrain_round(
 
 def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]:
     """Group ids of ``frame``'s rows and their description (logged and kept in the round's params)."""
-    from labeler import groups
 
     by = groups.resolve(group_by, ws.store.get_meta("format"))
     extra = {i.id: i.extra for i in ws.store.items()} if by.startswith("column:") else None
@@ -246,7 +250,6 @@ def _groups(ws: Workspace, frame, group_by: str, log) -> tuple[np.ndarray, dict]
 
 def _remaining(ws: Workspace) -> dict:
     """The remaining-errors estimate when the round starts (from the previous flagged round and the reviews)."""
-    from labeler.remaining import workspace_estimate
 
     est = workspace_estimate(ws)
     if not est or not est["enough"]:
@@ -287,7 +290,6 @@ def _final_round(ws, frame, vocab, config, run_dir, *, kind, resume, started, gr
 
 
 def _rounds_report(ws: Workspace, log) -> None:
-    from labeler.report import write_rounds_report
 
     log(f"rounds so far: {write_rounds_report(ws)}")
 
@@ -300,7 +302,6 @@ def _with_boxes(ws: Workspace, frame, config, log):
     """With ``config.crop == "bbox"``: the frame with box_x1..box_y2 columns (-1: no usable box, whole image)."""
     if config.crop != "bbox":
         return frame
-    from labeler.boxes import parse_box
 
     extras = {i.id: i.extra for i in ws.store.items()}
     boxes = []
@@ -328,7 +329,6 @@ def _usable(ws: Workspace, frame, config, log):
     """Drop images that became unreadable since import (reported), unless verification is off."""
     if not config.verify_images:
         return frame
-    from labeler.ingest.validate import check_files
 
     root = str(ws.root)
     problems = check_files([str(Path(root) / f) for f in frame["file"]], root, workers=config.workers)

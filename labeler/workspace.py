@@ -11,6 +11,8 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
+
 from labeler.errors import ArrayError, WorkspaceError
 from labeler.files import atomic_open
 from labeler.store import ArrayRecord, Store
@@ -122,7 +124,6 @@ class Workspace:
         self.store.put_arrays([self._write_array(round_id, name, array) for name, array in arrays.items()])
 
     def _write_array(self, round_id: int, name: str, array) -> ArrayRecord:
-        import numpy as np
 
         rel = f"arrays/round-{round_id:03d}-{name}.npy"
         target = self.path / rel
@@ -133,7 +134,6 @@ class Workspace:
     def load_array(self, round_id: int, name: str, *, blocks: bool = False):
         """Load a recorded array, refusing one whose file changed since it was recorded; with ``blocks``, a
         ``BlockReader`` instead (large embedding spaces: read a block of rows at a time, never all in memory)."""
-        import numpy as np
 
         rec = self.store.arrays(round_id).get(name)
         if rec is None:
@@ -162,7 +162,6 @@ class BlockReader:
     i-th slice; ``reader.block(start, stop)`` reads rows ``start:stop`` into a new array."""
 
     def __init__(self, path: Path, *, shape=None, dtype=None, offset: int | None = None):
-        import numpy as np
 
         self.path = Path(path)
         if shape is None:
@@ -182,7 +181,6 @@ class BlockReader:
         return self.shape[0]
 
     def __getitem__(self, i: int) -> BlockReader:
-        import numpy as np
 
         if self.ndim < 3:
             raise TypeError("index a 3-d reader for a 2-d one; read rows with block(start, stop)")
@@ -192,7 +190,6 @@ class BlockReader:
         return BlockReader(self.path, shape=self.shape[1:], dtype=self.dtype, offset=self.offset + i * row_bytes)
 
     def block(self, start: int, stop: int):
-        import numpy as np
 
         stop = min(stop, self.shape[0])
         per_row = int(np.prod(self.shape[1:], dtype=np.int64))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,7 +85,6 @@ def assign_folds(labels, k: int, seed: int, groups=None) -> np.ndarray:
     else:
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(labels)), labels, groups)
-    import warnings
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class")  # reported by the caller instead

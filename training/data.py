@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from fastai.vision.all import (
     CategoryBlock,
     ColReader,
@@ -40,7 +41,6 @@ class BoxCrop:
 
     def __call__(self, row):
         """An RGB uint8 array (fastai's PILImage.create takes arrays; a PIL image it would not copy)."""
-        import numpy as np
         from PIL import Image
 
         with Image.open(self.root / row["file"]) as img:

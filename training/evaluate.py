@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler_training.plots import pyplot
+
 
 def _check(pred_probs, labels) -> tuple[np.ndarray, np.ndarray]:
     pred_probs, labels = np.asarray(pred_probs), np.asarray(labels)
@@ -64,7 +66,6 @@ def summarize(pred_probs, labels, vocab: list[str], prefix: str) -> dict:
 
 def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix heatmap (counts written in the cells when few classes)."""
-    from labeler_training.plots import pyplot
 
     plt = pyplot()
 
@@ -97,8 +98,6 @@ def plot_confusion(cm: np.ndarray, vocab: list[str], path: Path, title: str = ""
 def plot_top_losses(files: list[str], pred_probs, labels, vocab: list[str], path: Path, n: int = 16) -> None:
     """Grid of the ``n`` images with the highest loss: label, prediction and its probability."""
     from PIL import Image
-
-    from labeler_training.plots import pyplot
 
     plt = pyplot()
 

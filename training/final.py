@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler_training.inference import predict
 from labeler_training.learner import TrainConfig
 from labeler_training.runs import (
     FoldSummary,
@@ -78,7 +79,6 @@ def _train(order, held, root, vocab, config: TrainConfig, run_dir: Path, state: 
     """Train, predict every image and save ``final.npz``."""
     from fastai.torch_core import set_seed
 
-    from labeler_training.inference import predict
     from labeler_training.learner import fit, plot_losses
 
     set_seed(config.seed)

@@ -20,6 +20,7 @@ from fastai.vision.all import Learner, accuracy, add_head, default_split, get_c,
 from labeler_training import backbones
 from labeler_training.device import pick_device  # noqa: F401  (re-exported)
 from labeler_training.errors import TrainingError, load_problem
+from labeler_training.plots import pyplot
 from labeler_training.presets import (  # noqa: F401  (re-exported: callers import them from here too)
     ARCHS,
     PACKAGED_WEIGHTS,
@@ -134,7 +135,6 @@ def body_weights(arch: str, path: str | Path) -> dict:
 
 def find_lr(learn, iters: int, plot: Path | None = None) -> float:
     """Run lr_find; return its 'valley' suggestion and save the plot to ``plot``."""
-    from labeler_training.plots import pyplot
 
     plt = pyplot()
 
@@ -172,7 +172,6 @@ def _fit(learn, config: TrainConfig, lr: float) -> None:
 
 def plot_losses(history: LossHistory, path: Path, title: str = "") -> None:
     """Training loss per batch and validation loss per epoch, as a PNG."""
-    from labeler_training.plots import pyplot
 
     plt = pyplot()
 

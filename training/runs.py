@@ -8,9 +8,11 @@ and a rename.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from labeler_training.errors import TrainingError
+from labeler_training.files import atomic_open
 from labeler_training.learner import TrainConfig
 
 
@@ -133,10 +136,6 @@ LOW_SPACE = 256 * 2**20  # bytes: a write that fails with less free than this fa
 def _atomic(path: Path, write: Callable) -> None:
     """Write through a temporary file in the same folder, fsync, then rename over ``path``. A write that fails
     on a full disk (torch says only "unexpected pos" or "failed writing") is a TrainingError naming the file."""
-    import errno
-    import shutil
-
-    from labeler_training.files import atomic_open
 
     try:
         with atomic_open(path) as fh:

@@ -10,7 +10,9 @@ to ``presize`` (CPU workers), then on the device a random flip + affine resample
 from __future__ import annotations
 
 import random
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +86,6 @@ def plain_torch(files: list[str], labels: list[int], n_classes: int, config: Tra
 
 def fastai(frame, root: str | Path, vocab: list[str], config: TrainConfig, lr: float) -> float:
     """Train ``config.epochs`` epochs through labeler's fastai path (from scratch); images per second."""
-    import tempfile
-    from dataclasses import replace
 
     from labeler_training.runs import learner_for
 

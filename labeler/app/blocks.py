@@ -12,6 +12,10 @@ import json
 from pathlib import Path
 
 import gradio as gr
+import httpx
+from fastapi import HTTPException, Request
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from labeler.app.handlers import REASON_CHOICES, REMOVE_REASONS, Command, Filters, ReviewUI, View
 from labeler.errors import LabelerError
@@ -199,7 +203,6 @@ def _warm_up(url: str, auth: tuple[str, str] | None) -> None:
     """One call through Gradio's event queue (``/ping``) before the app says it is ready: the queue's first
     event costs 0.4 s that a reviewer's first screen would otherwise wait for (`labeler bench review`).
     Best effort: a failure here never stops the app."""
-    import httpx
 
     try:
         with httpx.Client(base_url=url.rstrip("/"), timeout=10, trust_env=False) as client:  # no proxy for localhost
@@ -252,9 +255,6 @@ def check_launch(host: str, auth: tuple[str, str] | None) -> None:
 def routes(ui: ReviewUI) -> list:
     """Routes placed ahead of Gradio's: the item images (workspace items only, behind the app's login) and
     a refusal of uploads (the app takes none)."""
-    from fastapi import HTTPException, Request
-    from fastapi.responses import FileResponse, PlainTextResponse, Response
-    from starlette.routing import Route
 
     async def image(request: Request):
         server = request.app

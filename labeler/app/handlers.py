@@ -27,9 +27,13 @@ from labeler.app.render import (
     pixel_size,
     render_view,
 )
+from labeler.boxes import item_box
 from labeler.errors import LabelerError
+from labeler.export import export_labels
 from labeler.flag.reasons import REASONS
+from labeler.remaining import class_error_rates, plot_class_error_rates, workspace_estimate
 from labeler.review import CLAIM_SECONDS, REMOVE_REASONS, Filters, ReviewItem, ReviewSession, no_queue
+from labeler.status import workspace_status
 from labeler.workspace import Workspace
 
 DECISIONS = ("accept", "keep", "relabel", "remove", "skip")
@@ -147,7 +151,6 @@ class ReviewUI:
 
     def export(self, include_removed: bool = False) -> list[str]:
         """Write the corrected CSV and the audit to the workspace's exports/ folder; return their paths."""
-        from labeler.export import export_labels
 
         folder = self.ws.path / "exports"
         folder.mkdir(exist_ok=True)
@@ -180,7 +183,6 @@ class ReviewUI:
         path = self.image_file(item_id)
         if path is None or view not in ("box", "crop"):
             return path, None
-        from labeler.boxes import item_box
 
         with self.lock:
             extra = self.ws.store.item(int(item_id)).extra
@@ -305,7 +307,6 @@ class ReviewUI:
 
     def estimate(self, *, fresh: bool = False) -> dict | None:
         """The remaining-errors estimate, recomputed after every ESTIMATE_EVERY decisions (or on ``fresh``)."""
-        from labeler.remaining import workspace_estimate
 
         last = self.ws.store.last_decision_id()
         seen, _, cached = self._estimate
@@ -318,8 +319,6 @@ class ReviewUI:
         """Markdown of counts, rounds, leakage, remaining errors and confused pairs; the noise-matrix image
         path and the per-class error-rate plot path (each None when there is none)."""
         from labeler.app.overview import overview_markdown
-        from labeler.remaining import class_error_rates, plot_class_error_rates
-        from labeler.status import workspace_status
 
         with self.lock:
             status = workspace_status(self.ws, stop_below=self.stop_below)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import io
 
+from labeler.boxes import with_margin
 from labeler.review import REMOVE_REASONS, ReviewItem
 
 PICKS = 9  # class buttons beside the image: the most probable classes, each with its fixed key code
@@ -135,11 +137,8 @@ def neighbours_html(item: ReviewItem) -> str:
 
 def render_view(path, box, view: str) -> bytes:
     """The image with ``box`` drawn (view "box") or cropped to it with BOX_MARGIN around (view "crop"), as JPEG."""
-    import io
 
     from PIL import Image, ImageDraw
-
-    from labeler.boxes import with_margin
 
     with Image.open(path) as img:
         img = img.convert("RGB")

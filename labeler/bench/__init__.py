@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from labeler.bench.synthetic import synthetic_deepfashion
+from labeler.labels import label_table
+from labeler.workspace import Workspace
 
 
 def bench_import(source: str | Path | None, *, rows: int = 289_222, classes: int = 46, verify: bool = False) -> dict:
@@ -50,8 +52,6 @@ def bench_train_speed(
     workspace: str | Path, config, *, lr: float = 1e-3, limit: int | None = None, repeats: int = 2
 ) -> dict:
     """Images/s of labeler's fastai training path and of a minimal plain-PyTorch loop, alternated."""
-    from labeler.labels import label_table
-    from labeler.workspace import Workspace
     from labeler_training import speed
 
     with Workspace.open(workspace) as ws:

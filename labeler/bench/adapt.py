@@ -10,6 +10,7 @@ wrong labels found within the ``budget`` share reviewed in queue order, without 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,5 @@ def summary_lines(results: dict, *, seed: int = 0) -> list[str]:
 
 
 def write_json(results: dict, path: str | Path) -> None:
-    import json
 
     Path(path).write_text(json.dumps(results, indent=1))

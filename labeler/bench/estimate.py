@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler.bench.rank import load_truth
+from labeler.estimate import estimate_remaining
+from labeler.flag.queue import build_queue
+
 
 def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict]:
     """One row per (budget, audit) for one run."""
-    from labeler.bench.rank import load_truth
-    from labeler.flag.queue import build_queue
 
     ev, fit, truth, _ = load_truth(folder)
     queue = build_queue(ev)
@@ -48,7 +50,6 @@ def simulate(folder: str | Path, budgets, audits, *, seed: int = 0) -> list[dict
 
 def _scored(row: dict, score, reviewed, flipped, in_queue, upcoming) -> dict:
     """``row`` with the estimate of the flips left after ``reviewed``, and whether its interval holds the truth."""
-    from labeler.estimate import estimate_remaining
 
     est = estimate_remaining(score, reviewed, flipped, in_queue, upcoming)
     true_left = int((flipped & ~reviewed).sum())

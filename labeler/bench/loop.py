@@ -23,12 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler.bench.metrics import bootstrap_hits_ratio
 from labeler.bench.noise import LOOP_ORDERS, Planted, plant_and_flag
+from labeler.flag.active import annotation_table, review_priority
+from labeler.labels import label_codes
+from labeler.report import pyplot
+from labeler.workspace import Workspace
+from labeler_training.evaluate import topk_accuracy
 
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:
     """Item ids of the train/valid images in each review order."""
-    from labeler.flag.active import annotation_table, review_priority
 
     ev, queue = p.flagged.evidence, p.flagged.queue
     split = dict(zip(p.items["id"], p.items["split"]))
@@ -69,7 +74,6 @@ def bench_loop(
     p = plant_and_flag(
         source, out_dir, config, rate=rate, kind=kind, pairs=pairs, truth=truth, seed=seed, resume=True, log=log
     )
-    from labeler.workspace import Workspace
 
     with Workspace.open(p.workspace) as ws:
         found_lr = ws.store.rounds()[0].metrics.get("lr")
@@ -132,7 +136,6 @@ def fixed_ratios(arms: dict[str, set], items, flipped: set, budgets, orders) -> 
     """{"evidence@B": {other order: [flips it fixed / the other's, 95% low, high]}}: the default queue against each
     other order at each budget, with a paired bootstrap over the train/valid images (which images each order
     reviews stays fixed; which of them hold a flip is resampled)."""
-    from labeler.bench.metrics import bootstrap_hits_ratio
 
     if "evidence" not in orders:
         return {}
@@ -155,7 +158,6 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
     cached = run_dir.parent / f"{run_dir.name}.json"  # not with_suffix: "evidence@0.1" has a dot
     if cached.exists():
         return json.loads(cached.read_text())
-    from labeler_training.evaluate import topk_accuracy
     from labeler_training.final import run_final
 
     frame = items.reset_index()[["id", "file", "split", "label", "true"]].copy()
@@ -166,7 +168,6 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
         f" training seed {config.seed}"
     )
     result = run_final(frame, p.root, p.vocab, config, run_dir, resume=True, log=log)
-    from labeler.labels import label_codes
 
     true = label_codes(frame.set_index("id").loc[result.test_ids, "true"], p.vocab)
     metrics = {f"test_top{k}": topk_accuracy(result.test_probs, true, k) for k in (1, 3, 5)}
@@ -178,7 +179,6 @@ def _run_arm(p: Planted, items, reviewed: set, flipped: set, config, run_dir: Pa
 def _plot(results: dict, budgets, orders, flip_share: float, path: Path) -> None:
     """Left: the share of planted flips each order fixes at each budget (the main figure) against a perfect
     order's (``flip_share``: flips per train/valid image); right: test top-1 after retraining."""
-    from labeler.report import pyplot
 
     plt = pyplot()
 

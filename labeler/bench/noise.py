@@ -10,9 +10,18 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from labeler import groups as grouping
 from labeler.bench.detectors import detector_scores, detector_sets
 from labeler.boxes import BOX_COLUMNS
 from labeler.errors import InputError, LabelerError
+from labeler.flag import flag_round
+from labeler.ingest import import_dataset
+from labeler.ingest.validate import Options
+from labeler.labels import label_table
+from labeler.train import train_round
+from labeler.workspace import DB_NAME, Workspace
 
 KNOWN_CONFUSIONS = [
     ("Top", "Blouse"),
@@ -38,7 +47,6 @@ LOOP_ORDERS = ("evidence", "activelab", "cleanlab", "random")  # the review orde
 def confusion_partners(vocab: list[str], pairs: list[tuple[str, str]] | None = None) -> dict[int, list[int]]:
     """{class: [classes it is confused with]} from ``pairs`` ([("a", "b"), ...]: the CLI parses
     --pairs a:b,c:d) or KNOWN_CONFUSIONS."""
-    from labeler.errors import InputError
 
     lower = {name.lower(): i for i, name in enumerate(vocab)}
     given = pairs or KNOWN_CONFUSIONS
@@ -75,7 +83,6 @@ def plant_flips(
     clustered: like pairs, but flips come in clusters of look-alike images (``features``, one row per
     item) and whole ``groups`` at once, as a person labelling a batch of similar photos would err.
     """
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     labels = np.asarray(labels).copy()
@@ -106,7 +113,6 @@ CLUSTER_SIZE = 5  # a seed image and its 4 nearest look-alikes of the same class
 
 
 def _plant_clusters(labels, eligible, rate, rng, partners, features, groups):
-    import numpy as np
 
     new = labels.copy()
     flipped = np.zeros(len(labels), dtype=bool)
@@ -131,7 +137,6 @@ def _plant_clusters(labels, eligible, rate, rng, partners, features, groups):
 
 def thumbnails(files, size: int = 12):
     """Tiny standardised RGB thumbnails (N, size*size*3): which images look alike, before any model."""
-    import numpy as np
     from PIL import Image
 
     out = np.zeros((len(files), size * size * 3), dtype=np.float32)
@@ -146,7 +151,6 @@ def thumbnails(files, size: int = 12):
 
 def detection_metrics(truth, scores, flagged) -> dict:
     """Flagged-set precision/recall/F1 and ranking AP and precision@k against planted flips."""
-    import numpy as np
     from sklearn.metrics import average_precision_score
 
     truth, flagged = np.asarray(truth, bool), np.asarray(flagged, bool)
@@ -191,9 +195,6 @@ def plant_and_flag(
     log=print,
 ) -> Planted:
     """Plant flips in a copy of ``source`` (workspace or dataset) in ``out_dir``, train (unless done), flag."""
-    from labeler.flag import flag_round
-    from labeler.train import train_round
-    from labeler.workspace import Workspace
 
     out_dir = Path(out_dir)
     created = not out_dir.exists()
@@ -226,7 +227,6 @@ def plant_and_flag(
 def _write_planted(frame, out_dir: Path, root, vocab, confusion, partners, rate: float, kind: str, seed: int):
     """Flip labels in ``frame`` (``plant_flips``); write planted.csv (the noisy source) and flips.csv (the
     answers, for bench rank) to ``out_dir``; return the frame (``true`` and planted ``label``), the CSV, the mask."""
-    import numpy as np
 
     codes = np.array([vocab.index(label) for label in frame["label"]])
     if kind == "real":  # the labels are the noisy ones already; ``true`` came from --truth
@@ -257,7 +257,6 @@ def _write_planted(frame, out_dir: Path, root, vocab, confusion, partners, rate:
 def _look_alikes(frame, root, vocab) -> tuple:
     """For clustered noise: tiny thumbnails to find look-alikes by, and product groups where the source has
     product folders (DeepFashion's img/<Item>/), not one folder per class."""
-    from labeler import groups as grouping
 
     features = thumbnails([str(Path(root) / f) for f in frame["file"]])
     folders = {str(Path(f).parent) for f in frame["file"]}
@@ -268,8 +267,6 @@ def _look_alikes(frame, root, vocab) -> tuple:
 
 
 def _import_planted(ws_path: Path, planted: Path, root) -> None:
-    from labeler.ingest import import_dataset
-    from labeler.ingest.validate import Options
 
     options = Options(verify_images=False, progress=False, min_per_class=0)
     import_dataset(ws_path, planted, force=True, root=root, options=options)
@@ -277,7 +274,6 @@ def _import_planted(ws_path: Path, planted: Path, root) -> None:
 
 def bench_noise(source, out_dir, config, **options) -> dict:
     """Plant flips, train, flag; score every detector against the planted flips (train/valid images only)."""
-    import numpy as np
 
     p = plant_and_flag(source, out_dir, config, **options)
     flipped = dict(zip(p.items["id"], p.items["true"] != p.items["label"]))
@@ -304,14 +300,8 @@ def _bench_base(source: Path, out_dir: Path, truth, log, *, keep_labels: bool = 
     (every labelled image must be in it: a real-noise key with holes would count mistakes as right)."""
     import pandas as pd
 
-    from labeler.labels import label_table
-    from labeler.workspace import DB_NAME, Workspace
-
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (source / DB_NAME).exists():
-        from labeler.ingest import import_dataset
-        from labeler.ingest.validate import Options
-
         base = out_dir / "base"
         if not (base / DB_NAME).exists():
             import_dataset(base, source, force=True, options=Options(min_per_class=0))

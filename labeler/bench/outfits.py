@@ -22,6 +22,8 @@ from pathlib import Path
 
 from labeler.bench.synthetic import DEEPFASHION_CATEGORIES, write_deepfashion
 from labeler.errors import InputError
+from labeler.ingest import read_source
+from labeler.ingest.validate import SPLIT_ALIASES
 
 # source class (lower case) -> DeepFashion category; DeepFashion's own names map to themselves
 CATEGORIES = {
@@ -72,8 +74,6 @@ def write_outfits(source, out, *, seed: int = 0, limit: int | None = None, progr
 def _garments(source, rng: random.Random) -> tuple[list[tuple[str, str, str]], Path]:
     """(file, DeepFashion category, split) of every usable photo of ``source``, and its image root. A source
     without splits gets a seeded one: 70% train, 15% valid, 15% test."""
-    from labeler.ingest import read_source
-    from labeler.ingest.validate import SPLIT_ALIASES
 
     table = read_source(source)
     frame = table.frame

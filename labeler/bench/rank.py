@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from labeler.bench.metrics import bootstrap_f1_ratio, bootstrap_ratios, f1, ranking_metrics
-from labeler.flag import scoring
+from labeler.errors import InputError
+from labeler.flag import latest_round, load_evidence, neighbors, scoring
+from labeler.flag.probe import FOLDS, assign_folds
+from labeler.flag.queue import flagged_set
+from labeler.workspace import Workspace
 
 BASELINE = "self_confidence"
 HALF_SEED = "labeler-bench-rank"  # the photo halves of the cross-fit
@@ -67,10 +72,6 @@ def load_truth(folder: str | Path):
     """(evidence of the latest round, train/valid mask, wrong-label mask) of one `bench noise` folder."""
     import pandas as pd
 
-    from labeler.errors import InputError
-    from labeler.flag import latest_round, load_evidence
-    from labeler.workspace import Workspace
-
     folder = Path(folder)
     if not (folder / "flips.csv").exists():
         raise InputError(f"{folder} has no flips.csv; run `labeler bench noise ... --out {folder}` first")
@@ -87,7 +88,6 @@ def load_truth(folder: str | Path):
 
 def load_run(folder: str | Path, *, k: int = 10, compare_probe: bool = False) -> Run:
     """The evidence of one `bench noise` folder as `flag` builds it, row-aligned, and its wrong labels."""
-    from labeler.flag import neighbors
 
     folder = Path(folder)
     ev, fit, truth, files = load_truth(folder)
@@ -118,12 +118,9 @@ def load_run(folder: str | Path, *, k: int = 10, compare_probe: bool = False) ->
 def logistic_probe(ev) -> np.ndarray:
     """The probe `flag` used before the closed-form one: a logistic regression (C=10, at most 20,000 rows and 200
     lbfgs steps per fit) per fold model's space, cross-validated on the same folds, averaged. For comparison."""
-    import warnings
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-
-    from labeler.flag.probe import FOLDS, assign_folds
 
     k = len(ev.vocab)
     groups = np.arange(len(ev.labels)) if ev.fold_groups is None else ev.fold_groups
@@ -223,8 +220,6 @@ def flagged(run: Run, ranked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """cleanlab's default flagged set on the CNN, and the set `flag` takes (``queue.flagged_set``) of each
     evidence score."""
     from cleanlab.filter import find_label_issues
-
-    from labeler.flag.queue import flagged_set
 
     sets = {"cleanlab_filter": find_label_issues(run.labels, run.pred_probs)}
     for name, score in ranked.items():

@@ -16,22 +16,29 @@ simulated reviewers against a live `labeler review` server over HTTP.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+
+from labeler.bench import timed_labeler
+from labeler.bench.synthetic import synthetic_deepfashion
+from labeler.flag import neighbors
+from labeler.flag.stages import parse as parse_stages
+from labeler.ingest import import_dataset
+from labeler.ingest.validate import Options
+from labeler.review import ReviewSession
+from labeler.workspace import Workspace
 
 
 def synthetic_workspace(folder: Path, rows: int, classes: int = 46, dim: int = 512, seed: int = 0, log=print) -> Path:
     """A workspace of ``rows`` items with one synthetic, flaggable round (the workspace and its round are
     reused if present: an imported workspace without a round gets one)."""
-    from labeler.bench.synthetic import synthetic_deepfashion
-    from labeler.ingest import import_dataset
-    from labeler.ingest.validate import Options
-    from labeler.workspace import Workspace
 
     ws_path = folder / "workspace"
     if not (ws_path / "labeler.db").exists():
@@ -96,10 +103,6 @@ def _perturbed(emb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sample: int = 2_000, log=print) -> dict:
     """Each stage's wall time and peak memory at DeepFashion scale (see the module docstring)."""
-    import shutil
-
-    from labeler.bench import timed_labeler
-    from labeler.bench.synthetic import synthetic_deepfashion
 
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / "DeepFashion"
@@ -135,8 +138,6 @@ def bench_scale(folder: Path, rows: int = 289_222, decisions: int = 5_600, sampl
 
 def _decide(ws_path: Path, decisions: int) -> int:
     """Log ``decisions`` reviews down the queue: 70% keep, 25% relabel to the suggestion, 5% remove."""
-    from labeler.review import ReviewSession
-    from labeler.workspace import Workspace
 
     with Workspace.open(ws_path) as ws:
         session = ReviewSession(ws, "bench")
@@ -218,9 +219,6 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
     """Time of flag's k-NN graph over every embedding, and its recall@10 against exact search on ``sample`` rows."""
     import faiss
 
-    from labeler.flag import neighbors
-    from labeler.workspace import Workspace
-
     with Workspace.open(ws_path) as ws:
         emb = np.ascontiguousarray(ws.load_array(ws.store.rounds()[-1].id, "embeddings"), dtype=np.float32)
     started = time.perf_counter()
@@ -241,12 +239,8 @@ def knn_recall(ws_path: Path, *, sample: int = 2_000, log=print) -> dict:
 
 def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=print) -> dict:
     """Wall time and peak memory of `labeler flag`, and the k-NN graph alone (see the module docstring)."""
-    from labeler.flag import neighbors
-    from labeler.flag.stages import parse as parse_stages
-    from labeler.workspace import Workspace
 
     ws_path = synthetic_workspace(folder, rows, log=log)
-    from labeler.bench import timed_labeler
 
     flag = timed_labeler(["flag", ws_path])
     if flag["rc"] != 0:
@@ -287,8 +281,6 @@ def bench_flag(folder: Path, rows: int = 289_222, subset: int = 50_000, log=prin
 def bench_review_latency(ws_path: Path, decisions: int = 300, log=print) -> dict:
     """p50/p95 of decision -> next item ready (core) and of the whole UI handler (with rendering)."""
     from labeler.app.handlers import ReviewUI
-    from labeler.review import ReviewSession
-    from labeler.workspace import Workspace
 
     core = []
     with Workspace.open(ws_path) as ws:
@@ -318,7 +310,6 @@ def bench_review_concurrency(
     ws_path: Path, *, reviewers: int = 8, decisions: int = 200, port: int = 7871, log=print
 ) -> dict:
     """``reviewers`` HTTP clients x ``decisions`` accepts against a live server; acks vs stored, overlaps, p95."""
-    from labeler.workspace import Workspace
 
     with Workspace.open(ws_path) as ws:
         before = ws.store.last_decision_id()
@@ -350,12 +341,13 @@ def bench_review_concurrency(
 def _run_reviewers(client_args, reviewers: int, decisions: int):
     """``reviewers`` threads, each a Gradio client accepting ``decisions`` items in a row: what each was
     shown and when (name, item, shown at, answered at), each accept's latency, acks per reviewer, wall s."""
-    from gradio_client import Client
 
     shown: list[tuple[str, int, float, float]] = []
     latencies: list[float] = []
     acks: dict[str, int] = {}
     lock = threading.Lock()
+
+    from gradio_client import Client
 
     def reviewer(name: str) -> None:
         client = Client(client_args, verbose=False)
@@ -402,7 +394,6 @@ def _ready_line(server: subprocess.Popen, url: str) -> str:
 
 
 def _wait_for(url: str, timeout: float = 90) -> str:
-    import urllib.request
 
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -9,13 +9,25 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
 
 import click
 
 from labeler.cli import models
 from labeler.cli.bench import bench
 from labeler.cli.options import GROUP_BY, POSITIVE, SHARE, Credentials, train_options
+from labeler.demo import DemoSpec, run
 from labeler.errors import LabelerError, explain
+from labeler.export import export_labels
+from labeler.flag import flag_round, format_summary
+from labeler.ingest import import_dataset
+from labeler.ingest.validate import Options
+from labeler.sample import sample as draw
+from labeler.status import format_status, workspace_status
+from labeler.train import retrain_round, train_round
+from labeler.workspace import Workspace
 from labeler_training.errors import TrainingError
 
 JSON_OPTION = click.option(
@@ -97,10 +109,6 @@ def import_(
     workspace, source, fmt, force, allow_new_classes, root, image_col, label_col, split_col, as_json, **options
 ):
     """Import SOURCE (DeepFashion folder, labels CSV or class folders) into WORKSPACE."""
-    from pathlib import Path
-
-    from labeler.ingest import import_dataset
-    from labeler.ingest.validate import Options
 
     result = import_dataset(
         workspace,
@@ -160,8 +168,6 @@ def _format_import(result) -> str:
 )
 def status(workspace, as_json, stop_below):
     """Show items, rounds, leakage, flags, reviews and how many wrong labels remain (with 95% intervals)."""
-    from labeler.status import format_status, workspace_status
-    from labeler.workspace import Workspace
 
     with Workspace.open(workspace, readonly=True) as ws:
         report = workspace_status(ws, stop_below=stop_below)
@@ -181,10 +187,8 @@ def status(workspace, as_json, stop_below):
 @JSON_OPTION
 def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_json, **options):
     """Train K fold models: out-of-fold pred_probs, embeddings and top-k metrics as a new round."""
-    from labeler.workspace import Workspace
 
     Workspace.check(workspace)  # before torch's few seconds of import
-    from labeler.train import train_round
     from labeler_training.learner import make_config, pick_device
 
     config = make_config(preset, **options)
@@ -266,10 +270,6 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_jso
 @JSON_OPTION
 def flag(workspace, csv_path, round_id, as_json, **options):
     """Flag likely label errors, conflicting near-duplicates and outliers in one ranked review queue."""
-    from collections import Counter
-
-    from labeler.flag import flag_round, format_summary
-    from labeler.workspace import Workspace
 
     with Workspace.open(workspace) as ws:
         result = flag_round(
@@ -303,10 +303,6 @@ def flag(workspace, csv_path, round_id, as_json, **options):
 @JSON_OPTION
 def export(workspace, out, audit, include_removed, force, as_json):
     """Write the corrected labels as CSV in the shape of the input, and optionally an audit CSV."""
-    from dataclasses import asdict
-
-    from labeler.export import export_labels
-    from labeler.workspace import Workspace
 
     with Workspace.open(workspace, readonly=True) as ws:
         s = export_labels(ws, out, audit=audit, include_removed=include_removed, force=force)
@@ -364,8 +360,6 @@ def review(workspace, host, port, reviewer, auth, share, stop_below):
 @click.option("--seed", default=0, show_default=True, help="Seed of the random draw.")
 def sample(workspace, n, split, seed):
     """Add N random unreviewed images (stratified by class) to the front of the queue: an audit sample."""
-    from labeler.sample import sample as draw
-    from labeler.workspace import Workspace
 
     with Workspace.open(workspace) as ws:
         added = draw(ws, n, split=split, seed=seed)
@@ -384,10 +378,8 @@ def sample(workspace, n, split, seed):
 @GROUP_BY
 def retrain(workspace, resume, restart, group_by, preset, **options):
     """Train a new round on the cleaned labels (options default to the previous round's; --folds 0: one model)."""
-    from labeler.workspace import Workspace
 
     Workspace.check(workspace)  # before torch's few seconds of import
-    from labeler.train import retrain_round
 
     if preset is not None:
         from labeler_training.learner import preset_values
@@ -415,7 +407,6 @@ def demo(workspace, data, old_workspace, images, seed, auto_review, port):
     [data/demo-workspace].
 
     Without --auto-review the review app opens at the end (http://127.0.0.1:PORT)."""
-    from labeler.demo import DemoSpec, run
 
     workspace = old_workspace or workspace
     run(data, workspace, spec=DemoSpec(n_images=images, seed=seed), auto_review=auto_review, log=click.echo)

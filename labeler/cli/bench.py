@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
+import numpy as np
 
+from labeler.bench import bench_import as measure_import
 from labeler.bench.noise import LOOP_ORDERS
+from labeler.bench.outfits import write_outfits
+from labeler.bench.rank import summary_lines as rank_lines
+from labeler.bench.rank import write_weights as fit_and_write
 from labeler.cli.options import POSITIVE, SHARE, CommaList, noise_options, train_options
+from labeler.flag import flag_round
 from labeler.flag.adapt import PRIOR as ADAPT_PRIOR
+from labeler.workspace import Workspace
 
 AUDITS = click.option(  # bench estimate and bench adapt
     "--audits",
@@ -39,9 +47,8 @@ def bench():
 @click.option("--verify-images/--no-verify-images", default=False, show_default=True, help="Decode every image.")
 def bench_import(source, rows, classes, verify_images):
     """Time an import of SOURCE (or of a synthetic DeepFashion-shaped set) and its peak memory."""
-    from labeler.bench import bench_import as run_bench
 
-    result = run_bench(source, rows=rows, classes=classes, verify=verify_images)
+    result = measure_import(source, rows=rows, classes=classes, verify=verify_images)
     click.echo(result["out"].strip())
     click.echo(f"import wall time {result['seconds']:.2f}s, peak memory {result['peak_mib']:.0f} MiB")
 
@@ -54,7 +61,6 @@ def bench_import(source, rows, classes, verify_images):
 def bench_outfits(source, out, seed, limit):
     """Build a DeepFashion-layout set of outfit photos with garment boxes from SOURCE's single-garment photos
     (for measuring `--crop bbox` on real pixels: `labeler bench noise OUT --crop bbox` against without)."""
-    from labeler.bench.outfits import write_outfits
 
     counts = write_outfits(source, out, seed=seed, limit=limit)
     for split, by_class in counts.items():
@@ -101,8 +107,6 @@ def bench_noise(source, out_dir, rate, kind, pairs, truth, noise_seed, resume, p
             f"{name:<16}{m['flagged']:>8}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}"
             f"{m['ap']:>7.3f}{m['p_at_n']:>7.3f}{m['p_at_100']:>7.3f}"
         )
-    import json
-    from pathlib import Path
 
     (Path(out_dir) / "bench-noise.json").write_text(json.dumps(r, indent=2))
     click.echo(f"(n = number of wrong labels; results in {Path(out_dir) / 'bench-noise.json'})")
@@ -188,9 +192,6 @@ def bench_loop(source, out_dir, budgets, orders, repeats, rate, kind, pairs, tru
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Also write every number here.")
 def bench_estimate(runs, budgets, audits, json_out):
     """Simulated reviews on `bench noise` RUNS: is the true number of remaining flips inside the estimate's 95% interval?"""
-    import json
-
-    import numpy as np
 
     from labeler.bench.estimate import bench_estimate as run_bench
 
@@ -235,17 +236,14 @@ def bench_estimate(runs, budgets, audits, json_out):
 def bench_rank(runs, json_out, compare_probe, write_weights):
     """Rank the same out-of-fold evidence many ways; score each against the wrong labels of `bench noise` RUNS
     (planted flips, or real mistakes with --kind real)."""
-    import json
 
     from labeler.bench.rank import bench_rank as run_bench
-    from labeler.bench.rank import summary_lines
-    from labeler.bench.rank import write_weights as fit_and_write
 
     if write_weights:
         fit_and_write(list(runs), write_weights, log=click.echo)
         return
     r = run_bench(list(runs), compare_probe=compare_probe, log=click.echo)
-    for line in summary_lines(r):
+    for line in rank_lines(r):
         click.echo(line)
     if json_out:
         Path(json_out).write_text(json.dumps(r, indent=2))
@@ -290,7 +288,6 @@ def bench_adapt(runs, budget, batch, audits, priors, json_out):
 )
 def bench_flag(out_dir, rows, subset):
     """`labeler flag` at DeepFashion scale: wall time, peak memory, k-NN approximate vs exact vs scikit-learn."""
-    from pathlib import Path
 
     from labeler.bench.scale import bench_flag as run_bench
 
@@ -329,8 +326,6 @@ SCALE_PEAK_MIB = 4096
 def bench_scale(out_dir, rows, decisions, sample, json_out):
     """Every stage at DeepFashion scale: import, flag, status, first review screen, export (+ audit);
     wall time and peak memory of each, in a child process, against its target."""
-    import json
-    from pathlib import Path
 
     from labeler.bench.scale import bench_scale as run_bench
 
@@ -366,11 +361,8 @@ def bench_scale(out_dir, rows, decisions, sample, json_out):
 @click.option("--port", default=7871, show_default=True)
 def bench_review(out_dir, rows, decisions, reviewers, per_reviewer, port):
     """Review latency on a DeepFashion-sized queue, and concurrent reviewers against a live server."""
-    from pathlib import Path
 
     from labeler.bench import scale as bench_scale
-    from labeler.flag import flag_round
-    from labeler.workspace import Workspace
 
     ws_path = bench_scale.synthetic_workspace(Path(out_dir), rows, log=click.echo)
     with Workspace.open(ws_path) as ws:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from labeler.cli.options import POSITIVE
+from labeler.predict import evaluate_source, export_round_model, predict_images
+from labeler.workspace import Workspace
 
 
 @click.command("export-model")
@@ -14,8 +16,6 @@ from labeler.cli.options import POSITIVE
 @click.option("--fold", default=0, show_default=True, type=click.IntRange(0), help="Which fold model of the round.")
 def export_model(workspace, out_dir, round_id, fold):
     """Write a trained model as plain PyTorch: model.pth + vocab.json + preprocess.json."""
-    from labeler.predict import export_round_model
-    from labeler.workspace import Workspace
 
     with Workspace.open(workspace, readonly=True) as ws:
         out = export_round_model(ws, out_dir, round_id=round_id, fold=fold)
@@ -31,7 +31,6 @@ def export_model(workspace, out_dir, round_id, fold):
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda|cuda:N|mps, as for train.")
 def predict(model, images, out_csv, k, round_id, device):
     """Top-k classes of IMAGES (files or folders) from a WORKSPACE's model or an exported MODEL folder."""
-    from labeler.predict import predict_images
 
     rows = predict_images(model, list(images), k=k, out_csv=out_csv, round_id=round_id, device=device)
     for row in rows:
@@ -55,7 +54,6 @@ def predict(model, images, out_csv, k, round_id, device):
 @click.option("--device", default="auto", show_default=True, help="auto|cpu|cuda|cuda:N|mps, as for train.")
 def evaluate(model, source, mapping, reports, round_id, device):
     """Top-1/3/5 and per-class accuracy of a model on another labelled set (CSV or class folders)."""
-    from labeler.predict import evaluate_source
 
     m = evaluate_source(model, source, mapping=mapping, reports=reports, round_id=round_id, device=device)
     click.echo(

@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from labeler.errors import ArrayError, LabelerError
+from labeler.errors import ArrayError, LabelerError, explain
 from labeler.files import write_csv
+from labeler.flag.active import annotation_table, review_priority
 from labeler.flag.detect import NOISE_RATE_CAVEAT
+from labeler.flag.neighbors import Neighbours
 from labeler.flag.queue import Evidence, Queue, build_queue
+from labeler.flag.reasons import TYPE_NAMES
 from labeler.flag.stages import Stages
 from labeler.labels import class_index, label_codes, label_table, live_labels_by_reviewer
 from labeler.remaining import scored_arrays
+from labeler.report import write_flag_report
 from labeler.store import Flag
 from labeler.workspace import Workspace
 
@@ -144,7 +148,6 @@ def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _oos_neighbours(ws: Workspace, round_id: int, pred_ids: np.ndarray, ids: np.ndarray):
     """The round's out-of-sample neighbour lists as evidence rows (None for rounds that have none)."""
-    from labeler.flag.neighbors import Neighbours
 
     if "oos_neighbour_ids" not in ws.store.arrays(round_id):
         return None
@@ -193,8 +196,6 @@ def flag_round(
         # cleanlab's per-class error rates before review, beside which the Overview plots what reviews measured
         metrics = dict(chosen.metrics, class_error_estimate=queue.summary.error_rate)
         ws.store.set_round_metrics(chosen.id, metrics)
-    from labeler.errors import explain
-    from labeler.report import write_flag_report
 
     try:
         with stage("report"):
@@ -217,7 +218,6 @@ def active_scores(
     the reviewed rows (a seeded sample of ``sample`` past that) and a seeded sample of ``sample`` other
     rows, which is enough for its estimates of annotator quality and model calibration; cleanlab's
     per-row Python loop over all 289k DeepFashion rows took minutes."""
-    from labeler.flag.active import annotation_table, review_priority
 
     index = class_index(ev.vocab)
     # each row's imported label as a column of this round (-1: a class the round has no column for)
@@ -329,7 +329,6 @@ MERGE_RATE = 0.1
 def _type_lines(joint: np.ndarray, vocab: list[str], types) -> list[str]:
     """Confusions split into cross-type (upper vs lower body: almost surely wrong) and within-type
     (near-synonyms: often policy), and class pairs confused both ways at a high rate (merge? a report only)."""
-    from labeler.flag.reasons import TYPE_NAMES
 
     cj = np.asarray(joint, dtype=np.float64)
     totals = np.maximum(cj.sum(axis=1), 1)

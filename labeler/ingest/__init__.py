@@ -15,8 +15,8 @@ from labeler.errors import InputError
 from labeler.ingest import csv, deepfashion, folder
 from labeler.ingest.table import RawTable
 from labeler.ingest.validate import Options, validate
-from labeler.store import ImportSummary
-from labeler.workspace import Workspace
+from labeler.store import ImportSummary, Store
+from labeler.workspace import DB_NAME, Workspace
 
 FORMATS = ("deepfashion", "csv", "folder")
 
@@ -88,11 +88,9 @@ def _check_apart(workspace: Path, source: Path, format: str) -> None:
 
 def _check_vocabulary(workspace: Path, classes: list[str], allow_new_classes: bool) -> None:
     """Refuse a re-import that changes the pinned class list, unless asked for."""
-    from labeler.workspace import DB_NAME
 
     if not (workspace / DB_NAME).exists():
         return
-    from labeler.store import Store
 
     with Store.open(workspace / DB_NAME, readonly=True) as store:
         old = store.classes() if store.get_meta("source") is not None else []
