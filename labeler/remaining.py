@@ -13,8 +13,8 @@ import numpy as np
 
 from labeler import estimate
 from labeler.labels import class_index
-from labeler.report import pyplot
 from labeler.workspace import Workspace
+from labeler_training.plots import pyplot
 
 
 def scored_arrays(item_ids: np.ndarray, score: np.ndarray, classes: np.ndarray) -> dict[str, np.ndarray]:

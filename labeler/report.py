@@ -16,6 +16,7 @@ from labeler.flag.queue import Evidence, Queue
 from labeler.flag.reasons import REASONS
 from labeler.leakage import Leaks
 from labeler.workspace import Workspace
+from labeler_training.plots import pyplot
 
 
 def write_flag_report(ws: Workspace, round_id: int, queue: Queue, ev: Evidence) -> Path:
@@ -139,16 +140,6 @@ def _thumbnail(ax, file, extra: dict | None = None) -> None:
 
         x1, y1, x2, y2 = (v * scale for v in box)
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="#ff4020", linewidth=1.5))
-
-
-def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display; every labeler plot goes through here)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _noise_heatmap(matrix: np.ndarray, vocab: list[str], path: Path) -> None:

@@ -388,13 +388,6 @@ def test_deepfashion_without_eval_says_so(cli, tmp_path):
     assert "Eval/list_eval_partition.txt" in result.output
 
 
-def test_helpers_agree_on_high_depth_modes():
-    from labeler.ingest.validate import HIGH_DEPTH_MODES as importing
-    from labeler_training.predict import HIGH_DEPTH_MODES as predicting
-
-    assert importing == predicting
-
-
 def test_merged_label_variants_take_the_most_common_trimmed_spelling(tmp_path):
     from labeler.ingest.validate import Options
     from tests.test_validate import _import

@@ -1,5 +1,5 @@
-"""Files written so that a crash never leaves a half-written one: temporary file, fsync, rename.
-Standard library only; labeler.files re-exports it."""
+"""Files written so that a crash never leaves a half-written one: temporary file, fsync, rename; and which image
+files the 8-bit pipeline cannot read faithfully. Standard library only; labeler.files re-exports it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# PIL modes whose samples are not 0-255: convert("RGB") would clip them. Import quarantines such images
+# (labeler.ingest.validate) and the predictor refuses them (labeler_training.predict).
+HIGH_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"})
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """The fastai Learner: vision_learner(resnet), lr_find, fine_tune with discriminative rates.
 
 Transfer learning (the default): ``fine_tune`` trains the new head for ``freeze_epochs`` with
-the body frozen, then unfreezes and trains ``epochs`` more with discriminative learning rates
-(``slice(lr / 100, lr)``: early layers move 100x slower than the head). From scratch
+the body frozen at ``lr``, then unfreezes and trains ``epochs`` more with discriminative learning
+rates: fastai halves the rate on unfreezing, ``slice(lr / 200, lr / 2)``, so early layers move 100x
+slower than the head. With ``freeze_epochs`` 0 the body is unfrozen at once, at ``slice(lr / 100,
+lr)``. From scratch
 (``pretrained=False`` and no ``weights`` file) there is nothing to protect, so all layers
 train at ``lr`` for ``freeze_epochs + epochs`` one-cycle epochs.
 """

@@ -1,11 +1,10 @@
-"""matplotlib for training's plots (confusion matrices, top losses, loss curves, lr_find)."""
+"""matplotlib for every plot (training's, and labeler's reports and benchmarks): the file-only Agg backend."""
 
 from __future__ import annotations
 
 
 def pyplot():
-    """matplotlib.pyplot on the file-only Agg backend (no display; every plot of ``training`` goes through here;
-    ``labeler.report.pyplot`` is labeler's own, since this package imports nothing from labeler)."""
+    """matplotlib.pyplot on the file-only Agg backend (no display; every plot goes through here)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -20,9 +20,7 @@ from PIL import Image
 from torch import nn
 
 from labeler_training import backbones
-
-# Modes whose samples are not 0-255; convert("RGB") would clip them (labeler's import quarantines them too).
-HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
+from labeler_training.files import HIGH_DEPTH_MODES
 
 PRESIZE_RATIO = 460 / 224  # fastai's presizing recipe: resize to 460, augment down to 224
 

@@ -27,9 +27,9 @@ from labeler.bench.metrics import bootstrap_hits_ratio
 from labeler.bench.noise import LOOP_ORDERS, Planted, plant_and_flag
 from labeler.flag.active import annotation_table, review_priority
 from labeler.labels import label_codes
-from labeler.report import pyplot
 from labeler.workspace import Workspace
 from labeler_training.evaluate import topk_accuracy
+from labeler_training.plots import pyplot
 
 
 def review_orders(p: Planted, seed: int = 0) -> dict[str, np.ndarray]:

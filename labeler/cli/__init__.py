@@ -6,6 +6,7 @@ starts fast. A LabelerError becomes its message on stderr and exit code 2.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sqlite3
 import sys
@@ -22,6 +23,8 @@ from labeler.demo import DemoSpec, run
 from labeler.errors import LabelerError, explain
 from labeler.export import export_labels
 from labeler.flag import flag_round, format_summary
+from labeler.flag.detect import FILTERS
+from labeler.flag.queue import RANKINGS, VOTE_SPACES, build_queue
 from labeler.ingest import import_dataset
 from labeler.ingest.validate import Options
 from labeler.sample import sample as draw
@@ -29,6 +32,9 @@ from labeler.status import format_status, workspace_status
 from labeler.train import retrain_round, train_round
 from labeler.workspace import Workspace
 from labeler_training.errors import TrainingError
+
+# flag's defaults are build_queue's: one source
+QUEUE_DEFAULTS = {name: p.default for name, p in inspect.signature(build_queue).parameters.items() if name != "ev"}
 
 JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (schema_version 1) instead of the text summary."
@@ -223,48 +229,54 @@ def train(workspace, resume, restart, only_fold, merge, group_by, preset, as_jso
 @click.option("--round", "round_id", type=int, help="Round to flag [latest].")
 @click.option(
     "--filter-by",
-    default="prune_by_noise_rate",
+    default=QUEUE_DEFAULTS["filter_by"],
     show_default=True,
-    type=click.Choice(["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"]),
+    type=click.Choice(FILTERS),
 )
 @click.option(
     "--rank-by",
-    default="evidence",
+    default=QUEUE_DEFAULTS["rank_by"],
     show_default=True,
-    type=click.Choice(["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"]),
+    type=click.Choice(RANKINGS),
     help="evidence: one score from the CNN, the neighbour-smoothed CNN, the neighbour vote, a linear probe on every "
     "fold model's embeddings and one on the frozen ImageNet view (weights: labeler/flag/weights.json, from `bench "
     "rank`); the others: cleanlab's rank of the CNN + vote blend (--vote-weight).",
 )
 @click.option(
-    "-k", "--neighbours", "k", default=10, show_default=True, type=POSITIVE, help="Nearest neighbours per image."
+    "-k",
+    "--neighbours",
+    "k",
+    default=QUEUE_DEFAULTS["k"],
+    show_default=True,
+    type=POSITIVE,
+    help="Nearest neighbours per image.",
 )
 @click.option(
     "--duplicate-radius",
-    default=0.13,
+    default=QUEUE_DEFAULTS["duplicate_radius"],
     show_default=True,
     type=click.FloatRange(0),
     help="Near-duplicates: cosine distance below this x the median nearest-neighbour distance.",
 )
 @click.option(
     "--outlier-share",
-    default=0.01,
+    default=QUEUE_DEFAULTS["outlier_share"],
     show_default=True,
     type=click.FloatRange(0, 1),
     help="Share of most isolated images queued as outliers.",
 )
 @click.option(
     "--vote-weight",
-    default=0.3,
+    default=QUEUE_DEFAULTS["vote_weight"],
     show_default=True,
     type=click.FloatRange(0, 1),
     help="The neighbour vote's share in the blend of the CNN and the vote that suggests labels (0: the CNN alone).",
 )
 @click.option(
     "--vote-space",
-    default="shared",
+    default=QUEUE_DEFAULTS["vote_space"],
     show_default=True,
-    type=click.Choice(["oos", "shared"]),
+    type=click.Choice(VOTE_SPACES),
     help="Neighbour vote: in the space of the fold model that held each image out, or the fold-0 space.",
 )
 @JSON_OPTION

@@ -21,6 +21,7 @@ from labeler.boxes import parse_box
 from labeler.errors import InputError, Problem
 from labeler.ingest.table import RawTable
 from labeler.store.records import ItemRecord
+from labeler_training.files import HIGH_DEPTH_MODES
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -108,9 +109,6 @@ def _box_checked(extra: dict, size=None) -> dict:
 
 
 NUL_TEXT = "image path contains a NUL byte (a damaged or binary CSV field)"
-
-# Modes whose samples are not 0-255: Pillow's convert("RGB") clips them (a 16-bit photo becomes white).
-HIGH_DEPTH_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S", "F;32", "F;32BF"}
 
 
 def high_depth_reason(mode: str) -> str:
