@@ -188,7 +188,7 @@ class ReviewApp:
             )
         except OSError as exc:
             raise LabelerError(f"port {port} on {host} is in use; pass another one, e.g. --port {port + 1}") from exc
-        self.ui.estimate()  # the first screen's slowest part (0.25 s on 289k images), cached before anyone asks
+        self.ui.estimate()  # the first screen's slowest part at scale, cached before anyone asks
         _warm_up(self.blocks.local_url, auth)
         if on_ready:
             on_ready(
@@ -201,7 +201,7 @@ class ReviewApp:
 
 def _warm_up(url: str, auth: tuple[str, str] | None) -> None:
     """One call through Gradio's event queue (``/ping``) before the app says it is ready: the queue's first
-    event costs 0.4 s that a reviewer's first screen would otherwise wait for (`labeler bench review`).
+    event is slow, and a reviewer's first screen would otherwise wait for it (`labeler bench review` times it).
     Best effort: a failure here never stops the app."""
 
     try:

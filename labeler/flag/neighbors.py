@@ -4,11 +4,10 @@ Embeddings are L2-normalised, so inner product = cosine similarity. Up to ``EXAC
 items the k-NN graph is exact (``IndexFlatIP``). Past it, the graph of every item is built
 list by list (``blocked_knn``): faiss k-means splits the items into ``2 * sqrt(N)`` lists, and
 the items of each list are compared, as one matrix product, with the items of the ``nprobe``
-lists nearest to it (``faiss.knn``: matrix products and top-k selection in blocks). On the
-289,222 x 512 synthetic workspace of `labeler bench scale` (2 cores) that took 19-22 s at
-recall@10 0.98 against exact search; faiss's own inverted-file search (``IndexIVFFlat``, 2,151
-lists, nprobe 8) took 63 s at 0.92, because it reads every candidate once per query
-(memory-bound) where the blocked search reads it once per list.
+lists nearest to it (``faiss.knn``: matrix products and top-k selection in blocks). On the synthetic
+DeepFashion-size workspace of `labeler bench scale` this was faster than faiss's own inverted-file
+search (``IndexIVFFlat``) at a higher recall against exact search (`docs/benchmarks.md`), because that
+reads every candidate once per query (memory-bound) where the blocked search reads it once per list.
 Queries for a few rows (``similar``, leak checks) still use a faiss index (``build_index``).
 Near-duplicates follow cleanlab Datalab's rule:
 a pair is a near-duplicate when its cosine distance is below ``DUPLICATE_RADIUS`` (0.13) times

@@ -31,8 +31,8 @@ from labeler.store import Flag
 from labeler.workspace import Workspace
 
 CALIBRATION_SAMPLE = 3_000  # rows outside the queue that ActiveLab also sees (see active_scores)
-# queue entries ActiveLab scores, the top by priority: its per-row Python loops cost about 1 ms a row, so
-# scoring DeepFashion's 30,000 flagged images took over a minute (`labeler bench scale`); entries past it have
+# queue entries ActiveLab scores, the top by priority: its per-row Python loops make scoring a whole DeepFashion
+# queue take minutes (`labeler bench scale` times the ActiveLab stage); entries past it have
 # no ActiveLab score and follow the scored ones in priority order in the app's "active" order (a flag after
 # the next reviews scores the next top entries)
 ACTIVE_FOCUS = 2_000

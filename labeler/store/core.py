@@ -186,8 +186,8 @@ class Store(FlagQueries):
     @contextmanager
     def _indexes_rebuilt(self, table: str, bulk: bool):
         """Inside a transaction: drop ``table``'s indexes for the block and build them again after it when
-        ``bulk`` (sorting once is faster than updating four b-trees row by row: 289k items, 7.2 s -> 5.3 s). A rollback
-        restores them."""
+        ``bulk`` (sorting once is faster than updating four b-trees row by row; `labeler bench import` measures it).
+        A rollback restores them."""
         indexes = []
         if bulk:
             sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL"
@@ -201,7 +201,7 @@ class Store(FlagQueries):
     @contextmanager
     def _checks_done_before(self):
         """SQLite's CHECK constraints off for the block (their callers ran ``_check_items``): on the items
-        table they took 2 of 3.3 s of a 289k-row insert. NOT NULL and the types stay enforced."""
+        table they were most of a large insert's time (`labeler bench import`). NOT NULL and the types stay enforced."""
         self.conn.execute("PRAGMA ignore_check_constraints = ON")
         try:
             yield
@@ -233,8 +233,8 @@ class Store(FlagQueries):
         return out
 
     def source_records(self) -> list[SourceRecord]:
-        """Every item still in the source, in source order (what export reads; extras decoded in one JSON call:
-        per-row decoding took 5 s on 289k items)."""
+        """Every item still in the source, in source order (what export reads; extras decoded in one JSON call,
+        which is much faster than one per row at DeepFashion's size: `labeler bench scale` times export)."""
         sql = "SELECT id, path, label, split, status, reason, extra FROM items WHERE status != 'gone' ORDER BY row, id"
         rows = self.conn.execute(sql).fetchall()
         extras = json.loads("[" + ",".join(r[6] or "{}" for r in rows) + "]")
