@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "clothing-small"
@@ -166,3 +167,48 @@ def _copy_workspace(built: Path, tmp_path: Path) -> Path:
             old = Path(store.get_meta(key))
             store.set_meta(key, str(tmp_path.resolve() / old.relative_to(built.resolve())))
     return tmp_path / "ws"
+
+
+# -- tiny training sets (test_training, test_loop, test_leakage, test_boxes) ----------------------------------
+COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40), "rare": (240, 240, 40)}
+FAST = [
+    "--no-pretrained",
+    "--arch",
+    "resnet18",
+    "--size",
+    "32",
+    "--folds",
+    "2",
+    "--epochs",
+    "1",
+    "--freeze-epochs",
+    "0",
+    "--bs",
+    "16",
+    "--workers",
+    "0",
+    "--lr",
+    "3e-3",
+]
+
+
+def tiny_dataset(folder: Path) -> Path:
+    """Colour-coded 24 px images; 'rare' has one train image, so one fold trains without it."""
+    rng = np.random.default_rng(0)
+    rows = ["image,label,split"]
+    for label, colour in COLOURS.items():
+        counts = {"train": 1, "test": 2} if label == "rare" else {"train": 10, "valid": 2, "test": 3}
+        for split, n in counts.items():
+            for i in range(n):
+                pixels = np.clip(rng.normal(colour, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
+                name = f"img/{label}_{split}_{i}.png"
+                (folder / "img").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(folder / name)
+                rows.append(f"{name},{label},{split}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv"
+
+
+def no_traceback(result) -> None:
+    """A refused command: exit code 2 and a message, never a traceback."""
+    assert "Traceback" not in result.output and result.exit_code == 2, result.output

@@ -161,3 +161,15 @@ def average_precision(truth, score):
     from labeler.bench.metrics import average_precision as ap
 
     return ap(truth, score)
+
+
+def test_average_precision_matches_scikit_learn_with_ties():
+    from sklearn.metrics import average_precision_score
+
+    from labeler.bench.metrics import average_precision
+
+    rng = np.random.default_rng(3)
+    for n, levels in ((50, 5), (300, 1000), (1000, 20)):
+        truth = rng.random(n) < 0.2
+        score = rng.integers(0, levels, n) / levels  # many tied scores
+        assert abs(average_precision(truth, score) - average_precision_score(truth, score)) < 1e-12

@@ -175,14 +175,14 @@ def test_the_training_crop_is_the_box_plus_its_margin(tmp_path):
 
 
 def test_train_crop_bbox_trains_on_the_boxes_and_is_refused_without_any(cli, tmp_path):
-    from tests.test_training import FAST, _tiny_dataset
+    from tests.helpers import FAST, tiny_dataset
 
     root, _ = _deepfashion_with_boxes(tmp_path)
     ws = tmp_path / "ws"
     cli("import", ws, root, "--min-per-class", "1")
     out = cli("train", ws, *FAST, "--crop", "bbox", "--crop-margin", "0.05").output
     assert "17 of 20 images cropped to their garment box (margin 0.05)" in out and "recorded round 1" in out
-    labels = _tiny_dataset(tmp_path / "plain")
+    labels = tiny_dataset(tmp_path / "plain")
     cli("import", tmp_path / "ws2", labels, "--min-per-class", "1")
     refused = cli("train", tmp_path / "ws2", *FAST, "--crop", "bbox", expect=2).output
     assert "no garment boxes" in refused and "train without --crop" in refused

@@ -259,3 +259,33 @@ def test_a_suggestion_has_one_probability_the_csv_and_the_explanation_agree(cli,
     for r in doubted:
         said = f"model and neighbours: {float(r['suggested_prob']):.2f} {r['suggested_label']}"
         assert said in r["explanation"], (said, r["explanation"])
+
+
+@pytest.mark.parametrize("rank_by", ["evidence", "self_confidence", "normalized_margin", "confidence_weighted_entropy"])
+def test_every_rank_by_option_runs(cli, tmp_path, rank_by):
+    from tests.helpers import flagged_workspace
+
+    ws = flagged_workspace(cli, tmp_path, train={"a": 12, "b": 12}, test={"a": 2, "b": 2}, doubt=0.2, flag=False)
+    assert "queued" in cli("flag", ws, "--rank-by", rank_by).output
+
+
+def test_test_rows_are_scored_apart_from_out_of_fold_rows():
+    from labeler.flag.detect import find_issues, find_issues_by_part
+    from tests.helpers import synthetic_evidence
+
+    _, given, probs, _, _, _ = synthetic_evidence(n=400, k=4, seed=3)
+    parts = np.arange(400) >= 300
+    both = find_issues_by_part(given, probs, parts)
+    alone = find_issues(given[parts], probs[parts])
+    assert np.array_equal(both.is_issue[parts], alone.is_issue)
+    assert np.allclose(both.quality[parts], alone.quality)
+
+
+def test_the_vote_uses_out_of_sample_lists_where_the_round_kept_them():
+    from labeler.flag.neighbors import Neighbours
+    from labeler.flag.queue import _out_of_sample
+
+    shared = Neighbours(np.array([[1, 2], [0, 2], [0, 1]]), np.full((3, 2), 0.9, np.float32))
+    oos = Neighbours(np.array([[2, -1], [-1, -1], [-1, -1]]), np.array([[0.5, 0], [0, 0], [0, 0]], np.float32))
+    voters = _out_of_sample(shared, oos)
+    assert voters.indices.tolist() == [[2, -1], [0, 2], [0, 1]]  # row 0 out-of-sample; rows 1-2 (test) shared

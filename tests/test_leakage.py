@@ -8,7 +8,7 @@ from PIL import Image
 from labeler.bench.synthetic import write_deepfashion
 from labeler.leakage import Leaks, describe, find_leaks
 from labeler.workspace import Workspace
-from tests.test_training import FAST
+from tests.helpers import FAST
 
 TRAIN = [*FAST, "--bs", "8"]  # test_training's tiny two-fold model; the later --bs wins
 

@@ -8,7 +8,7 @@ import pytest
 
 from labeler.review import Filters, ReviewSession
 from labeler.workspace import Workspace
-from tests.test_training import FAST, _tiny_dataset
+from tests.helpers import FAST, tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def trained_once(tmp_path_factory):
     from labeler.cli import main
 
     base = tmp_path_factory.mktemp("loop")
-    labels = _tiny_dataset(base / "ds")
+    labels = tiny_dataset(base / "ds")
     runner = CliRunner()
     for args in (
         ["import", base / "ws", labels, "--min-per-class", "1"],
@@ -151,7 +151,7 @@ def test_headless_demo_end_to_end(cli, tmp_path):
 
 @pytest.mark.slow
 def test_bench_loop_on_a_tiny_set(cli, tmp_path):
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     pairs = "blue:green,red:blue"
     out = cli(
         "bench",

@@ -10,47 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from labeler.workspace import Workspace
-
-COLOURS = {"blue": (30, 60, 220), "green": (40, 200, 60), "red": (220, 40, 40), "rare": (240, 240, 40)}
-FAST = [
-    "--no-pretrained",
-    "--arch",
-    "resnet18",
-    "--size",
-    "32",
-    "--folds",
-    "2",
-    "--epochs",
-    "1",
-    "--freeze-epochs",
-    "0",
-    "--bs",
-    "16",
-    "--workers",
-    "0",
-    "--lr",
-    "3e-3",
-]
-
-
-def _tiny_dataset(folder: Path) -> Path:
-    """Colour-coded 24 px images; 'rare' has one train image, so one fold trains without it."""
-    rng = np.random.default_rng(0)
-    rows = ["image,label,split"]
-    for label, colour in COLOURS.items():
-        counts = {"train": 1, "test": 2} if label == "rare" else {"train": 10, "valid": 2, "test": 3}
-        for split, n in counts.items():
-            for i in range(n):
-                pixels = np.clip(rng.normal(colour, 25, (24, 24, 3)), 0, 255).astype(np.uint8)
-                name = f"img/{label}_{split}_{i}.png"
-                (folder / "img").mkdir(parents=True, exist_ok=True)
-                Image.fromarray(pixels).save(folder / name)
-                rows.append(f"{name},{label},{split}")
-    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
-    return folder / "labels.csv"
+from tests.helpers import FAST, tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +23,7 @@ def trained(tmp_path_factory):
     from labeler.cli import main
 
     base = tmp_path_factory.mktemp("train")
-    labels = _tiny_dataset(base / "ds")
+    labels = tiny_dataset(base / "ds")
     runner = CliRunner()
     result = runner.invoke(main, ["import", str(base / "ws"), str(labels), "--min-per-class", "1"])
     assert result.exit_code == 0, result.output
@@ -252,7 +214,7 @@ def test_topk_accuracy_on_a_hand_computed_example():
 
 
 def test_killed_run_resumes_from_the_last_finished_fold(tmp_path):
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     ws = tmp_path / "ws"
     subprocess.run(
         [sys.executable, "-m", "labeler", "import", str(ws), str(labels), "--min-per-class", "1"], check=True
@@ -277,7 +239,7 @@ def test_killed_run_resumes_from_the_last_finished_fold(tmp_path):
 
 
 def test_folds_as_separate_jobs_then_merge(tmp_path, cli):
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     ws = tmp_path / "ws"
     cli("import", ws, labels, "--min-per-class", "1")
     assert "not in" in cli("train", ws, *FAST, "--merge", expect=2).output  # nothing trained yet
@@ -293,7 +255,7 @@ def test_folds_as_separate_jobs_then_merge(tmp_path, cli):
 
 @pytest.mark.slow
 def test_data_parallel_training_with_gloo_on_two_cpu_processes(tmp_path):
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     ws = tmp_path / "ws"
     subprocess.run(
         [sys.executable, "-m", "labeler", "import", str(ws), str(labels), "--min-per-class", "1"], check=True
@@ -324,7 +286,7 @@ def test_out_of_memory_suggests_a_smaller_batch(monkeypatch):
 
 
 def test_tta_averages_augmented_passes_in_and_keeps_the_plain_probabilities(tmp_path, cli):
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     ws = tmp_path / "ws"
     cli("import", ws, labels, "--min-per-class", "1")
     cli("train", ws, *FAST, "--tta", "2")
@@ -359,7 +321,7 @@ def test_the_cpu_preset_trains_longer_at_a_fixed_rate_from_scratch_only():
 def test_area_under_the_margin_is_recorded_and_low_for_flipped_labels(tmp_path, cli):
     """Three red images labelled blue: the fold models fit them late, so their AUM sits below most correctly
     labelled images'; rows no fold trained on (dropped last batch) are NaN."""
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     table = labels.read_text().splitlines()
     flipped = [i for i, row in enumerate(table) if row.startswith("img/red_train_")][:3]
     for i in flipped:
@@ -393,7 +355,7 @@ def test_margins_refuse_to_record_when_the_batch_order_does_not_match(tmp_path):
     from labeler_training.learner import build_learner, make_config
     from labeler_training.margins import MarginHistory
 
-    labels = _tiny_dataset(tmp_path / "ds")
+    labels = tiny_dataset(tmp_path / "ds")
     frame = pd.read_csv(labels).rename(columns={"image": "file"})
     vocab = sorted(frame["label"].unique())
     config = make_config(arch="resnet18", size=32, pretrained=False, bs=8, workers=0, epochs=1, freeze_epochs=0)
@@ -433,3 +395,17 @@ def test_a_model_file_on_a_full_disk_is_a_message_naming_it(tmp_path, monkeypatc
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 0, 10**12))
     with pytest.raises(RuntimeError, match="unexpected pos"):  # plenty of space: torch's own error, unchanged
         runs.save_model(tmp_path, "fold-0", {"probs": np.zeros(2)}, {"w": torch.zeros(2)})
+
+
+def test_nearest_is_exact_and_never_the_image_itself():
+    from labeler_training.inference import nearest
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rows = np.array([0, 7, 49])
+    idx, sims = nearest(x, rows, 5, chunk=2)
+    for r, row in enumerate(rows):
+        brute = x @ x[row]
+        brute[row] = -np.inf
+        assert idx[r].tolist() == np.argsort(-brute)[:5].tolist() and np.allclose(sims[r], np.sort(brute)[::-1][:5])

@@ -177,3 +177,20 @@ def test_a_label_with_a_line_break_is_quarantined_with_the_label_shown(tmp_path)
     make_image(tmp_path / "ds" / "fine.jpg")
     _, reasons = _import(tmp_path, ['broken.jpg,"Dre\nss",train', "fine.jpg,Dress,train"])
     assert reasons == {"broken.jpg": "label 'Dre\\nss' holds a line break or control character"}
+
+
+def test_merged_label_variants_take_the_most_common_trimmed_spelling(tmp_path):
+    ds = tmp_path / "ds"
+    for i in range(6):
+        make_image(ds / f"v{i}.jpg", seed=i)
+    # 'Dress' x2 raw, 'dress ' x2 and 'dress' x1: trimmed, 'dress' (3) outnumbers 'Dress' (2)
+    rows = [
+        "v0.jpg,Dress,train",
+        "v1.jpg,Dress,train",
+        "v2.jpg,dress ,train",
+        "v3.jpg,dress ,train",
+        "v4.jpg,dress,train",
+        "v5.jpg,b,train",
+    ]
+    result, _ = _import(tmp_path, rows, Options(progress=False, min_per_class=1, merge_label_variants=True))
+    assert "dress" in result.classes and "Dress" not in result.classes
