@@ -107,3 +107,12 @@ def test_every_console_example_runs_in_order(cli, tmp_path, monkeypatch):
     substitutions = _fixtures(tmp_path / "home")
     monkeypatch.chdir(tmp_path)
     _run_examples(cli, commands, substitutions)
+
+
+def test_the_development_layout_names_only_files_that_exist_and_every_package():
+    block = README.split("The layout follows", 1)[1].split("```", 2)[1]
+    names = set(re.findall(r"\b([a-z_]+\.(?:py|json|md))\b", block))
+    files = {p.name for folder in ("labeler", "training", "tests", "docs") for p in (ROOT / folder).rglob("*.*")}
+    assert names and names <= files, names - files
+    packages = {p.parent.name for p in (ROOT / "labeler").rglob("__init__.py")} - {"labeler"}
+    assert all(f"  {name}/" in block for name in packages), packages
