@@ -33,14 +33,28 @@ class Leaks:
     def leaky(self) -> np.ndarray:
         return (self.copy_of >= 0) | self.shares_group
 
-    def as_array(self) -> np.ndarray:
-        """(T, 3) int64 rows (test id, copy id or -1, shares group 0/1): how a round stores them."""
-        return np.stack([self.test_ids, self.copy_of, self.shares_group.astype(np.int64)], axis=1).astype(np.int64)
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """The round arrays a round stores them as, by name."""
+        return {
+            "leak_test_ids": np.asarray(self.test_ids, dtype=np.int64),
+            "leak_copy_of": np.asarray(self.copy_of, dtype=np.int64),
+            "leak_shares_group": np.asarray(self.shares_group, dtype=bool),
+        }
 
     @classmethod
-    def from_array(cls, rows: np.ndarray) -> Leaks:
-        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
-        return cls(rows[:, 0], rows[:, 1], np.zeros(len(rows), np.float32), rows[:, 2].astype(bool))
+    def load(cls, ws, round_id: int) -> Leaks | None:
+        """A round's leaks (None when it had no test split). Reads ``as_arrays``'s names, and the one (T, 3)
+        "leaks" table (test id, copy id, shares group) of rounds recorded by labeler 0.1."""
+        have = ws.store.arrays(round_id)
+        if "leak_test_ids" in have:
+            ids, copy_of = ws.load_array(round_id, "leak_test_ids"), ws.load_array(round_id, "leak_copy_of")
+            shares = ws.load_array(round_id, "leak_shares_group").astype(bool)
+        elif "leaks" in have:
+            rows = np.asarray(ws.load_array(round_id, "leaks"), dtype=np.int64).reshape(-1, 3)
+            ids, copy_of, shares = rows[:, 0], rows[:, 1], rows[:, 2].astype(bool)
+        else:
+            return None
+        return cls(ids, copy_of, np.zeros(len(ids), np.float32), shares)
 
 
 def find_leaks(

@@ -77,9 +77,9 @@ def _inline_images(text: str, folder: Path) -> str:
 def _leak_section(ws: Workspace, round_id: int, out: Path) -> str:
     """The test images with a near-copy or a group in train/valid: their pairs side by side, then a table."""
 
-    if "leaks" not in ws.store.arrays(round_id):
+    leaks = Leaks.load(ws, round_id)
+    if leaks is None:
         return ""
-    leaks = Leaks.from_array(ws.load_array(round_id, "leaks"))
     rows = [
         (int(t), int(c), bool(g)) for t, c, g in zip(leaks.test_ids, leaks.copy_of, leaks.shares_group) if c >= 0 or g
     ]

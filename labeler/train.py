@@ -167,7 +167,8 @@ def _crossval_arrays(result, codes, frame, groups) -> dict:
         "test_probs_folds": result.test_probs_folds,
         "embeddings": result.embeddings,
         "embed_ids": result.embed_ids.astype(np.int64),
-        "groups": np.stack([frame["id"].to_numpy(np.int64), groups]).T,  # (item id, group) of every image
+        "fold_group_item_ids": frame["id"].to_numpy(np.int64),  # every image, and its fold group
+        "fold_groups": np.asarray(groups, dtype=np.int64),
     }
     if result.fold_embeddings is not None:  # rows as embed_ids: every fold model's space, for the probe (flag)
         arrays["fold_embeddings"] = result.fold_embeddings
@@ -193,7 +194,7 @@ def _claim_model_dir(ws: Workspace, run_dir: Path) -> tuple[int, str]:
 def _record(ws: Workspace, kind: str, params: dict, metrics: dict, arrays: dict, leaks, log) -> int:
     """Record the round (its arrays, and the leak pairs when there is a test split) and rewrite the rounds report."""
     if leaks is not None:
-        arrays["leaks"] = leaks.as_array()
+        arrays.update(leaks.as_arrays())
     round_id = ws.record_round(kind, params, metrics, arrays)
     _rounds_report(ws, log)
     return round_id

@@ -28,8 +28,8 @@ def test_find_leaks_names_copies_and_shared_groups_and_nothing_else():
     assert dict(zip(leaks.test_ids.tolist(), leaks.copy_of.tolist()))[130] == 103
     assert (leaks.copy_of >= 0).sum() == 1 and leaks.shares_group.sum() == 1 and leaks.leaky.sum() == 2
     assert leaks.shares_group[5] and leaks.copy_similarity[0] > 0.99
-    again = Leaks.from_array(leaks.as_array())
-    assert np.array_equal(again.leaky, leaks.leaky) and np.array_equal(again.copy_of, leaks.copy_of)
+    stored = leaks.as_arrays()
+    assert set(stored) == {"leak_test_ids", "leak_copy_of", "leak_shares_group"}
     counted = describe(leaks, ["a"] * 5 + ["b"] * 5)
     assert counted["test_images_leaky"] == 2 and counted["per_class"] == {"a": 1, "b": 1}
     assert counted["test_images_leak_free"] == 8
@@ -94,4 +94,27 @@ def test_a_workspace_without_a_test_split_reports_no_leakage(cli, tmp_path):
     assert status["leakage"] is None
     assert not any(k.startswith("test_leakfree") for k in status["rounds"][-1]["metrics"])
     with Workspace.open(tmp_path / "ws") as w:
-        assert "leaks" not in w.store.arrays(1)
+        assert Leaks.load(w, 1) is None and not any(name.startswith("leak") for name in w.store.arrays(1))
+
+
+def test_a_round_recorded_by_the_previous_release_still_reads_its_leaks_and_fold_groups(cli, tmp_path):
+    """labeler 0.1 kept a round's leaks as one (T, 3) table and its fold groups as one (N, 2) table; both still
+    read, by the same code that reads today's named arrays."""
+    from labeler.flag.stage import _fold_groups
+    from labeler.leakage import Leaks
+    from tests.helpers import flagged_workspace
+
+    ws_path = flagged_workspace(cli, tmp_path, train={"a": 6, "b": 6}, test={"a": 2, "b": 2}, flag=False)
+    with Workspace.open(ws_path) as ws:
+        round_id = ws.store.rounds()[-1].id
+        ids = np.array([i.id for i in ws.store.items()], dtype=np.int64)
+        old = {
+            "leaks": np.array([[ids[-1], ids[0], 1], [ids[-2], -1, 0]], dtype=np.int64),
+            "groups": np.stack([ids, ids % 3]).T,
+        }
+        ws.add_arrays(round_id, old)
+        leaks = Leaks.load(ws, round_id)
+        assert leaks.test_ids.tolist() == [ids[-1], ids[-2]] and leaks.copy_of.tolist() == [ids[0], -1]
+        assert leaks.shares_group.tolist() == [True, False] and leaks.leaky.tolist() == [True, False]
+        group_ids, groups = _fold_groups(ws, round_id, ws.store.arrays(round_id))
+        assert group_ids.tolist() == ids.tolist() and groups.tolist() == (ids % 3).tolist()

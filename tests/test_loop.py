@@ -85,7 +85,9 @@ def test_folds_0_trains_one_model_and_flag_explains_what_is_missing(cli, trained
     assert "training one model on 37 images" in out
     with Workspace.open(trained_ws) as ws:
         last = ws.store.rounds()[-1]
-        assert set(ws.store.arrays(last.id)) == {"test_probs", "test_ids", "embeddings", "embed_ids", "leaks"}
+        assert set(ws.store.arrays(last.id)) == {
+            "test_probs", "test_ids", "embeddings", "embed_ids", "leak_test_ids", "leak_copy_of", "leak_shares_group"
+        }  # fmt: skip
         assert (ws.path / last.params["model_dir"] / "final.pth").exists()
         assert 0 <= last.metrics["test_top1"] <= 1
     assert "has no pred_probs" in cli("flag", trained_ws, expect=2).output
@@ -144,7 +146,7 @@ def test_headless_demo_end_to_end(cli, tmp_path):
     assert len(planted) == 4
     with Workspace.open(tmp_path / "ws") as w:
         file_of = {i.id: i.path for i in w.store.items()}
-        leaks = Leaks.from_array(w.load_array(1, "leaks"))
+        leaks = Leaks.load(w, 1)
     assert planted <= {file_of[int(i)] for i in leaks.test_ids[leaks.leaky]}
     assert status["leakage"]["test_images_leaky"] >= 4
 

@@ -66,10 +66,10 @@ def test_round_has_oof_probs_for_every_non_test_item_exactly_once(trained):
         assert nbr.shape == (len(ids), 10) and sims.shape == (len(ids), 10)
         assert not (nbr == ids[:, None]).any() and set(nbr[nbr >= 0].tolist()) <= set(items["id"])
         assert (np.diff(sims, axis=1) <= 1e-6).all()  # nearest first
-        groups = ws.load_array(1, "groups")
-        assert set(groups[:, 0].tolist()) == set(items["id"])
-        for g in np.unique(groups[:, 1]):
-            members = set(groups[groups[:, 1] == g, 0].tolist()) & set(ids.tolist())
+        group_ids, groups = ws.load_array(1, "fold_group_item_ids"), ws.load_array(1, "fold_groups")
+        assert set(group_ids.tolist()) == set(items["id"]) and len(groups) == len(group_ids)
+        for g in np.unique(groups):
+            members = set(group_ids[groups == g].tolist()) & set(ids.tolist())
             assert len({int(folds[ids.tolist().index(m)]) for m in members}) <= 1  # a group in one fold
 
 

@@ -106,10 +106,11 @@ def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) ->
     root = str(ws.root)
     files = [os.path.join(root, f) for f in table["file"].to_numpy()[row]]
     groups, have = None, ws.store.arrays(round_id)
-    if "groups" in have:  # rounds before group-aware folds have none
-        pairs = ws.load_array(round_id, "groups").astype(np.int64)
-        at = _lookup(pairs[:, 0], ids.astype(np.int64))
-        groups = np.where(at >= 0, pairs[np.maximum(at, 0), 1], -1 - np.arange(len(ids))).astype(np.int64)
+    fold_groups = _fold_groups(ws, round_id, have)
+    if fold_groups is not None:  # rounds before group-aware folds have none
+        group_ids, group_of = fold_groups
+        at = _lookup(group_ids, ids.astype(np.int64))
+        groups = np.where(at >= 0, group_of[np.maximum(at, 0)], -1 - np.arange(len(ids))).astype(np.int64)
     embedded = embeddings[position]
     oos = _oos_neighbours(ws, round_id, pred_ids, ids)
     types = ws.store.get_meta("class_types") or {}
@@ -135,6 +136,17 @@ def load_evidence(ws: Workspace, round_id: int, *, fold_spaces: bool = False) ->
         frozen_embeddings=frozen,
         space_rows=position if spaces is not None or frozen is not None else None,
     )
+
+
+def _fold_groups(ws: Workspace, round_id: int, have) -> tuple[np.ndarray, np.ndarray] | None:
+    """(item ids, their fold groups) of a round, by name; rounds recorded by labeler 0.1 kept one (N, 2) "groups"
+    table (item id, group)."""
+    if "fold_groups" in have:
+        return ws.load_array(round_id, "fold_group_item_ids"), ws.load_array(round_id, "fold_groups").astype(np.int64)
+    if "groups" in have:
+        pairs = ws.load_array(round_id, "groups").astype(np.int64)
+        return pairs[:, 0], pairs[:, 1]
+    return None
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
