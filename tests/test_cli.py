@@ -176,3 +176,14 @@ def test_one_meaning_per_option_name_across_verbs():
                     helps.setdefault("--device", set()).add(path)
                 assert opt != "--workspace", path
     assert {("train",), ("predict",), ("evaluate",)} <= helps["--device"]
+
+
+def test_modules_load_only_what_they_use_of_the_flag_package():
+    """leakage and round_metrics use the neighbour search, remaining and status the stored scores: none of them
+    loads the flag stage, the queue or cleanlab."""
+    code = (
+        "import sys, labeler.leakage, labeler.round_metrics, labeler.remaining, labeler.status;"
+        "print(sorted(m for m in sys.modules if m in ('labeler.flag.stage', 'labeler.flag.queue', 'cleanlab')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
