@@ -1,5 +1,8 @@
 """Errors the user can act on. The CLI turns each into exit code 2 and its message."""
 
+import errno
+import sqlite3
+
 
 class LabelerError(Exception):
     """Base class: the message says what was wrong, where, and what to do."""
@@ -35,9 +38,6 @@ class Problem(str):
 def explain(exc: BaseException) -> LabelerError | None:
     """A clear error for the system failures a user can fix (full disk, read-only files, a damaged
     database); None for anything else (a bug, which keeps its traceback)."""
-    import errno
-    import sqlite3
-
     text = str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" while writing {exc.filename}" if exc.filename else ""
