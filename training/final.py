@@ -15,17 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from labeler_training import runs
 from labeler_training.inference import predict
 from labeler_training.learner import TrainConfig
-from labeler_training.runs import (
-    FoldSummary,
-    fold_summary,
-    label_codes,
-    learner_for,
-    learning_rate,
-    open_state,
-    save_model,
-)
 
 
 @dataclass
@@ -37,7 +29,7 @@ class FinalResult:
     embed_ids: np.ndarray
     embeddings: np.ndarray
     lr: float
-    summary: FoldSummary
+    summary: runs.FoldSummary
     seconds: float = 0.0
 
 
@@ -58,7 +50,7 @@ def run_final(
     held_split = "test" if has_test else "valid"
     order = frame.sort_values("split", key=lambda s: s == held_split, kind="stable").reset_index(drop=True)
     held = np.flatnonzero(order["split"] == held_split)
-    state = open_state(run_dir, config, order, order.iloc[held], np.zeros(len(order), np.int16), resume)
+    state = runs.open_state(run_dir, config, order, order.iloc[held], np.zeros(len(order), np.int16), resume)
     if not (run_dir / "final.npz").exists():
         _train(order, held, root, vocab, config, run_dir, state, log)
     with np.load(run_dir / "final.npz") as data:
@@ -70,7 +62,7 @@ def run_final(
             embed_ids=ids,
             embeddings=data["embeddings"],
             lr=float(data["lr"]),
-            summary=FoldSummary(**json.loads(str(data["summary"]))),
+            summary=runs.FoldSummary(**json.loads(str(data["summary"]))),
             seconds=time.perf_counter() - started,
         )
 
@@ -82,8 +74,8 @@ def _train(order, held, root, vocab, config: TrainConfig, run_dir: Path, state: 
     from labeler_training.learner import fit, plot_losses
 
     set_seed(config.seed)
-    learn = learner_for(order, root, vocab, held, config, config.seed, run_dir)
-    lr = learning_rate(learn, config, state, run_dir, lambda message: None)
+    learn = runs.learner_for(order, root, vocab, held, config, config.seed, run_dir)
+    lr = runs.learning_rate(learn, config, state, run_dir, lambda message: None)
     log(f"training one model on {len(order) - len(held)} images (learning rate {lr:.2e})")
     fit_started = time.perf_counter()
     fit(learn, config, lr)
@@ -91,9 +83,11 @@ def _train(order, held, root, vocab, config: TrainConfig, run_dir: Path, state: 
     plot_losses(learn.loss_history, run_dir / "final-loss.png", "final model")
     probs, features = predict(learn, order, embed=True)
     accuracy = (
-        float((probs[held].argmax(1) == label_codes(order["label"].iloc[held], vocab)).mean()) if len(held) else 0.0
+        float((probs[held].argmax(1) == runs.label_codes(order["label"].iloc[held], vocab)).mean())
+        if len(held)
+        else 0.0
     )
-    summary = fold_summary(-1, held, accuracy, len(order) - len(held), config, fit_started, fit_seconds)
+    summary = runs.fold_summary(-1, held, accuracy, len(order) - len(held), config, fit_started, fit_seconds)
     arrays = {
         "ids": order["id"].to_numpy(),
         "probs": probs,
@@ -102,4 +96,4 @@ def _train(order, held, root, vocab, config: TrainConfig, run_dir: Path, state: 
         "summary": np.array(json.dumps(asdict(summary))),
         "lr": np.array(lr),
     }
-    save_model(run_dir, "final", arrays, learn.model.state_dict())
+    runs.save_model(run_dir, "final", arrays, learn.model.state_dict())
