@@ -120,16 +120,20 @@ def _frozen_view(ws: Workspace, frame, embed_ids: np.ndarray, config, log) -> np
         return None
     file_of = dict(zip(frame["id"].to_numpy(np.int64), frame["file"]))
     files = [str(ws.root / file_of[int(i)]) for i in embed_ids]
+    computed = [0]  # images not in the cache: what embed_files reports progress on
     with tqdm(total=len(files), desc="frozen view (ImageNet embeddings)", unit="img", leave=False) as bar:
 
         def progress(done: int, total: int) -> None:
-            bar.total = total
+            bar.total = computed[0] = total
             bar.update(done - bar.n)
 
         out = frozen.embed_files(
             files, device=str(pick_device(config.device)), workers=config.workers or 0, progress=progress
         )
-    log(f"frozen view: {len(files):,} images embedded by {frozen.BACKBONE} (cache: {frozen.cache_folder()})")
+    log(
+        f"frozen view: {len(files):,} images by {frozen.BACKBONE}, {computed[0]:,} embedded now and "
+        f"{len(files) - computed[0]:,} read from the cache ({frozen.cache_folder()})"
+    )
     return out
 
 

