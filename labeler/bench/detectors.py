@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-DETECTORS = ("cleanlab", "self_confidence", "neighbours", "blend", "evidence")
-DEFAULT = "evidence"  # the queue's own ranking, `flag --rank-by evidence`
+DETECTORS = ("cleanlab", "self_confidence", "neighbours", "blend", "evidence")  # evidence: `flag`'s default
 
 
 def detector_scores(queue, labels: np.ndarray, pred_probs: np.ndarray) -> dict[str, np.ndarray]:
